@@ -1,0 +1,68 @@
+"""Self-describing checkpoints, written atomically and read back with `weights_only=True`."""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from csc8607.errors import UserError
+
+FORMAT = "csc8607-checkpoint-v1"
+
+
+def save(path: Path | str, state: dict[str, Any]) -> Path:
+    """Write `state` (plus a format tag) to `path` via a temporary file in the same directory and a rename,
+    so a reader never sees a half-written file and an interrupted save leaves the old one intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save({"format": FORMAT, **state}, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by `save`; any other file gets a one-line UserError saying why."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        lines = [line.strip() for line in str(err).splitlines() if "Unsupported" in line] or [type(err).__name__]
+        reason = lines[0].split(" was not")[0].replace("WeightsUnpickler error: ", "")
+        raise UserError(f"checkpoint {path} was refused by the safe loader (weights_only=True): it carries "
+                        f"pickled code or objects ({reason[:160]})") from err
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise UserError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__})") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path} is not a csc8607 checkpoint (no '{FORMAT}' tag): was it written by train.py?")
+    return state
+
+
+def write_json(path: Path | str, data: Any) -> Path:
+    """Write JSON atomically (temporary file + rename), like checkpoints."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

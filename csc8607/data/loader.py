@@ -1,0 +1,96 @@
+"""Batches drawn from a resident uint8 array; augmentation as a few tensor ops on the whole batch."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from csc8607.data.core import Split
+
+
+def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero-pad each side by `padding`, then crop every image back to its size at its own random offset."""
+    n, c, h, w = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
+    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    chans = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols]
+
+
+def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror a random half of the batch left-right."""
+    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
+    return torch.where(flip[:, None, None, None], images.flip(3), images)
+
+
+class BatchLoader:
+    """Iterates (inputs, targets) batches of one split, normalized float inputs on the training device.
+
+    The uint8 images are moved to the device once; each batch is a gather, optional crop/flip on uint8,
+    and one fused scale-and-shift to float. Shuffling and augmentation draw from a generator seeded by
+    (seed, epoch), so an epoch is reproducible on its own (and after a resume).
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        mean: list[float],
+        std: list[float],
+        device: torch.device | str = "cpu",
+        shuffle: bool = False,
+        augment: dict | None = None,
+        seed: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        self.device = torch.device(device)
+        self.images = split.images.to(self.device)
+        self.labels = split.labels.to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = dict(augment or {})
+        self.seed = seed
+        self.epoch = 0
+        self.channels_last = channels_last
+        std_t = torch.tensor(std, dtype=torch.float32, device=self.device)[None, :, None, None]
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device)[None, :, None, None]
+        self.scale = 1.0 / (255.0 * std_t)
+        self.shift = -mean_t / std_t
+
+    def __len__(self) -> int:
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the shuffling/augmentation stream of this epoch."""
+        self.epoch = epoch
+
+    def to_float(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 batch -> normalized float32 batch (the preprocessing shared by every split)."""
+        x = torch.addcmul(self.shift, images.float(), self.scale)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def augment_uint8(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The train-only augmentation of one uint8 batch."""
+        padding = int(self.augment.get("crop_padding") or 0)
+        if padding > 0:
+            images = random_crop(images, padding, generator)
+        if self.augment.get("hflip"):
+            images = random_hflip(images, generator)
+        return images
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        n = len(self.labels)
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start : start + self.batch_size]
+            images = self.images[index]
+            if self.augment:
+                images = self.augment_uint8(images, generator)
+            yield self.to_float(images), self.labels[index]

@@ -1,0 +1,161 @@
+"""The one training/evaluation loop. Every section (sanity, overfit, LR finder, sweeps, full training,
+evaluation) runs its batches through `Engine` and its epochs through `fit`."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from csc8607 import checkpoint
+from csc8607.errors import UserError
+from csc8607.metrics import build_metrics, loss_function, loss_targets, metric_inputs, to_python
+from csc8607.runtime import autocast
+
+log = logging.getLogger(__name__)
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN or infinite."""
+
+
+class Engine:
+    """How batches go through a model: device, precision, the task's loss and metrics."""
+
+    def __init__(self, task: str, num_classes: int, device: torch.device, precision: str = "32",
+                 grad_clip: float | None = None, progress: bool = False) -> None:
+        self.task, self.num_classes = task, num_classes
+        self.device, self.precision = device, precision
+        self.grad_clip = grad_clip
+        self.progress = progress
+        self.loss_fn = loss_function(task)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "16")
+        self.step = 0  # optimizer steps taken, across epochs
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(logits.float(), loss_targets(labels, self.task))
+
+    def train_step(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
+                   optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns (detached loss, logits)."""
+        with autocast(self.device, self.precision):
+            logits = model(inputs)
+        loss = self.loss(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip:
+            self.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        self.step += 1
+        return loss.detach(), logits.detach()
+
+    def _bar(self, batches: Batches, desc: str) -> Batches:
+        return tqdm(batches, desc=desc, leave=False, disable=not self.progress, dynamic_ncols=True)
+
+    def train_epoch(self, model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
+                    on_step: Callable[[int, float], None] | None = None, log_every: int = 10) -> dict[str, float]:
+        """One pass over `batches` in train mode; returns mean loss and accuracy.
+
+        `on_step(step, loss)` is called every `log_every` optimizer steps (the only host syncs of the loop).
+        """
+        model.train()
+        accuracy = build_metrics(self.task, self.num_classes)["accuracy"].to(self.device)
+        loss_sum, seen = torch.zeros((), device=self.device), 0
+        for inputs, labels in self._bar(batches, "train"):
+            if len(labels) < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+                continue  # a batch of one cannot be batch-normalized in train mode
+            loss, logits = self.train_step(model, inputs, labels, optimizer)
+            loss_sum += loss * len(labels)
+            seen += len(labels)
+            accuracy.update(*metric_inputs(logits, labels, self.task))
+            if on_step is not None and self.step % log_every == 0:
+                value = loss.item()
+                self._check_finite(value)
+                on_step(self.step, value)
+        mean_loss = (loss_sum / max(seen, 1)).item()
+        self._check_finite(mean_loss)
+        return {"loss": mean_loss, "accuracy": accuracy.compute().item()}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Batches, detailed: bool = False) -> dict[str, Any]:
+        """Mean loss and the task's metrics over `batches` in eval mode (`detailed`: per class + confusion)."""
+        model.eval()
+        metrics = build_metrics(self.task, self.num_classes, detailed=detailed).to(self.device)
+        loss_sum, seen = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        for inputs, labels in self._bar(batches, "eval"):
+            with autocast(self.device, self.precision):
+                logits = model(inputs)
+            loss_sum += self.loss(logits, labels).double() * len(labels)
+            seen += len(labels)
+            metrics.update(*metric_inputs(logits, labels, self.task))
+        if seen == 0:
+            raise UserError("evaluation got no batches: the split is empty")
+        return {"loss": (loss_sum / seen).item(), **to_python(metrics.compute())}
+
+    def _check_finite(self, loss: float) -> None:
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"loss became {loss} at step {self.step}: lower optim.lr or set trainer.grad_clip "
+                                "(best and last checkpoints are left as they were)")
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, train_batches: Any, val_batches: Batches,
+        *, max_epochs: int, run_dir: Path, monitor: str = "val/accuracy", mode: str = "max", writer: Any = None,
+        scheduler: Any = None, log_every: int = 10, checkpoint_extra: dict | None = None) -> dict[str, Any]:
+    """Train for `max_epochs`, evaluating on val after each epoch.
+
+    Writes checkpoints/best.ckpt (by `monitor`) and checkpoints/last.ckpt into `run_dir`, scalars into
+    `writer` (a TensorBoard SummaryWriter or None), and returns the history and the best epoch.
+    """
+    history: list[dict[str, float]] = []
+    best, best_epoch = None, 0
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    on_step = (lambda step, loss: writer.add_scalar("train/loss_step", loss, step)) if writer else None
+    start = time.perf_counter()
+    for epoch in range(1, max_epochs + 1):
+        if hasattr(train_batches, "set_epoch"):
+            train_batches.set_epoch(epoch)
+        epoch_start = time.perf_counter()
+        train = engine.train_epoch(model, train_batches, optimizer, on_step=on_step, log_every=log_every)
+        val = engine.evaluate(model, val_batches)
+        lr = optimizer.param_groups[0]["lr"]
+        row = {"epoch": epoch, "step": engine.step, "lr": lr, "epoch_time_s": time.perf_counter() - epoch_start}
+        row.update({f"train/{k}": v for k, v in train.items()})
+        row.update({f"val/{k}": v for k, v in val.items()})
+        history.append(row)
+        if monitor not in row:
+            raise UserError(f"trainer.monitor={monitor} is not a logged metric (choose from "
+                            f"{', '.join(k for k in row if '/' in k)})")
+        if writer is not None:
+            for key, value in row.items():
+                if "/" in key:
+                    writer.add_scalar(key, value, epoch)
+            writer.add_scalar("lr", lr, epoch)
+        improved = is_better(row[monitor], best, mode)
+        if improved:
+            best, best_epoch = row[monitor], epoch
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                 "epoch": epoch, "step": engine.step, "monitor": monitor, "best_value": best,
+                 "best_epoch": best_epoch, **(checkpoint_extra or {})}
+        if improved:
+            checkpoint.save(ckpt_dir / "best.ckpt", state)
+        checkpoint.save(ckpt_dir / "last.ckpt", state)
+        log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  %s %.4f%s  (%.1fs)", epoch, max_epochs,
+                 train["loss"], val["loss"], monitor, row[monitor], "  *best*" if improved else "",
+                 row["epoch_time_s"])
+        if scheduler is not None:
+            scheduler.step()
+    return {"history": history, "best_value": best, "best_epoch": best_epoch,
+            "train_time_s": time.perf_counter() - start}

@@ -1,0 +1,30 @@
+"""User-facing errors: one line on stderr and a non-zero exit instead of a traceback."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Any, Callable
+
+
+class UserError(Exception):
+    """Bad input the user can fix (config value, path, checkpoint); its message says what to change."""
+
+
+def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a Hydra task: a UserError prints `error: <message>` and exits with status 2.
+
+    With HYDRA_FULL_ERROR=1 the exception propagates unchanged (full traceback).
+    """
+
+    @functools.wraps(task)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except UserError as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,76 @@
+"""A configurable convolutional classifier: stages of conv blocks, optional residuals, GAP, linear head."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvBlock(nn.Module):
+    """conv3x3 -> BN -> ReLU, with an identity (or 1x1-projection) shortcut when `residual`."""
+
+    def __init__(self, in_channels: int, out_channels: int, residual: bool, batch_norm: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm)
+        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module | None = None
+        if residual:
+            same = in_channels == out_channels
+            self.shortcut = nn.Identity() if same else nn.Conv2d(in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.norm(self.conv(x))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.act(out)
+
+
+class ConvNet(nn.Module):
+    """Input -> [stage: `depth` ConvBlocks, then 2x2 max-pool]x`stages` -> global average pool -> dropout -> linear.
+
+    Stage i has round(width * width_mult**i) channels. A stage pools only while the feature map is at
+    least 2 px on each side, so the same config runs from 1x8x8 to 3x224x224 inputs.
+    """
+
+    def __init__(
+        self,
+        input_shape: list[int],
+        num_outputs: int,
+        width: int = 32,
+        depth: int = 2,
+        stages: int = 3,
+        width_mult: float = 2.0,
+        residual: bool = True,
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        for name, value in (("width", width), ("depth", depth), ("stages", stages), ("num_outputs", num_outputs)):
+            if int(value) < 1:
+                raise ValueError(f"model.{name}={value} must be at least 1")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
+        in_channels, height, width_px = input_shape
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for stage in range(stages):
+            out_channels = max(1, round(width * width_mult**stage))
+            for _ in range(depth):
+                layers.append(ConvBlock(channels, out_channels, residual, batch_norm))
+                channels = out_channels
+            if stage < stages - 1 and min(height, width_px) >= 2:
+                layers.append(nn.MaxPool2d(2))
+                height, width_px = height // 2, width_px // 2
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(channels, num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.features(x)).flatten(1)
+        return self.head(self.dropout(x))
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (report M1)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,110 @@
+"""Process set-up: seeding, device and precision choice, allocator tuning, library versions."""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+import random
+import sys
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from csc8607.errors import UserError
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def tune_malloc() -> bool:
+    """Keep freed memory in glibc's heap instead of returning large blocks to the OS after every step.
+
+    With the default settings each step's activations are mmap'ed and unmapped, and the page faults cost
+    about 1.8x on CPU training. Returns True when the settings were applied (glibc only).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` = cuda > mps > cpu; otherwise the named device, checked to exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise UserError(f"trainer.device={name!r} is not a torch device (use auto, cpu, cuda, cuda:N or mps)") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"trainer.device={name} but CUDA is not available here: use trainer.device=auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"trainer.device={name} but MPS is not available here: use trainer.device=auto or cpu")
+    return device
+
+
+def pick_precision(name: str | int, device: torch.device) -> str:
+    """Resolve trainer.precision to one of "32", "bf16", "16"."""
+    name = str(name)
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "16"
+        return "32"
+    if name not in ("32", "bf16", "16"):
+        raise UserError(f"trainer.precision={name} is not one of auto, 32, bf16, 16")
+    if name == "16" and device.type != "cuda":
+        raise UserError("trainer.precision=16 (fp16 AMP) needs CUDA; on CPU use trainer.precision=bf16")
+    return name
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast context for the forward pass (a no-op at fp32)."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block without disturbing the global RNG streams (python, numpy, torch)."""
+    state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+        torch.set_rng_state(state[2])
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded in every checkpoint and metrics file (report section 0)."""
+    import hydra
+    import torchvision
+
+    from csc8607 import __version__
+
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "hydra": hydra.__version__,
+        "csc8607": __version__,
+        "cuda": str(torch.version.cuda),
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,1 @@
+"""One small module per section of the course report, each running the shared engine."""

@@ -1,0 +1,25 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint: `python evaluate.py ckpt=outputs/.../checkpoints/best.ckpt [split=test] [key=value ...]`.
+
+Data and model are rebuilt from the checkpoint's own config; keys given on the command line replace theirs
+(e.g. `data.root=...`, `trainer.device=cpu`). Writes <split>_metrics.json and tb/ into its own run dir.
+"""
+import hydra
+from omegaconf import DictConfig
+
+from csc8607.errors import exit_on_user_error
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from csc8607.sections.evaluation import evaluate_checkpoint
+
+    hydra_cfg = HydraConfig.get()
+    evaluate_checkpoint(cfg, list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+#!/usr/bin/env python
+"""Train a model: `python train.py [experiment=<preset>] [key=value ...]`, or a sweep with `-m`.
+
+Outputs go to Hydra's job dir (outputs/DATE/TIME or multirun/DATE/TIME/N_overrides): tb/, checkpoints/,
+metrics.json, .hydra/ (config and overrides), train.log.
+"""
+import hydra
+from omegaconf import DictConfig
+
+from csc8607.errors import exit_on_user_error
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float:
+    from hydra.core.hydra_config import HydraConfig
+
+    from csc8607.run import train
+
+    return train(cfg, HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()
