@@ -15,6 +15,12 @@ from csc8607.errors import exit_on_user_error
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from omegaconf import OmegaConf
+
+    from csc8607.errors import UserError
+
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise UserError("Missing mandatory value: ckpt (python evaluate.py ckpt=outputs/.../checkpoints/best.ckpt)")
     from csc8607.sections.evaluation import evaluate_checkpoint
 
     hydra_cfg = HydraConfig.get()

@@ -15,6 +15,9 @@ from csc8607.errors import exit_on_user_error
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
+    from csc8607.config import validate
+
+    validate(cfg)  # bad values fail here, before the heavy imports
     from csc8607.run import train
 
     return train(cfg, HydraConfig.get().runtime.output_dir)

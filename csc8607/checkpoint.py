@@ -36,10 +36,14 @@ def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is cut short or foreign
+        raise UserError(f"checkpoint {path} is corrupt, truncated or not a PyTorch file")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        lines = [line.strip() for line in str(err).splitlines() if "Unsupported" in line] or [type(err).__name__]
+        lines = [line.strip() for line in str(err).splitlines() if "Unsupported global" in line]
+        if not lines:
+            raise UserError(f"checkpoint {path} is corrupt or truncated (unreadable pickle)") from err
         reason = lines[0].split(" was not")[0].replace("WeightsUnpickler error: ", "")
         raise UserError(f"checkpoint {path} was refused by the safe loader (weights_only=True): it carries "
                         f"pickled code or objects ({reason[:160]})") from err

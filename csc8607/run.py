@@ -131,7 +131,7 @@ def train(cfg: DictConfig, run_dir: Path | str) -> float:
         checkpoint.write_json(run_dir / "metrics.json", summary)
         hp_metrics = {f"hparam/best_{k.replace('/', '_')}": v for k, v in summary["best"].items()}
         hp_metrics.update({f"hparam/final_{k.replace('/', '_')}": v for k, v in summary["final"].items()})
-        write_hparams(writer, {"run_name": extra["run_name"], **flatten(cfg)}, hp_metrics)
+        write_hparams(writer, {**flatten(cfg), "run_name": extra["run_name"]}, hp_metrics)
     finally:
         writer.close()
     log.info("best %s %.4f at epoch %d; test %s; %s", trainer.monitor, result["best_value"], result["best_epoch"],

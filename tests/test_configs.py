@@ -1,0 +1,81 @@
+"""Every config composes and instantiates; every value has its proper type; packaging files agree."""
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from conftest import REPO
+from csc8607.config import build
+from csc8607.data import ImageData
+
+CONF = REPO / "conf"
+GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in ("data", "model", "optim", "scheduler", "experiment")}
+NUMBER_LIKE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def compose_with(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+
+
+def walk(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from walk(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from walk(value, f"{path}[{i}]")
+    else:
+        yield path, node
+
+
+@pytest.mark.parametrize("path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF)))
+def test_yaml_values_are_typed(path: Path) -> None:
+    """No number hides as a string (the `1e-3` trap): OmegaConf's loader must read every number as a number."""
+    text = path.read_text()
+    if path.parent.name == "experiment":
+        assert text.startswith("# @package _global_\n# "), "presets start with the package line and a usage line"
+    loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    for key, value in walk(loaded):
+        assert not (isinstance(value, str) and NUMBER_LIKE.match(value)), f"{path.name}: {key}={value!r} is a string"
+
+
+def test_lr_overrides_parse_as_float() -> None:
+    cfg = compose_with("optim.lr=1e-3", "optim.weight_decay=1e-4")
+    assert isinstance(cfg.optim.lr, float) and cfg.optim.lr == 1e-3
+    assert isinstance(cfg.optim.weight_decay, float)
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_option_composes_and_instantiates(group: str, option: str) -> None:
+    cfg = compose_with(f"{group}={option}")
+    data = build(cfg.data, "data")
+    assert isinstance(data, ImageData)
+    model = build(cfg.model, "model", input_shape=data.meta["input_shape"], num_outputs=data.meta["num_outputs"])
+    batch = next(iter(data.loader("train", 4, train=True)))
+    assert model(batch[0]).shape == (4, data.meta["num_outputs"])
+    optimizer = build(cfg.optim, "optim", _partial_=False, params=model.parameters())
+    assert isinstance(optimizer, torch.optim.Optimizer) and optimizer.param_groups[0]["lr"] == cfg.optim.lr
+    if cfg.get("scheduler") and cfg.scheduler.get("_target_"):
+        scheduler = build(cfg.scheduler, "scheduler", _partial_=False, optimizer=optimizer)
+        assert hasattr(scheduler, "step")
+
+
+def test_environment_yml_matches_setup_cfg() -> None:
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    requires = [r.strip() for r in parser["options"]["install_requires"].splitlines() if r.strip()]
+    requires += [r.strip() for r in parser["options.extras_require"]["dev"].splitlines() if r.strip()]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert sorted(r for r in pip_section if not r.startswith("-e")) == sorted(requires)
+    assert "python=3.11" in env["dependencies"]

@@ -1,0 +1,82 @@
+"""The array dataset: splits, normalization, batched augmentation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from csc8607.data import ImageData, SourceData, Split
+from csc8607.data.digits import load_digits
+from csc8607.data.loader import random_crop, random_hflip
+from csc8607.errors import UserError
+
+
+def test_digits_split_is_stratified_disjoint_and_70_15_15() -> None:
+    data = ImageData(load_digits, val_fraction=0.15, test_fraction=0.15, split_seed=0, channels=1)
+    sizes = data.meta["split_sizes"]
+    assert sum(sizes.values()) == 1797 and sizes["val"] == sizes["test"] == 270
+    # every image pixel pattern of digits is unique enough: compare flattened bytes across splits
+    keys = {name: {bytes(img.numpy().tobytes()) for img in split.images} for name, split in data.splits.items()}
+    assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"] and not keys["val"] & keys["test"]
+    full = np.bincount(load_digits().splits["train"].labels.numpy()) / 1797
+    for split in data.splits.values():
+        share = np.bincount(split.labels.numpy(), minlength=10) / len(split)
+        assert np.abs(share - full).max() < 0.01  # stratified: class shares match the pool's
+    assert "stratified" in data.meta["split_protocol"]["val"] and data.meta["split_seed"] == 0
+
+
+def test_split_depends_on_seed_only() -> None:
+    a = ImageData(load_digits, 0.15, 0.15, split_seed=1, channels=1)
+    b = ImageData(load_digits, 0.15, 0.15, split_seed=1, channels=1)
+    c = ImageData(load_digits, 0.15, 0.15, split_seed=2, channels=1)
+    assert torch.equal(a.splits["val"].images, b.splits["val"].images)
+    assert not torch.equal(a.splits["val"].images, c.splits["val"].images)
+
+
+def test_normalized_train_batches_have_zero_mean_unit_std() -> None:
+    data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={})
+    x, y = next(iter(data.loader("train", 10_000)))
+    assert x.dtype == torch.float32 and abs(x.mean().item()) < 1e-4 and abs(x.std().item() - 1) < 1e-3
+    assert y.dtype == torch.int64 and len(y) == 1257
+
+
+def test_channels_and_resize_conversion() -> None:
+    data = ImageData(load_digits, 0.15, 0.15, channels=3, image_size=[16, 16])
+    assert data.meta["input_shape"] == [3, 16, 16] and len(data.mean) == 3
+
+
+def test_random_crop_moves_content_by_at_most_padding() -> None:
+    images = torch.zeros(64, 1, 8, 8, dtype=torch.uint8)
+    images[:, :, 4, 4] = 255
+    out = random_crop(images, 2, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    positions = {tuple(torch.nonzero(img[0])[0].tolist()) for img in out if img.any()}
+    assert len(positions) > 5 and all(2 <= r <= 6 and 2 <= c <= 6 for r, c in positions)
+
+
+def test_hflip_mirrors_about_half() -> None:
+    images = torch.arange(8, dtype=torch.uint8).repeat(200, 1, 8, 1)
+    out = random_hflip(images, torch.Generator().manual_seed(0))
+    flipped = (out[:, 0, 0, 0] == 7).float().mean().item()
+    assert 0.35 < flipped < 0.65
+    assert torch.equal(torch.sort(out, dim=3).values, images)
+
+
+def test_loader_epochs_are_reproducible_and_differ() -> None:
+    data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={"crop_padding": 1})
+    loader = data.loader("train", 32, train=True, seed=3)
+    loader.set_epoch(1)
+    first = next(iter(loader))[0]
+    again = next(iter(loader))[0]
+    loader.set_epoch(2)
+    other = next(iter(loader))[0]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_bad_fractions_and_empty_splits_are_user_errors() -> None:
+    with pytest.raises(UserError, match="val_fraction"):
+        ImageData(load_digits, val_fraction=0.0, test_fraction=0.1)
+    source = SourceData({"val": Split(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))},
+                        ["a"], "x", "here")
+    with pytest.raises(UserError, match="no train split"):
+        ImageData(source, channels=1)

@@ -1,0 +1,115 @@
+"""The engine on each task type, the model over input sizes, checkpoints."""
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from csc8607 import checkpoint
+from csc8607.data import ImageData, SourceData, Split
+from csc8607.engine import Engine, NonFiniteLoss, fit
+from csc8607.errors import UserError
+from csc8607.metrics import expected_initial_loss
+from csc8607.models import ConvNet, count_parameters
+
+
+def synthetic(task: str, n: int = 240, classes: int = 3) -> SourceData:
+    """Images whose label is written in the brightness of fixed pixels: learnable in a few epochs."""
+    g = torch.Generator().manual_seed(0)
+    if task == "multilabel":
+        labels = (torch.rand(n, classes, generator=g) < 0.5).float()
+        bits = labels
+    else:
+        labels = torch.randint(0, 2 if task == "binary" else classes, (n,), generator=g)
+        bits = torch.nn.functional.one_hot(labels, classes).float()
+    images = (torch.rand(n, 1, 8, 8, generator=g) * 60).to(torch.uint8)
+    for c in range(classes):  # class c lights pixel (1 + c // 6, 1 + c % 6)
+        images[:, 0, 1 + c // 6, 1 + c % 6] += (bits[:, c] * 190).to(torch.uint8)
+    names = ["neg", "pos"] if task == "binary" else [f"c{i}" for i in range(classes)]
+    return SourceData({"train": Split(images, labels)}, names, f"synthetic-{task}", "generated", task=task)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel"])
+def test_fit_learns_each_task(task: str, tmp_path: Path) -> None:
+    data = ImageData(synthetic(task), 0.2, 0.2, channels=1)
+    torch.manual_seed(0)
+    model = ConvNet(data.meta["input_shape"], data.meta["num_outputs"], width=8, depth=1, stages=2)
+    engine = Engine(task, data.meta["num_classes"], torch.device("cpu"))
+    initial = engine.evaluate(model, data.loader("val", 64))
+    per_logit = expected_initial_loss(task, data.meta["num_classes"])
+    assert abs(initial["loss"] - per_logit) < 0.5
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    result = fit(engine, model, optimizer, data.loader("train", 32, train=True), data.loader("val", 64),
+                 max_epochs=8, run_dir=tmp_path, monitor="val/loss", mode="min")
+    assert result["history"][-1]["val/loss"] < initial["loss"] * 0.6
+    assert result["best_value"] == min(row["val/loss"] for row in result["history"])
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
+    detailed = engine.evaluate(model, data.loader("test", 64), detailed=True)
+    assert "confusion_matrix" in detailed and detailed["accuracy"] > 0.8
+
+
+def test_top5_only_above_ten_classes() -> None:
+    model = ConvNet([1, 8, 8], 12, width=4, depth=1, stages=1)
+    data = ImageData(synthetic("multiclass", n=400, classes=12), 0.2, 0.2, channels=1)
+    metrics = Engine("multiclass", 12, torch.device("cpu")).evaluate(model, data.loader("val", 50))
+    assert "top5" in metrics and metrics["top5"] >= metrics["accuracy"]
+
+
+def test_non_finite_loss_stops_with_step(tmp_path: Path) -> None:
+    data = ImageData(synthetic("multiclass"), 0.2, 0.2, channels=1)
+    model = ConvNet(data.meta["input_shape"], 3, width=4, depth=1, stages=1, batch_norm=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e12)
+    with pytest.raises(NonFiniteLoss, match="at step"):
+        fit(Engine("multiclass", 3, torch.device("cpu")), model, optimizer, data.loader("train", 16, train=True),
+            data.loader("val", 64), max_epochs=3, run_dir=tmp_path, log_every=1,
+            writer=type("W", (), {"add_scalar": lambda *a: None})())
+
+
+@pytest.mark.parametrize("shape", [[1, 8, 8], [3, 32, 32], [3, 64, 64], [3, 224, 224]])
+def test_convnet_runs_from_8_to_224_pixels(shape: list[int]) -> None:
+    model = ConvNet(shape, 200, width=8, depth=1, stages=4).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, *shape)).shape == (2, 200)
+
+
+def test_width_and_depth_change_parameter_count() -> None:
+    base = count_parameters(ConvNet([3, 64, 64], 10, width=16, depth=1))
+    assert count_parameters(ConvNet([3, 64, 64], 10, width=32, depth=1)) > 3 * base
+    assert count_parameters(ConvNet([3, 64, 64], 10, width=16, depth=2)) > base
+    with pytest.raises(ValueError, match="model.width=0"):
+        ConvNet([3, 64, 64], 10, width=0)
+
+
+def test_checkpoint_roundtrip_and_refusals(tmp_path: Path) -> None:
+    path = checkpoint.save(tmp_path / "a.ckpt", {"model": {"w": torch.ones(2)}, "epoch": 3, "meta": {"x": [1.5]}})
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    state = checkpoint.load(path)
+    assert state["epoch"] == 3 and torch.equal(state["model"]["w"], torch.ones(2))
+    with pytest.raises(UserError, match="does not exist"):
+        checkpoint.load(tmp_path / "missing.ckpt")
+    (tmp_path / "cut.ckpt").write_bytes(path.read_bytes()[:200])
+    with pytest.raises(UserError, match="corrupt"):
+        checkpoint.load(tmp_path / "cut.ckpt")
+    torch.save({"model": {}}, tmp_path / "plain.ckpt")
+    with pytest.raises(UserError, match="not a csc8607 checkpoint"):
+        checkpoint.load(tmp_path / "plain.ckpt")
+    torch.save({"format": checkpoint.FORMAT, "payload": os.getcwd, "f": math.pi}, tmp_path / "code.ckpt")
+    with pytest.raises(UserError, match="pickled code"):
+        checkpoint.load(tmp_path / "code.ckpt")
+
+
+def test_interrupted_save_keeps_the_previous_file(tmp_path: Path) -> None:
+    path = checkpoint.save(tmp_path / "best.ckpt", {"epoch": 1})
+
+    class Boom:
+        def __reduce__(self):
+            raise pickle.PicklingError("interrupted")
+
+    with pytest.raises(pickle.PicklingError):
+        checkpoint.save(path, {"epoch": 2, "bad": Boom()})
+    assert checkpoint.load(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["best.ckpt"]
