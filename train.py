@@ -18,9 +18,9 @@ def main(cfg: DictConfig) -> float:
     from csc8607.config import validate
 
     validate(cfg)  # bad values fail here, before the heavy imports
-    from csc8607.run import train
+    from csc8607.sections import run_section
 
-    return train(cfg, HydraConfig.get().runtime.output_dir)
+    return run_section(cfg, HydraConfig.get().runtime.output_dir)
 
 
 if __name__ == "__main__":
