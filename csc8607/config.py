@@ -67,3 +67,27 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 def plain(cfg: DictConfig) -> dict[str, Any]:
     """Resolved config as plain python containers (what checkpoints and JSON files store)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def with_overrides(saved: dict[str, Any], composed: DictConfig, overrides: list[str], skip: tuple[str, ...]) -> DictConfig:
+    """A run's saved config with only the keys given on this command line taken from `composed`.
+
+    Used by evaluate.py and `resume=`: the checkpoint's config rules, except what the user just typed.
+    """
+    cfg = OmegaConf.create(saved)
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in skip or key.startswith("hydra"):
+            continue
+        OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False, force_add=True)
+    return cfg
+
+
+def command_line_overrides() -> list[str]:
+    """This job's command-line overrides (empty outside a Hydra app)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []

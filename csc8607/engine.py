@@ -2,11 +2,15 @@
 evaluation) runs its batches through `Engine` and its epochs through `fit`."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
+
 
 import torch
 from torch import nn
@@ -15,7 +19,7 @@ from tqdm import tqdm
 from csc8607 import checkpoint
 from csc8607.errors import UserError
 from csc8607.metrics import build_metrics, loss_function, loss_targets, metric_inputs, to_python
-from csc8607.runtime import autocast
+from csc8607.runtime import autocast, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -23,6 +27,45 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 class NonFiniteLoss(UserError):
     """The loss became NaN or infinite."""
+
+
+@dataclass
+class EpochProgress:
+    """How far a train epoch got: enough to continue it exactly after an interruption."""
+
+    batches_done: int = 0
+    loss_sum: float = 0.0
+    seen: int = 0
+    accuracy_state: dict[str, Any] = field(default_factory=dict)
+
+
+class Interrupted(UserError):
+    """SIGINT/SIGTERM arrived; the loop stopped at a batch boundary with `progress` through the epoch."""
+
+    def __init__(self, signal_name: str, progress: EpochProgress) -> None:
+        super().__init__(f"interrupted by {signal_name}")
+        self.signal_name, self.progress = signal_name, progress
+        self.exit_code = 128 + int(getattr(signal, signal_name))
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Callable[[], str | None]]:
+    """While active, SIGINT and SIGTERM (a SLURM time limit) only record their arrival; the loop polls the
+    returned function after each step and stops cleanly. Outside the main thread this does nothing."""
+    received: list[str] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum).name)
+
+    try:
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 class Engine:
@@ -61,16 +104,26 @@ class Engine:
         return tqdm(batches, desc=desc, leave=False, disable=not self.progress, dynamic_ncols=True)
 
     def train_epoch(self, model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
-                    on_step: Callable[[int, float], None] | None = None, log_every: int = 10) -> dict[str, float]:
+                    on_step: Callable[[int, float], None] | None = None, log_every: int = 10,
+                    progress: EpochProgress | None = None,
+                    stop_requested: Callable[[], str | None] | None = None) -> dict[str, float]:
         """One pass over `batches` in train mode; returns mean loss and accuracy.
 
         `on_step(step, loss)` is called every `log_every` optimizer steps (the only host syncs of the loop).
+        `progress` continues an interrupted epoch (`batches` must then start after its done batches);
+        when `stop_requested()` names a signal, raises Interrupted with the progress so far.
         """
         model.train()
+        progress = progress or EpochProgress()
         accuracy = build_metrics(self.task, self.num_classes)["accuracy"].to(self.device)
-        loss_sum, seen = torch.zeros((), device=self.device), 0
+        if progress.accuracy_state:
+            accuracy.merge_state({k: v.to(self.device) for k, v in progress.accuracy_state.items()})
+        loss_sum = torch.tensor(progress.loss_sum, device=self.device)
+        seen, done = progress.seen, progress.batches_done
+        has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         for inputs, labels in self._bar(batches, "train"):
-            if len(labels) < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            done += 1
+            if len(labels) < 2 and has_batch_norm:
                 continue  # a batch of one cannot be batch-normalized in train mode
             loss, logits = self.train_step(model, inputs, labels, optimizer)
             loss_sum += loss * len(labels)
@@ -80,6 +133,10 @@ class Engine:
                 value = loss.item()
                 self._check_finite(value)
                 on_step(self.step, value)
+            signal_name = stop_requested() if stop_requested is not None else None
+            if signal_name:
+                state = {k: v.detach().cpu() for k, v in accuracy.metric_state.items()}
+                raise Interrupted(signal_name, EpochProgress(done, loss_sum.item(), seen, state))
         mean_loss = (loss_sum / max(seen, 1)).item()
         self._check_finite(mean_loss)
         return {"loss": mean_loss, "accuracy": accuracy.compute().item()}
@@ -112,50 +169,75 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
 
 def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, train_batches: Any, val_batches: Batches,
         *, max_epochs: int, run_dir: Path, monitor: str = "val/accuracy", mode: str = "max", writer: Any = None,
-        scheduler: Any = None, log_every: int = 10, checkpoint_extra: dict | None = None) -> dict[str, Any]:
+        scheduler: Any = None, log_every: int = 10, checkpoint_extra: dict | None = None,
+        resume: dict | None = None) -> dict[str, Any]:
     """Train for `max_epochs`, evaluating on val after each epoch.
 
-    Writes checkpoints/best.ckpt (by `monitor`) and checkpoints/last.ckpt into `run_dir`, scalars into
-    `writer` (a TensorBoard SummaryWriter or None), and returns the history and the best epoch.
+    Writes checkpoints/best.ckpt (by `monitor`) and checkpoints/last.ckpt into `run_dir` after every epoch,
+    scalars into `writer` (a TensorBoard SummaryWriter or None), and returns the history and the best epoch.
+    `resume` (a last.ckpt's contents) continues that run exactly: weights, optimizer, scheduler, RNG, and a
+    partly done epoch. On SIGINT/SIGTERM, last.ckpt records the partial epoch and Interrupted is raised.
     """
-    history: list[dict[str, float]] = []
-    best, best_epoch = None, 0
     ckpt_dir = Path(run_dir) / "checkpoints"
+    history: list[dict[str, Any]] = []
+    best, best_epoch, done_epochs, progress = None, 0, 0, None
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        if scheduler is not None and resume.get("scheduler"):
+            scheduler.load_state_dict(resume["scheduler"])
+        history, best, best_epoch = list(resume["history"]), resume["best_value"], resume["best_epoch"]
+        done_epochs, engine.step = resume["epoch"], resume["step"]
+        progress = EpochProgress(**resume["progress"]) if resume.get("progress") else None
+        set_rng_state(resume["rng"])
+
+    def state(epoch: int, partial: EpochProgress | None = None) -> dict[str, Any]:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch, "step": engine.step, "monitor": monitor, "best_value": best,
+                "best_epoch": best_epoch, "history": history, "rng": rng_state(),
+                "progress": asdict(partial) if partial else None, **(checkpoint_extra or {})}
+
     on_step = (lambda step, loss: writer.add_scalar("train/loss_step", loss, step)) if writer else None
     start = time.perf_counter()
-    for epoch in range(1, max_epochs + 1):
-        if hasattr(train_batches, "set_epoch"):
-            train_batches.set_epoch(epoch)
-        epoch_start = time.perf_counter()
-        train = engine.train_epoch(model, train_batches, optimizer, on_step=on_step, log_every=log_every)
-        val = engine.evaluate(model, val_batches)
-        lr = optimizer.param_groups[0]["lr"]
-        row = {"epoch": epoch, "step": engine.step, "lr": lr, "epoch_time_s": time.perf_counter() - epoch_start}
-        row.update({f"train/{k}": v for k, v in train.items()})
-        row.update({f"val/{k}": v for k, v in val.items()})
-        history.append(row)
-        if monitor not in row:
-            raise UserError(f"trainer.monitor={monitor} is not a logged metric (choose from "
-                            f"{', '.join(k for k in row if '/' in k)})")
-        if writer is not None:
-            for key, value in row.items():
-                if "/" in key:
-                    writer.add_scalar(key, value, epoch)
-            writer.add_scalar("lr", lr, epoch)
-        improved = is_better(row[monitor], best, mode)
-        if improved:
-            best, best_epoch = row[monitor], epoch
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                 "epoch": epoch, "step": engine.step, "monitor": monitor, "best_value": best,
-                 "best_epoch": best_epoch, **(checkpoint_extra or {})}
-        if improved:
-            checkpoint.save(ckpt_dir / "best.ckpt", state)
-        checkpoint.save(ckpt_dir / "last.ckpt", state)
-        log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  %s %.4f%s  (%.1fs)", epoch, max_epochs,
-                 train["loss"], val["loss"], monitor, row[monitor], "  *best*" if improved else "",
-                 row["epoch_time_s"])
-        if scheduler is not None:
-            scheduler.step()
+    with stop_on_signals() as stop_requested:
+        for epoch in range(done_epochs + 1, max_epochs + 1):
+            if hasattr(train_batches, "set_epoch"):
+                train_batches.set_epoch(epoch)
+            if progress is not None and hasattr(train_batches, "skip"):
+                train_batches.skip(progress.batches_done)
+            epoch_start = time.perf_counter()
+            try:
+                train = engine.train_epoch(model, train_batches, optimizer, on_step=on_step, log_every=log_every,
+                                           progress=progress, stop_requested=stop_requested)
+            except Interrupted as stop:
+                checkpoint.save(ckpt_dir / "last.ckpt", state(epoch - 1, stop.progress))
+                raise
+            progress = None
+            val = engine.evaluate(model, val_batches)
+            lr = optimizer.param_groups[0]["lr"]
+            row = {"epoch": epoch, "step": engine.step, "lr": lr, "epoch_time_s": time.perf_counter() - epoch_start}
+            row.update({f"train/{k}": v for k, v in train.items()})
+            row.update({f"val/{k}": v for k, v in val.items()})
+            if monitor not in row:
+                raise UserError(f"trainer.monitor={monitor} is not a logged metric (choose from "
+                                f"{', '.join(k for k in row if '/' in k)})")
+            history.append(row)
+            improved = is_better(row[monitor], best, mode)
+            if improved:
+                best, best_epoch = row[monitor], epoch
+            if scheduler is not None:
+                scheduler.step()
+            if improved:
+                checkpoint.save(ckpt_dir / "best.ckpt", state(epoch))
+            checkpoint.save(ckpt_dir / "last.ckpt", state(epoch))
+            if writer is not None:
+                for key, value in row.items():
+                    if "/" in key:
+                        writer.add_scalar(key, value, epoch)
+                writer.add_scalar("lr", lr, epoch)
+            log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  %s %.4f%s  (%.1fs)", epoch, max_epochs,
+                     train["loss"], val["loss"], monitor, row[monitor], "  *best*" if improved else "",
+                     row["epoch_time_s"])
     return {"history": history, "best_value": best, "best_epoch": best_epoch,
             "train_time_s": time.perf_counter() - start}

@@ -12,7 +12,7 @@ class UserError(Exception):
 
 
 def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a Hydra task: a UserError prints `error: <message>` and exits with status 2.
+    """Wrap a Hydra task: a UserError prints `error: <message>` and exits with status 2 (or its `exit_code`).
 
     With HYDRA_FULL_ERROR=1 the exception propagates unchanged (full traceback).
     """
@@ -25,6 +25,6 @@ def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"error: {err}", file=sys.stderr, flush=True)
-            sys.exit(2)
+            sys.exit(getattr(err, "exit_code", 2))
 
     return wrapper

@@ -7,7 +7,7 @@ import torch
 
 from csc8607.data import ImageData, SourceData, Split
 from csc8607.data.digits import load_digits
-from csc8607.data.loader import random_crop, random_hflip
+from csc8607.data.loader import apply_augment, draw_augment
 from csc8607.errors import UserError
 
 
@@ -48,7 +48,8 @@ def test_channels_and_resize_conversion() -> None:
 def test_random_crop_moves_content_by_at_most_padding() -> None:
     images = torch.zeros(64, 1, 8, 8, dtype=torch.uint8)
     images[:, :, 4, 4] = 255
-    out = random_crop(images, 2, torch.Generator().manual_seed(0))
+    augment = {"crop_padding": 2}
+    out = apply_augment(images, augment, draw_augment(64, augment, torch.Generator().manual_seed(0)))
     assert out.shape == images.shape and out.dtype == torch.uint8
     positions = {tuple(torch.nonzero(img[0])[0].tolist()) for img in out if img.any()}
     assert len(positions) > 5 and all(2 <= r <= 6 and 2 <= c <= 6 for r, c in positions)
@@ -56,7 +57,8 @@ def test_random_crop_moves_content_by_at_most_padding() -> None:
 
 def test_hflip_mirrors_about_half() -> None:
     images = torch.arange(8, dtype=torch.uint8).repeat(200, 1, 8, 1)
-    out = random_hflip(images, torch.Generator().manual_seed(0))
+    augment = {"hflip": True}
+    out = apply_augment(images, augment, draw_augment(200, augment, torch.Generator().manual_seed(0)))
     flipped = (out[:, 0, 0, 0] == 7).float().mean().item()
     assert 0.35 < flipped < 0.65
     assert torch.equal(torch.sort(out, dim=3).values, images)
@@ -80,3 +82,15 @@ def test_bad_fractions_and_empty_splits_are_user_errors() -> None:
                         ["a"], "x", "here")
     with pytest.raises(UserError, match="no train split"):
         ImageData(source, channels=1)
+
+
+def test_skipped_batches_replay_the_same_stream() -> None:
+    data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={"crop_padding": 2, "hflip": True})
+    loader = data.loader("train", 100, train=True, seed=5)
+    loader.set_epoch(3)
+    full = list(loader)
+    loader.skip(4)
+    rest = list(loader)
+    assert len(rest) == len(full) - 4
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full[4:], rest))
+    assert len(list(loader)) == len(full)  # the skip applies to one pass only

@@ -5,26 +5,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from csc8607 import checkpoint
+from csc8607.config import with_overrides
 from csc8607.errors import UserError
 from csc8607.run import check_matches, setup
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
 EVAL_KEYS = ("ckpt", "split")
-
-
-def checkpoint_config(state: dict[str, Any], composed: DictConfig, overrides: list[str]) -> DictConfig:
-    """The checkpoint's own config, with only the keys given on the command line taken from `composed`."""
-    cfg = OmegaConf.create(state["config"])
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key in EVAL_KEYS or key.startswith("hydra"):
-            continue
-        OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False, force_add=True)
-    return cfg
 
 
 def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Path | str) -> dict[str, Any]:
@@ -34,7 +24,7 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
         raise UserError(f"split={split} must be train, val or test")
     path = Path(composed.ckpt).expanduser()
     state = checkpoint.load(path)
-    cfg = checkpoint_config(state, composed, overrides)
+    cfg = with_overrides(state["config"], composed, overrides, skip=EVAL_KEYS)
     s = setup(cfg)
     check_matches(state, s.model, path)
     s.model.load_state_dict(state["model"])

@@ -8,20 +8,40 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint, runtime
-from csc8607.config import flatten, plain
-from csc8607.engine import fit
+from csc8607.config import command_line_overrides, flatten, plain, with_overrides
+from csc8607.engine import Interrupted, fit
 from csc8607.models import count_parameters
-from csc8607.run import run_name, setup
+from csc8607.run import check_matches, run_name, setup
 from csc8607.tb import open_writer, write_hparams
 
 log = logging.getLogger(__name__)
 
 
+def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
+    """`resume=<job dir or last.ckpt>`: the saved config (plus this command's overrides), its job dir, its state."""
+    path = Path(str(cfg.resume)).expanduser()
+    ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    state = checkpoint.load(ckpt)
+    saved = with_overrides(state["config"], cfg, command_line_overrides(), skip=("resume",))
+    saved.resume = str(ckpt)
+    saved.run_name = saved.get("run_name") or state.get("run_name")
+    return saved, ckpt.resolve().parent.parent, state
+
+
 def run(cfg: DictConfig, run_dir: Path | str) -> float:
-    """Train, keep best/last checkpoints, evaluate best on test, write metrics.json; return the monitored value."""
+    """Train, keep best/last checkpoints, evaluate best on test, write metrics.json; return the monitored value.
+
+    With `resume=...` the run continues in its own job dir, exactly where its last.ckpt stopped.
+    """
     run_dir = Path(run_dir)
     wall_start = time.perf_counter()
+    resume = None
+    if cfg.get("resume"):
+        cfg, run_dir, resume = resume_point(cfg)
+        log.info("resuming %s after epoch %d (step %d)", run_dir, resume["epoch"], resume["step"])
     s = setup(cfg)
+    if resume is not None:
+        check_matches(resume, s.model, run_dir / "checkpoints" / "last.ckpt")
     meta, trainer = s.data.meta, cfg.trainer
     params = count_parameters(s.model)
     log.info("data %s %s  model %s (%s parameters)  device %s precision %s", meta["name"], meta["split_sizes"],
@@ -34,7 +54,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
         result = fit(s.engine, s.model, optimizer, s.loader("train", train=True), s.loader("val"),
                      max_epochs=trainer.max_epochs, run_dir=run_dir, monitor=trainer.monitor,
                      mode=trainer.monitor_mode, writer=writer, scheduler=scheduler,
-                     log_every=trainer.log_every_n_steps, checkpoint_extra=extra)
+                     log_every=trainer.log_every_n_steps, checkpoint_extra=extra, resume=resume)
         final = result["history"][-1]
         best_state = checkpoint.load(run_dir / "checkpoints" / "best.ckpt")
         best_row = result["history"][best_state["epoch"] - 1]
@@ -66,6 +86,10 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
         hp_metrics = {f"hparam/best_{k.replace('/', '_')}": v for k, v in summary["best"].items()}
         hp_metrics.update({f"hparam/final_{k.replace('/', '_')}": v for k, v in summary["final"].items()})
         write_hparams(writer, {**flatten(cfg), "run_name": extra["run_name"]}, hp_metrics)
+    except Interrupted as stop:
+        stop.args = (f"interrupted by {stop.signal_name}: last.ckpt saved; continue with "
+                     f"`python train.py resume={run_dir}`",)
+        raise
     finally:
         writer.close()
     log.info("best %s %.4f at epoch %d; test %s; %s", trainer.monitor, result["best_value"], result["best_epoch"],
