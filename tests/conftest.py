@@ -16,6 +16,8 @@ def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int
     """Run `python <repo>/<script> args...` with `cwd` as working dir (so outputs/ and multirun/ land there)."""
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(CSC8607_CACHE=str(cwd / "cache"), PYTHONUNBUFFERED="1", HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    # launcher subprocesses (submitit, joblib) import csc8607 by name: make it this checkout's
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
