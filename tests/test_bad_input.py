@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import run_cli
 
@@ -47,10 +48,16 @@ def test_bad_checkpoints_leave_the_run_untouched(trained_run: Path, tmp_path: Pa
         ([f"ckpt={ckpt}", "model.width=16"], "does not match the model"),
         ([f"ckpt={ckpt}", "split=holdout"], "split=holdout must be train, val or test"),
         ([], "Missing mandatory value: ckpt"),
+        ([f"ckpt={tmp_path / 'code.ckpt'}"], "refused by the safe loader"),
     ]
+    torch.save({"format": "csc8607-checkpoint-v1", "model": {}, "hook": print}, tmp_path / "code.ckpt")
     for args, message in cases:
         proc = run_cli("evaluate.py", *args, cwd=tmp_path, check=False)
         assert proc.returncode != 0 and message in proc.stderr, (args, proc.stderr[-1500:])
         assert "Traceback" not in proc.stderr
+    for args, message in [([f"resume={tmp_path / 'nowhere'}"], "does not exist"),
+                          ([f"resume={trained_run}", "model.width=16"], "does not match the model")]:
+        proc = run_cli("train.py", *args, cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-1500:])
     after = {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()}
     assert after == before
