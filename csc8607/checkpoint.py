@@ -41,10 +41,10 @@ def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        lines = [line.strip() for line in str(err).splitlines() if "Unsupported global" in line]
+        lines = [line.strip() for line in str(err).splitlines() if "unsupported global" in line.lower()]
         if not lines:
             raise UserError(f"checkpoint {path} is corrupt or truncated (unreadable pickle)") from err
-        reason = lines[0].split(" was not")[0].replace("WeightsUnpickler error: ", "")
+        reason = lines[0].split(" was not")[0].split(": ", 1)[-1]
         raise UserError(f"checkpoint {path} was refused by the safe loader (weights_only=True): it carries "
                         f"pickled code or objects ({reason[:160]})") from err
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
