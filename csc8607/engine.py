@@ -112,8 +112,9 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
 
 def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, train_batches: Any, val_batches: Batches,
         *, max_epochs: int, run_dir: Path, monitor: str = "val/accuracy", mode: str = "max", writer: Any = None,
-        scheduler: Any = None, log_every: int = 10, checkpoint_extra: dict | None = None) -> dict[str, Any]:
-    """Train for `max_epochs`, evaluating on val after each epoch.
+        scheduler: Any = None, log_every: int = 10, checkpoint_extra: dict | None = None,
+        stop: Callable[[dict[str, float]], bool] | None = None) -> dict[str, Any]:
+    """Train for `max_epochs` (or until `stop(row)` is true after an epoch), evaluating on val after each epoch.
 
     Writes checkpoints/best.ckpt (by `monitor`) and checkpoints/last.ckpt into `run_dir`, scalars into
     `writer` (a TensorBoard SummaryWriter or None), and returns the history and the best epoch.
@@ -157,5 +158,7 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
                  row["epoch_time_s"])
         if scheduler is not None:
             scheduler.step()
+        if stop is not None and stop(row):
+            break
     return {"history": history, "best_value": best, "best_epoch": best_epoch,
             "train_time_s": time.perf_counter() - start}

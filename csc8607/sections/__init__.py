@@ -13,7 +13,16 @@ from omegaconf import DictConfig
 from csc8607.errors import UserError
 
 SECTIONS = {
-    "train": "csc8607.sections.train",  # M6 (and every sweep job): fit, checkpoints, test, metrics.json
+    "train": "csc8607.sections.train",  # the training job: fit, checkpoints, test, metrics.json
+    "data": "csc8607.sections.data",  # D1–D11: splits, class distribution, examples, batch shape
+    "baselines": "csc8607.sections.baselines",  # M0: majority class and uniform random
+    "sanity": "csc8607.sections.sanity",  # M1–M2: layer table, initial loss, gradients
+    "overfit": "csc8607.sections.overfit",  # M3: memorize a small sample
+    "lr_finder": "csc8607.sections.lr_finder",  # M4: LR range test
+    "grid": "csc8607.sections.grid",  # M5: one grid job (failures recorded), summary by csc8607.sweep
+    "full": "csc8607.sections.full",  # M6: full training, exported to artifacts/
+    "compare": "csc8607.sections.compare",  # M7: curve overlays by LR, WD, width, depth
+    "optuna": "csc8607.sections.optuna",  # M8: one Optuna trial (same job as grid)
 }
 
 
