@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 Series = dict[str, tuple[Sequence[float], Sequence[float]]]  # label -> (x, y)
 
@@ -54,10 +55,16 @@ def draw_lines(ax: Any, series: Series, weight: float = 0.6, logx: bool = False)
             ax.plot(x, smooth(y, weight), color=color, linewidth=1.8, label=label)
         else:
             ax.plot(x, y, color=color, linewidth=1.8, marker="o" if len(y) < 30 else None, markersize=3, label=label)
+    finish(ax, logx, bool(series))
+
+
+def finish(ax: Any, logx: bool, legend: bool) -> None:
     if logx:
         ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
-    if series:
+    if legend:
         ax.legend(fontsize=7)
 
 
@@ -74,6 +81,24 @@ def line_plot(path: Path | str, panels: dict[str, Series], xlabel: str, weight: 
         draw_lines(ax, series, weight, logx)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def grouped_plot(path: Path | str, panels: dict[str, dict[str, list[tuple[Sequence[float], Sequence[float]]]]],
+                 xlabel: str, title: str | None = None) -> Path:
+    """Like `line_plot`, but each label is a group of curves (e.g. all runs with lr=0.001) drawn in one colour."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    for ax, (ylabel, groups) in zip(axes[0], panels.items()):
+        for i, (label, curves) in enumerate(groups.items()):
+            for j, (x, y) in enumerate(curves):
+                ax.plot(x, y, color=f"C{i % 10}", linewidth=1.5, alpha=0.8, marker="o" if len(y) < 30 else None,
+                        markersize=3, label=f"{label} ({len(curves)} runs)" if j == 0 else None)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        finish(ax, False, bool(groups))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

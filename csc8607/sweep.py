@@ -49,7 +49,7 @@ def job_row(job_dir: Path) -> dict[str, Any]:
         best = m["history"][m["best_epoch"] - 1]
         row.update(run=m["run_name"], status="ok", val_metric=m["best_value"], val_loss=best["val/loss"],
                    best_epoch=m["best_epoch"], wall_time_s=round(m["wall_time_s"], 2),
-                   checkpoint=str(job_dir / "checkpoints" / "best.ckpt"), error="")
+                   checkpoint=str((job_dir / "checkpoints" / "best.ckpt").resolve()), error="")
     else:
         failed = checkpoint.read_json(failed_path) if failed_path.exists() else {}
         row.update(run=cfg.get("run_name") or job_dir.name, status="failed", val_metric=None, val_loss=None,

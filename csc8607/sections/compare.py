@@ -53,12 +53,13 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     for key in cfg.compare.by:
         if key not in PARAMS:
             raise UserError(f"compare.by: {key} is not one of {', '.join(PARAMS)}")
-        ordered = sorted(runs, key=lambda r: (str(r[key]) if not isinstance(r[key], (int, float)) else r[key], r["name"]))
-        series = {panel: {f"{key}={r[key]} ({r['name']})" if len(runs) > 1 else r["name"]:
-                          ([row["epoch"] for row in r["history"]], [row[tag] for row in r["history"]])
-                          for r in ordered} for panel, tag in panels.items()}
-        png = figures.line_plot(run_dir / f"compare_{key}.png", series, "epoch", weight=0.0,
-                                title=f"M7 comparison by {key} ({PARAMS[key]})")
+        groups: dict[str, dict[str, list]] = {panel: {} for panel in panels}
+        for r in sorted(runs, key=lambda r: (r[key] is None, r[key] if isinstance(r[key], (int, float)) else 0, r["name"])):
+            epochs = [row["epoch"] for row in r["history"]]
+            for panel, tag in panels.items():
+                groups[panel].setdefault(f"{key}={r[key]}", []).append((epochs, [row[tag] for row in r["history"]]))
+        png = figures.grouped_plot(run_dir / f"compare_{key}.png", groups, "epoch",
+                                   title=f"M7 comparison by {key} ({PARAMS[key]}), {len(runs)} runs")
         figures.to_tensorboard(writer, f"compare/{key}", png)
         by_value: dict[str, list[float]] = {}
         for r in runs:

@@ -46,6 +46,7 @@ def install(path: Path, write: Any) -> Path | None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
         kept = keep_previous(path)
         os.replace(tmp, path)
     finally:

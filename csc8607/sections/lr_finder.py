@@ -3,8 +3,9 @@
 `diverge_factor` × its minimum. Model and optimizer are restored afterwards. One curve per weight decay.
 
 Rule (see `suggest`): the suggested LR is where the smoothed loss falls fastest (steepest negative slope
-against log10 LR); the stable window is the contiguous LR range around it where the loss still falls at
-least half as fast as at that point.
+against log10 LR), ignoring the first `skip_start` points (the smoothing's warm-up, where the slope is
+noise); the stable window is the contiguous LR range around it where the loss still falls at least half as
+fast as at that point.
 """
 from __future__ import annotations
 
@@ -23,15 +24,16 @@ from csc8607.run import setup
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
-RULE = ("suggested LR = steepest descent of the smoothed loss vs log10(LR); stable window = the contiguous LR "
-        "range around it where the slope is at most half the steepest slope")
+RULE = ("suggested LR = steepest descent of the smoothed loss vs log10(LR), after the first skip_start points; "
+        "stable window = the contiguous LR range around it where the slope is at most half the steepest slope")
 
 
-def suggest(lrs: Sequence[float], smoothed: Sequence[float]) -> dict[str, float]:
+def suggest(lrs: Sequence[float], smoothed: Sequence[float], skip_start: int = 0) -> dict[str, float]:
     """Steepest-descent LR and the half-slope window of a smoothed loss curve (see the module docstring)."""
-    x, y = np.log10(np.asarray(lrs, dtype=float)), np.asarray(smoothed, dtype=float)
+    skip = min(skip_start, max(len(lrs) - 3, 0))
+    x, y = np.log10(np.asarray(lrs[skip:], dtype=float)), np.asarray(smoothed[skip:], dtype=float)
     if len(x) < 3:
-        return {"lr": float(lrs[0]), "window_low": float(lrs[0]), "window_high": float(lrs[-1]), "slope": 0.0}
+        return {"lr": float(lrs[skip]), "window_low": float(lrs[skip]), "window_high": float(lrs[-1]), "slope": 0.0}
     slope = np.gradient(y, x)
     best = int(np.argmin(slope))
     low = high = best
@@ -90,7 +92,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     curves: dict[str, Any] = {}
     for wd in opts.weight_decays:
         key = f"wd={wd:g}"
-        writer = open_writer(run_dir / key)  # one TensorBoard run per weight decay: the curves overlay
+        writer = open_writer(run_dir, key)  # one TensorBoard run per weight decay: the curves overlay
         for group in optimizer.param_groups:
             group["weight_decay"] = float(wd)
         curve = range_test(s, optimizer, opts, writer)
@@ -99,7 +101,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         cut = [i for i in finite if curve["smoothed"][i] <= float(opts.diverge_factor) * min(curve["smoothed"])]
         curves[key] = {"weight_decay": float(wd), **curve, "steps": len(curve["lr"]),
                        "diverged": len(curve["lr"]) < int(opts.iterations),
-                       "suggestion": suggest([curve["lr"][i] for i in cut], [curve["smoothed"][i] for i in cut])}
+                       "suggestion": suggest([curve["lr"][i] for i in cut], [curve["smoothed"][i] for i in cut],
+                                              int(opts.skip_start))}
         s.model.load_state_dict(model_state)  # restore before the next curve and at the end
         optimizer.load_state_dict(optim_state)
     restored = all(torch.equal(v, model_state[k]) for k, v in s.model.state_dict().items())
@@ -109,7 +112,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
                             "learning rate (log scale)", weight=float(opts.smoothing), logx=True,
                             title="M4 LR range test", mark=first["lr"], span=(first["window_low"], first["window_high"]))
     result = {"rule": RULE, "suggested_lr": first["lr"], "stable_window": [first["window_low"], first["window_high"]],
-              "smoothing": float(opts.smoothing), "diverge_factor": float(opts.diverge_factor),
+              "smoothing": float(opts.smoothing), "skip_start": int(opts.skip_start), "diverge_factor": float(opts.diverge_factor),
               "lr_min": float(opts.lr_min), "lr_max": float(opts.lr_max), "iterations": int(opts.iterations),
               "model_restored": restored, "curves": curves, "figures": [png.name]}
     checkpoint.write_json(run_dir / "lr_finder.json", result)
