@@ -120,13 +120,14 @@ def history_curves(path: Path | str, history: list[dict[str, float]], metric: st
 def bar_chart(path: Path | str, groups: dict[str, Sequence[float]], labels: Sequence[str], ylabel: str,
               title: str | None = None) -> Path:
     """Grouped bars: one group of bars per label, one colour per entry of `groups` (e.g. per split)."""
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(labels) * max(1, len(groups))), 3.6))
+    fig, ax = plt.subplots(figsize=(min(24.0, max(5.0, 0.3 * len(labels) * max(1, len(groups)))), 3.6))
     x = np.arange(len(labels))
     bar = 0.8 / max(1, len(groups))
     for i, (name, values) in enumerate(groups.items()):
         ax.bar(x + (i - (len(groups) - 1) / 2) * bar, values, bar, label=name)
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=90 if len(labels) > 20 else 0, fontsize=7 if len(labels) > 20 else 9)
+    step = max(1, len(labels) // 60)  # at most ~60 tick labels (200 classes: every 4th)
+    ax.set_xticks(x[::step])
+    ax.set_xticklabels(list(labels)[::step], rotation=90 if len(labels) > 20 else 0, fontsize=6 if len(labels) > 20 else 9)
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
     if len(groups) > 1:

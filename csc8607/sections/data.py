@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint, figures
+from csc8607.data.core import channel_stats
 from csc8607.errors import UserError
 from csc8607.run import setup
 from csc8607.tb import open_writer
@@ -40,8 +41,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     counts = {split: class_counts(part.labels, meta["task"], meta["num_classes"]) for split, part in s.data.splits.items()}
     train = counts["train"]
     imbalance = max(train) / min(train) if min(train) > 0 else float("inf")
-    sizes = {split: {"shape": list(part.images.shape[1:]), "pixel_mean": part.images.float().mean().item() / 255.0,
-                     "pixel_std": part.images.float().std().item() / 255.0} for split, part in s.data.splits.items()}
+    sizes = {split: dict(zip(("channel_mean", "channel_std"), channel_stats(part.images)), shape=list(part.images.shape[1:]))
+             for split, part in s.data.splits.items()}  # decoded sizes (source sizes, if varied, are in notes)
 
     # D11: the exact train batch the engine receives, checked against meta["input_shape"]
     inputs, _ = next(iter(s.loader("train", train=True)))
