@@ -1,8 +1,8 @@
 """Report sections end to end (one preset each, on the embedded digits), and the LR-finder rule on known curves.
 
-To keep the suite fast, the single-run presets (data, baselines, sanity, overfit, lr_finder) run as the jobs of
-one `-m` call (same composition and job code as `python train.py experiment=<name>`, one interpreter start);
-full, grid, compare and optuna run with their own command lines.
+To keep the suite fast, the single-run presets (data, baselines, sanity, overfit, lr_finder, full) run as the
+jobs of one `-m` call (same composition and job code as `python train.py experiment=<name>`, one interpreter
+start); grid (which sweeps by itself), compare (a plain run) and optuna run with their own command lines.
 """
 from __future__ import annotations
 
@@ -41,12 +41,16 @@ def tb_tags(event_dir: Path) -> tuple[set[str], set[str]]:
 
 @pytest.fixture(scope="module")
 def section_jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """data, baselines, sanity, overfit and lr_finder on digits, as one multirun; section name -> job dir."""
+    """data, baselines, sanity, overfit, lr_finder and full on digits, as one multirun; section name -> job dir.
+
+    An artifacts/best.ckpt is there before the run: `full` must keep it."""
     cwd = tmp_path_factory.mktemp("sections")
-    run_cli("train.py", "-m", "experiment=data,baselines,sanity,overfit,lr_finder", *SMALL,
+    (cwd / "artifacts").mkdir()
+    (cwd / "artifacts" / "best.ckpt").write_bytes(b"previous checkpoint")
+    run_cli("train.py", "-m", "experiment=data,baselines,sanity,overfit,lr_finder,full", *SMALL, "trainer.max_epochs=2",
             "++overfit.num_samples=16", "++lr_finder.iterations=30", "++lr_finder.weight_decays=[0.0,1.0e-3]", cwd=cwd)
     jobs = {OmegaConf.load(d / ".hydra" / "config.yaml").section: d for d in job_dirs(cwd / "multirun")}
-    assert set(jobs) == {"data", "baselines", "sanity", "overfit", "lr_finder"}
+    assert set(jobs) == {"data", "baselines", "sanity", "overfit", "lr_finder", "full"}
     return jobs
 
 
@@ -148,12 +152,9 @@ def test_lr_finder_rule_on_known_curves() -> None:
     assert math.log10(suggest(10**x, noisy, skip_start=5)["lr"]) == pytest.approx(x0, abs=0.01)
 
 
-def test_full_section_exports_and_keeps_previous(tmp_path: Path) -> None:
-    artifacts = tmp_path / "artifacts"
-    artifacts.mkdir()
-    (artifacts / "best.ckpt").write_bytes(b"previous checkpoint")
-    run_cli("train.py", "experiment=full", *SMALL, "trainer.max_epochs=2", cwd=tmp_path)
-    (run_dir,) = job_dirs(tmp_path / "outputs")
+def test_full_section_exports_and_keeps_previous(section_jobs: dict[str, Path]) -> None:
+    run_dir = section_jobs["full"]
+    artifacts = run_dir.parents[3] / "artifacts"  # <cwd>/multirun/DATE/TIME/JOB
     kept = [p for p in artifacts.glob("best.*.ckpt")]
     assert len(kept) == 1 and kept[0].read_bytes() == b"previous checkpoint"
     state = checkpoint.load(artifacts / "best.ckpt")
@@ -170,9 +171,9 @@ def test_full_section_exports_and_keeps_previous(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`python train.py experiment=grid` (no -m) on a 2x2 grid whose width=0 jobs fail: the sweep dir."""
+    """`python train.py experiment=grid` (no -m) on a 2x2 grid whose lr=-1 jobs fail: the sweep dir."""
     cwd = tmp_path_factory.mktemp("grid")
-    run_cli("train.py", "experiment=grid", "optim.lr=1.0e-3,3.0e-3", "model.width=4,0", "optim.weight_decay=0.0",
+    run_cli("train.py", "experiment=grid", "optim.lr=3.0e-3,-1.0", "model.width=4,8", "optim.weight_decay=0.0",
             "model.depth=1", "trainer.max_epochs=2", cwd=cwd)
     (sweep,) = [p.parent for p in (cwd / "multirun").glob("*/*/multirun.yaml")]
     return sweep
@@ -182,13 +183,13 @@ def test_grid_summary_records_failed_jobs(grid_sweep: Path) -> None:
     rows = list(csv.DictReader(open(grid_sweep / "summary.csv")))
     assert [r["status"] for r in rows] == ["ok", "ok", "failed", "failed"]
     assert float(rows[0]["val_metric"]) >= float(rows[1]["val_metric"])
-    assert {r["run"] for r in rows} == {f"lr={lr}_wd=0.0_width={w}_depth=1" for lr in (0.001, 0.003) for w in (4, 0)}
+    assert {r["run"] for r in rows} == {f"lr={lr}_wd=0.0_width={w}_depth=1" for lr in (0.003, -1.0) for w in (4, 8)}
     for row in rows[:2]:
-        assert row["width"] == "4" and Path(row["checkpoint"]).is_file() and int(row["best_epoch"]) in (1, 2)
+        assert row["lr"] == "0.003" and Path(row["checkpoint"]).is_file() and int(row["best_epoch"]) in (1, 2)
         metrics = read_json(Path(row["checkpoint"]).parents[1] / "metrics.json")
         assert metrics["run_name"] == row["run"] and metrics["test"] is None
     for row in rows[2:]:
-        assert row["width"] == "0" and "model.width=0" in row["error"] and row["val_metric"] == ""
+        assert row["lr"] == "-1.0" and "optim.lr=-1.0 must be > 0" in row["error"] and row["val_metric"] == ""
     assert "| run | status |" in (grid_sweep / "summary.md").read_text()
     assert len(job_dirs(grid_sweep)) == 4
 
@@ -198,7 +199,7 @@ def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
     (run_dir,) = job_dirs(tmp_path / "outputs")
     result = read_json(run_dir / "compare.json")
     assert len(result["runs"]) == 2 and set(result["comparisons"]) == {"lr", "wd", "width", "depth"}
-    assert set(result["comparisons"]["lr"]["best_by_value"]) == {"0.001", "0.003"}
+    assert set(result["comparisons"]["width"]["best_by_value"]) == {"4", "8"}
     assert_pngs(run_dir, [f"compare_{key}.png" for key in ("lr", "wd", "width", "depth")])
     assert "compare/lr" in tb_tags(run_dir / "tb")[1]
 
@@ -208,13 +209,13 @@ def test_optuna_resumes_the_same_study(tmp_path: Path) -> None:
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     args = ["experiment=optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resume",
-            "hydra.sweeper.n_trials=2", "trainer.max_epochs=1", "model.width=choice(4, 8)", "model.depth=1"]
+            "hydra.sweeper.n_trials=1", "trainer.max_epochs=1", "model.width=choice(4, 8)", "model.depth=1"]
     first = run_cli("train.py", *args, cwd=tmp_path)
     assert "alembic" not in first.stdout + first.stderr
     run_cli("train.py", *args, cwd=tmp_path)
     study = optuna.load_study(study_name="resume", storage=storage)
-    assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
     sweeps = sorted(p.parent for p in (tmp_path / "multirun").glob("*/*/summary.csv"))
     assert len(sweeps) == 2
     rows = list(csv.DictReader(open(sweeps[-1] / "summary.csv")))
-    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["run"].startswith("lr=")

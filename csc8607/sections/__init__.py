@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from csc8607.config import validate
 from csc8607.errors import UserError
 
 SECTIONS = {
@@ -24,6 +25,7 @@ SECTIONS = {
     "compare": "csc8607.sections.compare",  # M7: curve overlays by LR, WD, width, depth
     "optuna": "csc8607.sections.optuna",  # M8: one Optuna trial (same job as grid)
 }
+SWEEP_JOBS = {"grid", "optuna"}  # their jobs record any failure (bad values included) instead of ending the sweep
 
 
 def run_section(cfg: DictConfig, run_dir: Path | str) -> Any:
@@ -31,4 +33,6 @@ def run_section(cfg: DictConfig, run_dir: Path | str) -> Any:
     name = cfg.get("section") or "train"
     if name not in SECTIONS:
         raise UserError(f"section={name} is not one of {', '.join(sorted(SECTIONS))}")
+    if name not in SWEEP_JOBS:
+        validate(cfg)  # bad values fail here, before the heavy imports (sweep jobs validate inside their guard)
     return importlib.import_module(SECTIONS[name]).run(cfg, run_dir)
