@@ -127,7 +127,8 @@ def bar_chart(path: Path | str, groups: dict[str, Sequence[float]], labels: Sequ
         ax.bar(x + (i - (len(groups) - 1) / 2) * bar, values, bar, label=name)
     step = max(1, len(labels) // 60)  # at most ~60 tick labels (200 classes: every 4th)
     ax.set_xticks(x[::step])
-    ax.set_xticklabels(list(labels)[::step], rotation=90 if len(labels) > 20 else 0, fontsize=6 if len(labels) > 20 else 9)
+    many = len(labels) > 20
+    ax.set_xticklabels(list(labels)[::step], rotation=90 if many else 0, fontsize=6 if many else 9)
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
     if len(groups) > 1:

@@ -78,8 +78,9 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
         cells = [f"{r[c]:.4f}" if isinstance(r[c], float) and c in ("val_metric", "val_loss") else
                  ("" if r[c] is None else str(r[c])) for c in COLUMNS]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
-    (sweep_dir / "summary.md").write_text(f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({'max' if maximize else 'min'}), "
-                                          "failed jobs last.\n\n" + "\n".join(lines) + "\n")
+    order = "max" if maximize else "min"
+    (sweep_dir / "summary.md").write_text(
+        f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}), failed jobs last.\n\n" + "\n".join(lines) + "\n")
     return rows
 
 
@@ -89,4 +90,5 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         rows = summarize(config.hydra.sweep.dir)
         failed = sum(r["status"] != "ok" for r in rows)
-        log.info("sweep summary: %d jobs (%d failed) -> %s", len(rows), failed, Path(config.hydra.sweep.dir) / "summary.md")
+        log.info("sweep summary: %d jobs (%d failed) -> %s", len(rows), failed,
+                 Path(config.hydra.sweep.dir) / "summary.md")

@@ -51,7 +51,8 @@ def expected(task: str, prior: torch.Tensor, share: torch.Tensor) -> dict[str, d
     chance = 1.0 / c
     random_f1 = sum(2 * q * chance / (q + chance) for q in share.tolist()) / c
     return {
-        "majority": {"accuracy": p, "f1": 2 * p / (1 + p) / c, "loss": -(share * prior.clamp_min(1e-12).log()).sum().item()},
+        "majority": {"accuracy": p, "f1": 2 * p / (1 + p) / c,
+                     "loss": -(share * prior.clamp_min(1e-12).log()).sum().item()},
         "uniform_random": {"accuracy": chance, "f1": random_f1, "loss": expected_initial_loss(task, c)},
     }
 
@@ -72,7 +73,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "majority": Constant(logits.to(s.engine.device)),
         "uniform_random": Constant(torch.zeros(meta["num_outputs"], device=s.engine.device), noise=1e-4, seed=cfg.seed),
     }
-    result: dict[str, Any] = {"train_prior": prior.tolist(), "majority_class": meta["class_names"][int(counts["train"].argmax())]}
+    result: dict[str, Any] = {"train_prior": prior.tolist(),
+                              "majority_class": meta["class_names"][int(counts["train"].argmax())]}
     writer = open_writer(run_dir)
     for split in cfg.baselines.splits:
         share = counts[split] / sizes[split]
@@ -83,9 +85,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
             for key, value in values.items():
                 writer.add_scalar(f"baselines/{name}/{split}/{key}", value, 0)
     names = list(baselines)
-    bars = figures.bar_chart(run_dir / "baselines.png",
-                             {split: [result[split]["measured"][n]["accuracy"] for n in names] for split in cfg.baselines.splits},
-                             names, "accuracy", title="M0 baselines")
+    accuracy = {split: [result[split]["measured"][n]["accuracy"] for n in names] for split in cfg.baselines.splits}
+    bars = figures.bar_chart(run_dir / "baselines.png", accuracy, names, "accuracy", title="M0 baselines")
     result["figures"] = [bars.name]
     figures.to_tensorboard(writer, "baselines/accuracy", bars)
     writer.close()

@@ -54,7 +54,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         if key not in PARAMS:
             raise UserError(f"compare.by: {key} is not one of {', '.join(PARAMS)}")
         groups: dict[str, dict[str, list]] = {panel: {} for panel in panels}
-        for r in sorted(runs, key=lambda r: (r[key] is None, r[key] if isinstance(r[key], (int, float)) else 0, r["name"])):
+        numeric = all(isinstance(r[key], (int, float)) for r in runs)
+        for r in sorted(runs, key=lambda r: (r[key] if numeric else str(r[key]), r["name"])):
             epochs = [row["epoch"] for row in r["history"]]
             for panel, tag in panels.items():
                 groups[panel].setdefault(f"{key}={r[key]}", []).append((epochs, [row[tag] for row in r["history"]]))

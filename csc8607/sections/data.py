@@ -1,4 +1,5 @@
-"""D1–D11 — the data: splits, class distribution, input sizes, preprocessing, augmentation, examples, batch shape."""
+"""D1–D11 — the data: splits, class distribution, input sizes, preprocessing, augmentation, examples and
+the exact train batch shape."""
 from __future__ import annotations
 
 import logging
@@ -38,19 +39,21 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     run_dir = Path(run_dir)
     s = setup(cfg)
     meta, names = s.data.meta, s.data.meta["class_names"]
-    counts = {split: class_counts(part.labels, meta["task"], meta["num_classes"]) for split, part in s.data.splits.items()}
+    splits = s.data.splits
+    counts = {split: class_counts(part.labels, meta["task"], meta["num_classes"]) for split, part in splits.items()}
     train = counts["train"]
     imbalance = max(train) / min(train) if min(train) > 0 else float("inf")
-    sizes = {split: dict(zip(("channel_mean", "channel_std"), channel_stats(part.images)), shape=list(part.images.shape[1:]))
-             for split, part in s.data.splits.items()}  # decoded sizes (source sizes, if varied, are in notes)
+    # decoded input sizes and pixel statistics (source sizes, when they vary, are in meta["notes"])
+    sizes = {split: dict(zip(("channel_mean", "channel_std"), channel_stats(part.images)),
+                         shape=list(part.images.shape[1:])) for split, part in splits.items()}
 
     # D11: the exact train batch the engine receives, checked against meta["input_shape"]
     inputs, _ = next(iter(s.loader("train", train=True)))
     batch_shape = list(inputs.shape)
     shape_ok = batch_shape[1:] == list(meta["input_shape"])
 
-    k = int(cfg.data_report.examples_per_split)
-    shown = {split: examples(s, split, k) for split in ("train", "val", "test")}
+    per_split = int(cfg.data_report.examples_per_split)
+    shown = {split: examples(s, split, per_split) for split in ("train", "val", "test")}
     label_of = (lambda y: names[int(y)]) if meta["task"] == "multiclass" else (lambda y: str(y.tolist()))
     grid = figures.image_grid(run_dir / "examples.png", {split: x.numpy() for split, (x, _) in shown.items()},
                               {split: [label_of(y) for y in ys] for split, (_, ys) in shown.items()})

@@ -59,7 +59,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     value = train.run(cfg, run_dir)
     metrics = checkpoint.read_json(run_dir / "metrics.json")
     name = cfg.trainer.monitor.split("/", 1)[-1]
-    png = figures.history_curves(run_dir / "curves.png", metrics["history"], metric=name if name != "loss" else "accuracy",
+    png = figures.history_curves(run_dir / "curves.png", metrics["history"],
+                                 metric=name if name != "loss" else "accuracy",
                                  title=f"M6 full training ({len(metrics['history'])} epochs)")
     writer = open_writer(run_dir)
     figures.to_tensorboard(writer, "full/curves", png)

@@ -110,9 +110,11 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     png = figures.line_plot(run_dir / "lr_finder.png",
                             {"train loss": {k: finite_points(c["lr"], c["loss"]) for k, c in curves.items()}},
                             "learning rate (log scale)", weight=float(opts.smoothing), logx=True,
-                            title="M4 LR range test", mark=first["lr"], span=(first["window_low"], first["window_high"]))
+                            title="M4 LR range test", mark=first["lr"],
+                            span=(first["window_low"], first["window_high"]))
     result = {"rule": RULE, "suggested_lr": first["lr"], "stable_window": [first["window_low"], first["window_high"]],
-              "smoothing": float(opts.smoothing), "skip_start": int(opts.skip_start), "diverge_factor": float(opts.diverge_factor),
+              "smoothing": float(opts.smoothing), "skip_start": int(opts.skip_start),
+              "diverge_factor": float(opts.diverge_factor),
               "lr_min": float(opts.lr_min), "lr_max": float(opts.lr_max), "iterations": int(opts.iterations),
               "model_restored": restored, "curves": curves, "figures": [png.name]}
     checkpoint.write_json(run_dir / "lr_finder.json", result)
