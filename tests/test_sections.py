@@ -21,7 +21,8 @@ from csc8607.errors import UserError
 from csc8607.sections.lr_finder import suggest
 from test_configs import compose_with
 
-SMALL = ["model.width=4", "model.depth=1"]
+# tiny model, one torch thread: on a busy 2-core machine OpenMP threads spin against other processes (3x slower)
+SMALL = ["model.width=4", "model.depth=1", "trainer.threads=1"]
 
 
 def assert_pngs(run_dir: Path, names: list[str]) -> None:
@@ -174,7 +175,7 @@ def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`python train.py experiment=grid` (no -m) on a 2x2 grid whose lr=-1 jobs fail: the sweep dir."""
     cwd = tmp_path_factory.mktemp("grid")
     run_cli("train.py", "experiment=grid", "optim.lr=3.0e-3,-1.0", "model.width=4,8", "optim.weight_decay=0.0",
-            "model.depth=1", "trainer.max_epochs=2", cwd=cwd)
+            "model.depth=1", "trainer.max_epochs=2", "trainer.threads=1", cwd=cwd)
     (sweep,) = [p.parent for p in (cwd / "multirun").glob("*/*/multirun.yaml")]
     return sweep
 
@@ -209,7 +210,8 @@ def test_optuna_resumes_the_same_study(tmp_path: Path) -> None:
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     args = ["experiment=optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resume",
-            "hydra.sweeper.n_trials=1", "trainer.max_epochs=1", "model.width=choice(4, 8)", "model.depth=1"]
+            "hydra.sweeper.n_trials=1", "trainer.max_epochs=1", "model.width=choice(4, 8)", "model.depth=1",
+            "trainer.threads=1"]
     first = run_cli("train.py", *args, cwd=tmp_path)
     assert "alembic" not in first.stdout + first.stderr
     run_cli("train.py", *args, cwd=tmp_path)
