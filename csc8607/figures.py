@@ -128,7 +128,8 @@ def bar_chart(path: Path | str, groups: dict[str, Sequence[float]], labels: Sequ
     step = max(1, len(labels) // 60)  # at most ~60 tick labels (200 classes: every 4th)
     ax.set_xticks(x[::step])
     many = len(labels) > 20
-    ax.set_xticklabels(list(labels)[::step], rotation=90 if many else 0, fontsize=6 if many else 9)
+    vertical = many or max((len(str(label)) for label in labels), default=0) > 6  # e.g. layer names
+    ax.set_xticklabels(list(labels)[::step], rotation=90 if vertical else 0, fontsize=6 if many else 8)
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
     if len(groups) > 1:
