@@ -147,6 +147,7 @@ def test_lr_finder_rule_on_known_curves() -> None:
     # a curve that only goes down linearly: every point is as steep, the window is the whole range
     flat = suggest([1e-4, 1e-3, 1e-2, 1e-1], [4.0, 3.0, 2.0, 1.0])
     assert (flat["window_low"], flat["window_high"]) == (1e-4, 1e-1)
+    assert math.isnan(suggest([], [])["lr"])
     # noise in the first points (smoothing warm-up) is left out with skip_start
     noisy = np.concatenate([[3.0, 1.0], loss[2:]])
     assert math.log10(suggest(10**x, noisy)["lr"]) == pytest.approx(-6, abs=0.02)

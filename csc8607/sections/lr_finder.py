@@ -30,6 +30,8 @@ RULE = ("suggested LR = steepest descent of the smoothed loss vs log10(LR), afte
 
 def suggest(lrs: Sequence[float], smoothed: Sequence[float], skip_start: int = 0) -> dict[str, float]:
     """Steepest-descent LR and the half-slope window of a smoothed loss curve (see the module docstring)."""
+    if len(lrs) == 0:  # diverged at the first step: nothing to suggest
+        return {"lr": math.nan, "window_low": math.nan, "window_high": math.nan, "slope": math.nan}
     skip = min(skip_start, max(len(lrs) - 3, 0))
     x, y = np.log10(np.asarray(lrs[skip:], dtype=float)), np.asarray(smoothed[skip:], dtype=float)
     if len(x) < 3:
