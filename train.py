@@ -15,10 +15,7 @@ from csc8607.errors import exit_on_user_error
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    from csc8607.config import validate
-
-    validate(cfg)  # bad values fail here, before the heavy imports
-    from csc8607.sections import run_section
+    from csc8607.sections import run_section  # validates the config before the heavy imports
 
     return run_section(cfg, HydraConfig.get().runtime.output_dir)
 

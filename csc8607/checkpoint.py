@@ -70,3 +70,9 @@ def write_json(path: Path | str, data: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_json(path: Path | str) -> Any:
+    import json
+
+    return json.loads(Path(path).read_text())

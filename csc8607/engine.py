@@ -170,8 +170,8 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
 def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, train_batches: Any, val_batches: Batches,
         *, max_epochs: int, run_dir: Path, monitor: str = "val/accuracy", mode: str = "max", writer: Any = None,
         scheduler: Any = None, log_every: int = 10, checkpoint_extra: dict | None = None,
-        resume: dict | None = None) -> dict[str, Any]:
-    """Train for `max_epochs`, evaluating on val after each epoch.
+        resume: dict | None = None, stop: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """Train for `max_epochs` (or until `stop(row)` is true after an epoch), evaluating on val after each epoch.
 
     Writes checkpoints/best.ckpt (by `monitor`) and checkpoints/last.ckpt into `run_dir` after every epoch,
     scalars into `writer` (a TensorBoard SummaryWriter or None), and returns the history and the best epoch.
@@ -210,8 +210,8 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
             try:
                 train = engine.train_epoch(model, train_batches, optimizer, on_step=on_step, log_every=log_every,
                                            progress=progress, stop_requested=stop_requested)
-            except Interrupted as stop:
-                checkpoint.save(ckpt_dir / "last.ckpt", state(epoch - 1, stop.progress))
+            except Interrupted as interrupted:
+                checkpoint.save(ckpt_dir / "last.ckpt", state(epoch - 1, interrupted.progress))
                 raise
             progress = None
             val = engine.evaluate(model, val_batches)
@@ -239,5 +239,7 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
             log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  %s %.4f%s  (%.1fs)", epoch, max_epochs,
                      train["loss"], val["loss"], monitor, row[monitor], "  *best*" if improved else "",
                      row["epoch_time_s"])
+            if stop is not None and stop(row):
+                break
     return {"history": history, "best_value": best, "best_epoch": best_epoch,
             "train_time_s": time.perf_counter() - start}

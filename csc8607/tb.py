@@ -8,8 +8,9 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 
-def open_writer(run_dir: Path | str) -> SummaryWriter:
-    return SummaryWriter(log_dir=str(Path(run_dir) / "tb"))
+def open_writer(run_dir: Path | str, sub: str | None = None) -> SummaryWriter:
+    """Events in <run_dir>/tb, or in <run_dir>/tb/<sub> (several curves of one job shown as separate runs)."""
+    return SummaryWriter(log_dir=str(Path(run_dir) / "tb" / sub if sub else Path(run_dir) / "tb"))
 
 
 def write_hparams(writer: SummaryWriter, hparams: dict[str, Any], metrics: dict[str, float]) -> None:

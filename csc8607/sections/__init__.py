@@ -10,11 +10,22 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from csc8607.config import validate
 from csc8607.errors import UserError
 
 SECTIONS = {
-    "train": "csc8607.sections.train",  # M6 (and every sweep job): fit, checkpoints, test, metrics.json
+    "train": "csc8607.sections.train",  # the training job: fit, checkpoints, test, metrics.json
+    "data": "csc8607.sections.data",  # D1–D11: splits, class distribution, examples, batch shape
+    "baselines": "csc8607.sections.baselines",  # M0: majority class and uniform random
+    "sanity": "csc8607.sections.sanity",  # M1–M2: layer table, initial loss, gradients
+    "overfit": "csc8607.sections.overfit",  # M3: memorize a small sample
+    "lr_finder": "csc8607.sections.lr_finder",  # M4: LR range test
+    "grid": "csc8607.sections.grid",  # M5: one grid job (failures recorded), summary by csc8607.sweep
+    "full": "csc8607.sections.full",  # M6: full training, exported to artifacts/
+    "compare": "csc8607.sections.compare",  # M7: curve overlays by LR, WD, width, depth
+    "optuna": "csc8607.sections.optuna",  # M8: one Optuna trial (same job as grid)
 }
+SWEEP_JOBS = {"grid", "optuna"}  # their jobs record any failure (bad values included) instead of ending the sweep
 
 
 def run_section(cfg: DictConfig, run_dir: Path | str) -> Any:
@@ -22,4 +33,6 @@ def run_section(cfg: DictConfig, run_dir: Path | str) -> Any:
     name = cfg.get("section") or "train"
     if name not in SECTIONS:
         raise UserError(f"section={name} is not one of {', '.join(sorted(SECTIONS))}")
+    if name not in SWEEP_JOBS:
+        validate(cfg)  # bad values fail here, before the heavy imports (sweep jobs validate inside their guard)
     return importlib.import_module(SECTIONS[name]).run(cfg, run_dir)

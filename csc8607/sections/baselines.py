@@ -1,0 +1,100 @@
+"""M0 — baselines: majority class and uniform random predictions on val and test, scored by the model's metrics.
+
+Both are tiny "models" run through the same `Engine.evaluate` as the network, so their loss, accuracy and
+macro-F1 are computed exactly as the model's. Majority predicts the train prior (its argmax is the majority
+class, its loss is the cross-entropy to that prior); uniform random predicts equal probabilities (loss ln C,
+ln 2 per logit for BCE) plus a tiny seeded noise whose argmax is a uniformly random class.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from csc8607 import checkpoint, figures
+from csc8607.metrics import expected_initial_loss
+from csc8607.run import setup
+from csc8607.sections.data import class_counts
+from csc8607.tb import open_writer
+
+log = logging.getLogger(__name__)
+
+
+class Constant(nn.Module):
+    """Returns the same logits for every input, plus seeded noise of scale `noise` (0 = none)."""
+
+    def __init__(self, logits: torch.Tensor, noise: float = 0.0, seed: int = 0) -> None:
+        super().__init__()
+        self.register_buffer("logits", logits.float())
+        self.noise, self.generator = noise, torch.Generator().manual_seed(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.logits.expand(len(x), -1)
+        if self.noise:
+            out = out + self.noise * torch.randn(out.shape, generator=self.generator).to(out.device)
+        return out
+
+
+def expected(task: str, prior: torch.Tensor, share: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Values the two baselines should score on a split with class shares `share` (train prior `prior`)."""
+    c = len(share)
+    if task != "multiclass":  # per-logit BCE: majority = train prior per output, random = 50 % per output
+        prior = prior.clamp(1e-6, 1 - 1e-6)
+        bce = -(share * prior.log() + (1 - share) * (1 - prior).log()).mean().item()
+        return {"majority": {"loss": bce}, "uniform_random": {"loss": math.log(2.0), "accuracy": 0.5}}
+    p = share[prior.argmax()].item()
+    chance = 1.0 / c
+    random_f1 = sum(2 * q * chance / (q + chance) for q in share.tolist()) / c
+    return {
+        "majority": {"accuracy": p, "f1": 2 * p / (1 + p) / c,
+                     "loss": -(share * prior.clamp_min(1e-12).log()).sum().item()},
+        "uniform_random": {"accuracy": chance, "f1": random_f1, "loss": expected_initial_loss(task, c)},
+    }
+
+
+def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    s = setup(cfg)
+    meta = s.data.meta
+    task, c = meta["task"], meta["num_classes"]
+    counts = {split: torch.tensor(class_counts(part.labels, task, c), dtype=torch.float64)
+              for split, part in s.data.splits.items()}
+    sizes = meta["split_sizes"]
+    prior = counts["train"] / sizes["train"]
+    if task == "binary":
+        prior = prior[1:]  # one logit: the positive rate
+    logits = prior.clamp_min(1e-12).log() if task == "multiclass" else torch.logit(prior.clamp(1e-6, 1 - 1e-6))
+    baselines = {
+        "majority": Constant(logits.to(s.engine.device)),
+        "uniform_random": Constant(torch.zeros(meta["num_outputs"], device=s.engine.device), noise=1e-4, seed=cfg.seed),
+    }
+    result: dict[str, Any] = {"train_prior": prior.tolist(),
+                              "majority_class": meta["class_names"][int(counts["train"].argmax())]}
+    writer = open_writer(run_dir)
+    for split in cfg.baselines.splits:
+        share = counts[split] / sizes[split]
+        share = share[1:] if task == "binary" else share
+        measured = {name: s.engine.evaluate(model, s.loader(split)) for name, model in baselines.items()}
+        result[split] = {"measured": measured, "expected": expected(task, prior, share)}
+        for name, values in measured.items():
+            for key, value in values.items():
+                writer.add_scalar(f"baselines/{name}/{split}/{key}", value, 0)
+    names = list(baselines)
+    accuracy = {split: [result[split]["measured"][n]["accuracy"] for n in names] for split in cfg.baselines.splits}
+    bars = figures.bar_chart(run_dir / "baselines.png", accuracy, names, "accuracy", title="M0 baselines")
+    result["figures"] = [bars.name]
+    figures.to_tensorboard(writer, "baselines/accuracy", bars)
+    writer.close()
+    checkpoint.write_json(run_dir / "baselines.json", result)
+    for split in cfg.baselines.splits:
+        for name in names:
+            got, exp = result[split]["measured"][name], result[split]["expected"][name]
+            log.info("%-5s %-15s %s", split, name,
+                     "  ".join(f"{k} {got[k]:.4f} (expected {exp[k]:.4f})" if k in exp else f"{k} {got[k]:.4f}"
+                               for k in ("loss", "accuracy", "f1") if k in got))
+    return result

@@ -1,0 +1,74 @@
+"""M7 — curve comparisons: train loss, val loss and the val metric against the epoch for chosen runs, one PNG
+per hyperparameter (LR, weight decay, model A, model B), each run coloured and labelled by that value.
+
+`compare.runs` is a sweep dir (every job below it with a metrics.json) or a list of run dirs.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from csc8607 import checkpoint, figures
+from csc8607.errors import UserError
+from csc8607.sweep import PARAMS
+from csc8607.tb import open_writer
+
+log = logging.getLogger(__name__)
+
+
+def find_runs(runs: Any, root: Path) -> list[Path]:
+    """Run dirs (holding metrics.json and .hydra/config.yaml) from a sweep dir or a list of dirs."""
+    if runs is None:
+        raise UserError("compare.runs is not set: give a sweep dir (compare.runs=multirun/DATE/TIME) or a list "
+                        "(compare.runs='[outputs/A,outputs/B]')")
+    items = list(runs) if isinstance(runs, (list, tuple, ListConfig)) else [runs]
+    found: list[Path] = []
+    for item in items:
+        path = Path(str(item)).expanduser()
+        path = path if path.is_absolute() else root / path
+        if not path.is_dir():
+            raise UserError(f"compare.runs: {path} is not a directory")
+        found += sorted(p.parent for p in path.rglob("metrics.json") if (p.parent / ".hydra" / "config.yaml").exists())
+    if not found:
+        raise UserError(f"compare.runs: no run with metrics.json under {', '.join(map(str, items))}")
+    return found
+
+
+def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    runs = []
+    for path in find_runs(cfg.compare.runs, Path(cfg.paths.root)):
+        metrics = checkpoint.read_json(path / "metrics.json")
+        conf = OmegaConf.load(path / ".hydra" / "config.yaml")
+        runs.append({"dir": str(path), "name": metrics["run_name"], "history": metrics["history"],
+                     "monitor": metrics["monitor"], "best_value": metrics["best_value"],
+                     **{key: OmegaConf.select(conf, dotted) for key, dotted in PARAMS.items()}})
+    monitor = runs[0]["monitor"]
+    panels = {"train/loss": "train/loss", "val/loss": "val/loss", monitor: monitor}
+    result: dict[str, Any] = {"runs": [{k: v for k, v in r.items() if k != "history"} for r in runs], "comparisons": {}}
+    writer = open_writer(run_dir)
+    for key in cfg.compare.by:
+        if key not in PARAMS:
+            raise UserError(f"compare.by: {key} is not one of {', '.join(PARAMS)}")
+        groups: dict[str, dict[str, list]] = {panel: {} for panel in panels}
+        numeric = all(isinstance(r[key], (int, float)) for r in runs)
+        for r in sorted(runs, key=lambda r: (r[key] if numeric else str(r[key]), r["name"])):
+            epochs = [row["epoch"] for row in r["history"]]
+            for panel, tag in panels.items():
+                groups[panel].setdefault(f"{key}={r[key]}", []).append((epochs, [row[tag] for row in r["history"]]))
+        png = figures.grouped_plot(run_dir / f"compare_{key}.png", groups, "epoch",
+                                   title=f"M7 comparison by {key} ({PARAMS[key]}), {len(runs)} runs")
+        figures.to_tensorboard(writer, f"compare/{key}", png)
+        by_value: dict[str, list[float]] = {}
+        for r in runs:
+            by_value.setdefault(str(r[key]), []).append(r["best_value"])
+        result["comparisons"][key] = {"png": png.name, "best_by_value": {
+            v: max(b) if cfg.trainer.monitor_mode == "max" else min(b) for v, b in by_value.items()}}
+    writer.close()
+    checkpoint.write_json(run_dir / "compare.json", result)
+    log.info("compared %d runs by %s -> %s", len(runs), ", ".join(cfg.compare.by),
+             ", ".join(c["png"] for c in result["comparisons"].values()))
+    return result

@@ -1,0 +1,89 @@
+"""D1–D11 — the data: splits, class distribution, input sizes, preprocessing, augmentation, examples and
+the exact train batch shape."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from csc8607 import checkpoint, figures
+from csc8607.data.core import channel_stats
+from csc8607.errors import UserError
+from csc8607.run import setup
+from csc8607.tb import open_writer
+
+log = logging.getLogger(__name__)
+
+
+def class_counts(labels: torch.Tensor, task: str, num_classes: int) -> list[int]:
+    """Images per class (multilabel: images carrying each label; binary: negatives, positives)."""
+    if task == "multilabel":
+        return labels.sum(0).long().tolist()
+    return torch.bincount(labels.long().view(-1), minlength=max(num_classes, 2 if task == "binary" else 1)).tolist()
+
+
+def examples(s: Any, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `count` images of a split exactly as the model gets them (train: augmented), de-normalized."""
+    loader = s.loader(split, train=split == "train", batch_size=count)
+    loader.set_epoch(1)
+    inputs, labels = next(iter(loader))
+    mean = torch.tensor(s.data.mean)[None, :, None, None]
+    std = torch.tensor(s.data.std)[None, :, None, None]
+    return (inputs.float().cpu() * std + mean).clamp(0.0, 1.0), labels.cpu()
+
+
+def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    s = setup(cfg)
+    meta, names = s.data.meta, s.data.meta["class_names"]
+    splits = s.data.splits
+    counts = {split: class_counts(part.labels, meta["task"], meta["num_classes"]) for split, part in splits.items()}
+    train = counts["train"]
+    imbalance = max(train) / min(train) if min(train) > 0 else float("inf")
+    # decoded input sizes and pixel statistics (source sizes, when they vary, are in meta["notes"])
+    sizes = {split: dict(zip(("channel_mean", "channel_std"), channel_stats(part.images)),
+                         shape=list(part.images.shape[1:])) for split, part in splits.items()}
+
+    # D11: the exact train batch the engine receives, checked against meta["input_shape"]
+    inputs, _ = next(iter(s.loader("train", train=True)))
+    batch_shape = list(inputs.shape)
+    shape_ok = batch_shape[1:] == list(meta["input_shape"])
+
+    per_split = int(cfg.data_report.examples_per_split)
+    shown = {split: examples(s, split, per_split) for split in ("train", "val", "test")}
+    label_of = (lambda y: names[int(y)]) if meta["task"] == "multiclass" else (lambda y: str(y.tolist()))
+    grid = figures.image_grid(run_dir / "examples.png", {split: x.numpy() for split, (x, _) in shown.items()},
+                              {split: [label_of(y) for y in ys] for split, (_, ys) in shown.items()})
+    bars = figures.bar_chart(run_dir / "class_distribution.png", counts, names, "images",
+                             title=f"{meta['name']}: class distribution (train imbalance {imbalance:.2f})")
+    result = {
+        "dataset": {k: meta[k] for k in ("name", "source", "task", "num_classes", "input_shape", "notes")},
+        "split_sizes": meta["split_sizes"],
+        "split_protocol": meta["split_protocol"],
+        "split_seed": meta["split_seed"],
+        "class_names": names,
+        "class_counts": counts,
+        "imbalance_ratio_train": imbalance,  # largest / smallest train class
+        "input_sizes": sizes,
+        "preprocess": meta["preprocess"],  # applied identically to train, val and test
+        "augment": meta["augment"],  # train split only
+        "train_batch_shape": batch_shape,
+        "batch_shape_matches_meta": shape_ok,
+        "examples": {split: [label_of(y) for y in ys] for split, (_, ys) in shown.items()},
+        "figures": [grid.name, bars.name],
+    }
+    checkpoint.write_json(run_dir / "data.json", result)
+    writer = open_writer(run_dir)
+    for split, (x, _) in shown.items():
+        writer.add_images(f"examples/{split}", x, 0)
+    figures.to_tensorboard(writer, "data/class_distribution", bars)
+    writer.close()
+    table = "\n".join(f"  {n:>12}  " + "  ".join(f"{counts[sp][i]:>6}" for sp in counts) for i, n in enumerate(names))
+    log.info("splits %s; imbalance %.2f; train batch %s (meta %s)\n  %12s  %s\n%s", meta["split_sizes"], imbalance,
+             batch_shape, meta["input_shape"], "class", "  ".join(f"{sp:>6}" for sp in counts), table)
+    if not shape_ok:
+        raise UserError(f"train batch shape {batch_shape} does not match meta input_shape {meta['input_shape']}")
+    return result

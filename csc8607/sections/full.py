@@ -1,0 +1,80 @@
+"""M6 — full training (10–20 epochs, no scheduler): the training job, then its best checkpoint (by the val
+metric) exported to `artifacts/best.ckpt` with its config as `artifacts/config.yaml`, and the curves as PNG.
+
+An existing artifacts/best.ckpt (and config.yaml) is kept, renamed with its modification time, before the new
+one replaces it; every write goes through a temporary file and a rename, so best.ckpt is never missing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from csc8607 import checkpoint, figures
+from csc8607.sections import train
+from csc8607.tb import open_writer
+
+log = logging.getLogger(__name__)
+
+
+def keep_previous(path: Path) -> Path | None:
+    """Hard-link (or copy) an existing `path` to `<stem>.<mtime>.<suffix>` beside it; returns the kept copy."""
+    if not path.exists():
+        return None
+    stamp = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y%m%d-%H%M%S-%f")
+    kept = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+    n = 1
+    while kept.exists():
+        kept, n = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}"), n + 1
+    try:
+        os.link(path, kept)
+    except OSError:
+        shutil.copy2(path, kept)
+    return kept
+
+
+def install(path: Path, write: Any) -> Path | None:
+    """Write a new `path` via `write(tmp_path)` then a rename, keeping the previous file first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
+        kept = keep_previous(path)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return kept
+
+
+def run(cfg: DictConfig, run_dir: Path | str) -> float:
+    run_dir = Path(run_dir)
+    value = train.run(cfg, run_dir)
+    metrics = checkpoint.read_json(run_dir / "metrics.json")
+    name = cfg.trainer.monitor.split("/", 1)[-1]
+    png = figures.history_curves(run_dir / "curves.png", metrics["history"],
+                                 metric=name if name != "loss" else "accuracy",
+                                 title=f"M6 full training ({len(metrics['history'])} epochs)")
+    writer = open_writer(run_dir)
+    figures.to_tensorboard(writer, "full/curves", png)
+    writer.close()
+    artifacts = Path(cfg.paths.root) / cfg.full.artifacts_dir
+    best = run_dir / "checkpoints" / "best.ckpt"
+    kept_ckpt = install(artifacts / "best.ckpt", lambda tmp: shutil.copyfile(best, tmp))
+    kept_cfg = install(artifacts / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
+    export = {"best_ckpt": str(artifacts / "best.ckpt"), "config": str(artifacts / "config.yaml"),
+              "previous_kept": [str(p) for p in (kept_ckpt, kept_cfg) if p], "best_epoch": metrics["best_epoch"],
+              "monitor": metrics["monitor"], "best_value": metrics["best_value"], "test": metrics["test"],
+              "epochs": metrics["epochs"], "scheduler": (cfg.get("scheduler") or {}).get("_target_"),
+              "figures": [png.name]}
+    checkpoint.write_json(run_dir / "full.json", export)
+    log.info("exported %s (epoch %d, %s %.4f)%s", export["best_ckpt"], export["best_epoch"], export["monitor"],
+             export["best_value"], f"; previous kept as {', '.join(export['previous_kept'])}" if kept_ckpt else "")
+    return value

@@ -1,0 +1,80 @@
+"""M3 — overfit a small sample: N train images, no augmentation, weight decay 0, train until the train loss
+falls below a threshold (verdict PASS) or the epoch budget runs out (FAIL). Same engine and `fit` as training."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from csc8607 import checkpoint, figures
+from csc8607.data import BatchLoader
+from csc8607.errors import UserError
+from csc8607.engine import fit
+from csc8607.models import count_parameters
+from csc8607.run import setup
+from csc8607.tb import open_writer
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    opts = cfg.overfit
+    s = setup(cfg)
+    train = s.data.splits["train"]
+    n = int(opts.num_samples)
+    if not 1 <= n <= len(train):
+        raise UserError(f"overfit.num_samples={n} must be between 1 and the train split size {len(train)}")
+    index = np.sort(np.random.default_rng(cfg.seed).choice(len(train), n, replace=False))
+    subset = train.subset(index)
+    batches = BatchLoader(subset, min(int(cfg.trainer.batch_size), n), s.data.mean, s.data.std, device=s.engine.device,
+                          shuffle=True, augment=None, seed=cfg.seed, channels_last=s.channels_last)
+    optimizer = s.optimizer()
+    for group in optimizer.param_groups:
+        group["weight_decay"] = 0.0  # the point is to memorize: no regularization
+    threshold = float(opts.loss_threshold)
+    writer = open_writer(run_dir)
+    try:
+        result = fit(s.engine, s.model, optimizer, batches, s.loader("val"), max_epochs=int(opts.max_epochs),
+                     run_dir=run_dir, monitor="train/loss", mode="min", writer=writer, log_every=1,
+                     stop=lambda row: row["train/loss"] < threshold)
+        history = result["history"]
+        epochs = [row["epoch"] for row in history]
+        curve = figures.line_plot(
+            run_dir / "overfit_loss.png",
+            {"loss": {"train/loss": (epochs, [r["train/loss"] for r in history]),
+                      "val/loss": (epochs, [r["val/loss"] for r in history])}},
+            "epoch", weight=0.0, title=f"M3 overfit on {n} train images (threshold {threshold})")
+        figures.to_tensorboard(writer, "overfit/loss", curve)
+    finally:
+        writer.close()
+    final = history[-1]
+    reached = final["train/loss"] < threshold
+    summary = {
+        "num_samples": n,
+        "sample_index": index.tolist(),
+        "augmentation": None,
+        "weight_decay": 0.0,
+        "lr": optimizer.param_groups[0]["lr"],
+        "model": {k: v for k, v in cfg.model.items() if k != "_target_"},
+        "params": count_parameters(s.model),
+        "loss_threshold": threshold,
+        "max_epochs": int(opts.max_epochs),
+        "epochs_run": len(history),
+        "final_train_loss": final["train/loss"],
+        "final_train_accuracy": final["train/accuracy"],
+        "final_val_loss": final["val/loss"],
+        "verdict": "PASS" if reached else "FAIL",
+        "history": history,
+        "figures": [curve.name],
+    }
+    checkpoint.write_json(run_dir / "overfit.json", summary)
+    log.info("overfit %d images: train/loss %.4f after %d epochs (threshold %.4f): %s", n, final["train/loss"],
+             len(history), threshold, summary["verdict"])
+    if not reached:
+        raise UserError(f"overfit failed: train/loss {final['train/loss']:.4f} is still above {threshold} after "
+                        f"{len(history)} epochs (raise overfit.max_epochs or optim.lr); see {run_dir / 'overfit.json'}")
+    return summary

@@ -1,0 +1,115 @@
+"""M1–M2 — sanity checks: layer table and parameter count, initial loss vs −log(1/C), backward, gradient norms.
+
+Verdict PASS when the initial loss on one train batch is within `sanity.tolerance` (absolute) of the loss of
+a uniform prediction (ln C for softmax, ln 2 per logit for BCE), the loss is finite, and every layer with
+parameters receives a non-zero gradient. A failed check exits non-zero after writing sanity.json.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from csc8607 import checkpoint, figures
+from csc8607.errors import UserError
+from csc8607.metrics import expected_initial_loss
+from csc8607.models import count_parameters
+from csc8607.run import setup
+from csc8607.runtime import autocast
+from csc8607.tb import open_writer
+
+log = logging.getLogger(__name__)
+
+
+def layer_table(model: nn.Module, inputs: torch.Tensor) -> list[dict[str, Any]]:
+    """One row per leaf module in call order: name, type, output shape, own parameter count."""
+    rows: list[dict[str, Any]] = []
+    hooks = []
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            def hook(mod: nn.Module, _inp: Any, out: Any, name: str = name) -> None:
+                shape = list(out.shape) if isinstance(out, torch.Tensor) else None
+                rows.append({"layer": name, "type": type(mod).__name__, "output_shape": shape,
+                             "params": sum(p.numel() for p in mod.parameters(recurse=False))})
+            hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(inputs)
+    finally:
+        for handle in hooks:
+            handle.remove()
+    return rows
+
+
+def grad_norms(model: nn.Module) -> dict[str, float]:
+    """Gradient L2 norm per layer (leaf module with parameters)."""
+    norms = {}
+    for name, module in model.named_modules():
+        params = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if name and params:
+            grads = [p.grad.detach().float().norm() ** 2 for p in params if p.grad is not None]
+            norms[name] = math.sqrt(sum(g.item() for g in grads)) if grads else 0.0
+    return norms
+
+
+def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    s = setup(cfg)
+    meta, engine, model = s.data.meta, s.engine, s.model
+    inputs, labels = next(iter(s.loader("train", train=True)))
+    table = layer_table(model, inputs)
+    total = count_parameters(model)
+    expected = expected_initial_loss(meta["task"], meta["num_classes"])
+    tolerance = float(cfg.sanity.tolerance)
+    model.train()
+    model.zero_grad(set_to_none=True)
+    with autocast(engine.device, engine.precision):
+        logits = model(inputs)
+    loss = engine.loss(logits, labels)
+    loss.backward()
+    norms = grad_norms(model)
+    checks = {
+        "initial_loss_finite": math.isfinite(loss.item()),
+        "initial_loss_near_expected": abs(loss.item() - expected) <= tolerance,
+        "backward_ok": all(p.grad is not None for p in model.parameters() if p.requires_grad),
+        "grad_norms_nonzero": all(v > 0 and math.isfinite(v) for v in norms.values()),
+    }
+    result = {
+        "layers": table,
+        "total_params": total,
+        "batch_shape": list(inputs.shape),
+        "output_shape": list(logits.shape),
+        "initial_loss": loss.item(),
+        "expected_initial_loss": expected,
+        "expected_rule": "-log(1/C) = ln C" if meta["task"] == "multiclass" else "ln 2 per logit (BCE)",
+        "tolerance": tolerance,
+        "grad_norms": norms,
+        "checks": checks,
+        "verdict": "PASS" if all(checks.values()) else "FAIL",
+    }
+    bars = figures.bar_chart(run_dir / "grad_norms.png", {"grad L2 norm": list(norms.values())}, list(norms),
+                             "gradient L2 norm", title=f"M2 gradient norms after one backward (loss {loss.item():.3f})")
+    result["figures"] = [bars.name]
+    checkpoint.write_json(run_dir / "sanity.json", result)
+    writer = open_writer(run_dir)
+    writer.add_scalar("sanity/initial_loss", loss.item(), 0)
+    writer.add_scalar("sanity/expected_initial_loss", expected, 0)
+    for name, value in norms.items():
+        writer.add_scalar(f"sanity/grad_norm/{name}", value, 0)
+    figures.to_tensorboard(writer, "sanity/grad_norms", bars)
+    writer.close()
+    lines = [f"  {r['layer']:<28} {r['type']:<18} {str(r['output_shape']):<22} {r['params']:>10,}" for r in table]
+    log.info("layers\n%s\n  total parameters %s\ninitial loss %.4f, expected %.4f ± %.2f; batch %s -> output %s; "
+             "checks %s; verdict %s", "\n".join(lines), f"{total:,}", loss.item(), expected, tolerance,
+             result["batch_shape"], result["output_shape"], checks, result["verdict"])
+    if result["verdict"] != "PASS":
+        failed = ", ".join(k for k, ok in checks.items() if not ok)
+        raise UserError(f"sanity checks failed: {failed} (initial loss {loss.item():.4f}, expected {expected:.4f} "
+                        f"± {tolerance}); see {run_dir / 'sanity.json'}")
+    return result

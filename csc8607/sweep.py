@@ -1,0 +1,94 @@
+"""Sweeps (grid and Optuna): a job that fails is recorded, not fatal; a Hydra callback writes the summary table.
+
+Each job is a training run in its own dir (metrics.json, checkpoints/best.ckpt, tb/ with HParams). A job that
+raises writes `failed.json` (error and wall time) and returns the worst value, so the sweep goes on. When the
+sweep ends, `SweepSummary.on_multirun_end` reads every job dir and writes summary.csv and summary.md in the
+sweep dir, sorted by the val metric, failed jobs last.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from csc8607 import checkpoint
+
+log = logging.getLogger(__name__)
+# summary column -> config key (lr, wd and the model hyperparameters A and B of the report)
+PARAMS = {"lr": "optim.lr", "wd": "optim.weight_decay", "width": "model.width", "depth": "model.depth"}
+COLUMNS = ["run", "status", *PARAMS, "val_metric", "val_loss", "best_epoch", "wall_time_s", "checkpoint", "error"]
+
+
+def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: Path | str) -> float:
+    """Run `job`; on any exception write failed.json and return the worst value for the sweeper."""
+    start = time.perf_counter()
+    try:
+        return job(cfg, Path(run_dir))
+    except Exception as err:  # noqa: BLE001 - any failure of one job must not end the sweep
+        checkpoint.write_json(Path(run_dir) / "failed.json", {
+            "error": f"{type(err).__name__}: {err}".splitlines()[0], "traceback": traceback.format_exc(),
+            "wall_time_s": time.perf_counter() - start})
+        log.error("job failed (recorded in %s): %s: %s", Path(run_dir) / "failed.json", type(err).__name__, err)
+        return -math.inf if cfg.trainer.monitor_mode == "max" else math.inf
+
+
+def job_row(job_dir: Path) -> dict[str, Any]:
+    """One summary row from a job dir: its config values, metrics.json (or failed.json)."""
+    cfg = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+    row: dict[str, Any] = {key: OmegaConf.select(cfg, path) for key, path in PARAMS.items()}
+    metrics_path, failed_path = job_dir / "metrics.json", job_dir / "failed.json"
+    if metrics_path.exists():
+        m = checkpoint.read_json(metrics_path)
+        best = m["history"][m["best_epoch"] - 1]
+        row.update(run=m["run_name"], status="ok", val_metric=m["best_value"], val_loss=best["val/loss"],
+                   best_epoch=m["best_epoch"], wall_time_s=round(m["wall_time_s"], 2),
+                   checkpoint=str((job_dir / "checkpoints" / "best.ckpt").resolve()), error="")
+    else:
+        failed = checkpoint.read_json(failed_path) if failed_path.exists() else {}
+        row.update(run=cfg.get("run_name") or job_dir.name, status="failed", val_metric=None, val_loss=None,
+                   best_epoch=None, wall_time_s=round(failed.get("wall_time_s", 0.0), 2), checkpoint="",
+                   error=failed.get("error", "no metrics.json nor failed.json (killed?)"))
+    row["monitor"], row["mode"] = cfg.trainer.monitor, cfg.trainer.monitor_mode
+    return row
+
+
+def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
+    """Write summary.csv and summary.md in `sweep_dir`; returns the sorted rows (best first, failed last)."""
+    sweep_dir = Path(sweep_dir)
+    rows = [job_row(p.parent) for p in sorted(sweep_dir.glob("*/.hydra"))]
+    ok = [r for r in rows if r["status"] == "ok"]
+    maximize = bool(rows) and rows[0]["mode"] == "max"
+    ok.sort(key=lambda r: r["val_metric"], reverse=maximize)
+    rows = ok + [r for r in rows if r["status"] != "ok"]
+    monitor = rows[0]["monitor"] if rows else "val metric"
+    with open(sweep_dir / "summary.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    header = [c if c != "val_metric" else monitor for c in COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [f"{r[c]:.4f}" if isinstance(r[c], float) and c in ("val_metric", "val_loss") else
+                 ("" if r[c] is None else str(r[c])) for c in COLUMNS]
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    order = "max" if maximize else "min"
+    (sweep_dir / "summary.md").write_text(
+        f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}), failed jobs last.\n\n" + "\n".join(lines) + "\n")
+    return rows
+
+
+class SweepSummary(Callback):
+    """`hydra.callbacks.summary._target_: csc8607.sweep.SweepSummary`: the summary table when a sweep ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        rows = summarize(config.hydra.sweep.dir)
+        failed = sum(r["status"] != "ok" for r in rows)
+        log.info("sweep summary: %d jobs (%d failed) -> %s", len(rows), failed,
+                 Path(config.hydra.sweep.dir) / "summary.md")

@@ -1,0 +1,224 @@
+"""Report sections end to end (one preset each, on the embedded digits), and the LR-finder rule on known curves.
+
+To keep the suite fast, the single-run presets (data, baselines, sanity, overfit, lr_finder, full) run as the
+jobs of one `-m` call (same composition and job code as `python train.py experiment=<name>`, one interpreter
+start); grid (which sweeps by itself), compare (a plain run) and optuna run with their own command lines.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from conftest import job_dirs, read_json, run_cli
+from csc8607 import checkpoint
+from csc8607.errors import UserError
+from csc8607.sections.lr_finder import suggest
+from test_configs import compose_with
+
+# tiny model, one torch thread: on a busy 2-core machine OpenMP threads spin against other processes (3x slower)
+SMALL = ["model.width=4", "model.depth=1", "trainer.threads=1"]
+
+
+def assert_pngs(run_dir: Path, names: list[str]) -> None:
+    for name in names:
+        with Image.open(run_dir / name) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 50 and image.size[1] > 50
+
+
+def tb_tags(event_dir: Path) -> tuple[set[str], set[str]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(event_dir), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return set(acc.Tags()["scalars"]), set(acc.Tags()["images"])
+
+
+@pytest.fixture(scope="module")
+def section_jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """data, baselines, sanity, overfit, lr_finder and full on digits, as one multirun; section name -> job dir.
+
+    An artifacts/best.ckpt is there before the run: `full` must keep it."""
+    cwd = tmp_path_factory.mktemp("sections")
+    (cwd / "artifacts").mkdir()
+    (cwd / "artifacts" / "best.ckpt").write_bytes(b"previous checkpoint")
+    run_cli("train.py", "-m", "experiment=data,baselines,sanity,overfit,lr_finder,full", *SMALL, "trainer.max_epochs=2",
+            "++overfit.num_samples=16", "++lr_finder.iterations=30", "++lr_finder.weight_decays=[0.0,1.0e-3]", cwd=cwd)
+    jobs = {OmegaConf.load(d / ".hydra" / "config.yaml").section: d for d in job_dirs(cwd / "multirun")}
+    assert set(jobs) == {"data", "baselines", "sanity", "overfit", "lr_finder", "full"}
+    return jobs
+
+
+def test_data_section(section_jobs: dict[str, Path]) -> None:
+    run_dir = section_jobs["data"]
+    result = read_json(run_dir / "data.json")
+    assert result["split_sizes"] == {"train": 1257, "val": 270, "test": 270}
+    assert {split: sum(c) for split, c in result["class_counts"].items()} == result["split_sizes"]
+    assert result["class_counts"]["val"][1] == 28 and 1.0 <= result["imbalance_ratio_train"] < 1.1
+    assert result["train_batch_shape"] == [64, 1, 8, 8] and result["batch_shape_matches_meta"]
+    assert result["augment"] == {"crop_padding": 1} and len(result["preprocess"]["mean"]) == 1
+    assert all(len(v) == 3 for v in result["examples"].values())
+    assert_pngs(run_dir, ["examples.png", "class_distribution.png"])
+    assert {"examples/train", "examples/val", "examples/test", "data/class_distribution"} <= tb_tags(run_dir / "tb")[1]
+
+
+def test_baselines_section(section_jobs: dict[str, Path]) -> None:
+    run_dir = section_jobs["baselines"]
+    result = read_json(run_dir / "baselines.json")
+    for split in ("val", "test"):
+        measured, expected = result[split]["measured"], result[split]["expected"]
+        majority = measured["majority"]
+        assert majority["accuracy"] == pytest.approx(expected["majority"]["accuracy"], abs=1e-6)
+        assert majority["f1"] == pytest.approx(expected["majority"]["f1"], abs=1e-6)
+        assert majority["loss"] == pytest.approx(expected["majority"]["loss"], abs=1e-4)
+        random = measured["uniform_random"]
+        assert random["loss"] == pytest.approx(math.log(10), abs=1e-3) == expected["uniform_random"]["loss"]
+        assert abs(random["accuracy"] - 0.1) < 0.06  # 270 draws at p = 0.1: sd 0.018
+    assert_pngs(run_dir, ["baselines.png"])
+    assert "baselines/majority/val/accuracy" in tb_tags(run_dir / "tb")[0]
+
+
+def test_sanity_section(section_jobs: dict[str, Path]) -> None:
+    run_dir = section_jobs["sanity"]
+    result = read_json(run_dir / "sanity.json")
+    assert result["verdict"] == "PASS" and all(result["checks"].values())
+    assert result["expected_initial_loss"] == pytest.approx(math.log(10))
+    assert abs(result["initial_loss"] - math.log(10)) <= result["tolerance"]
+    assert result["total_params"] == sum(row["params"] for row in result["layers"]) > 0
+    assert result["layers"][-1]["layer"] == "head" and result["layers"][-1]["output_shape"] == [64, 10]
+    assert result["output_shape"] == [64, 10] and all(v > 0 for v in result["grad_norms"].values())
+    assert_pngs(run_dir, ["grad_norms.png"])
+    assert "sanity/initial_loss" in tb_tags(run_dir / "tb")[0]
+
+
+def test_sanity_fails_with_a_user_error(tmp_path: Path) -> None:
+    cfg = compose_with("experiment=sanity", *SMALL, "sanity.tolerance=0.0", f"paths.root={tmp_path}")
+    from csc8607.sections import sanity
+
+    with pytest.raises(UserError, match="initial_loss_near_expected"):
+        sanity.run(cfg, tmp_path)
+    assert read_json(tmp_path / "sanity.json")["verdict"] == "FAIL"
+
+
+def test_overfit_section(section_jobs: dict[str, Path]) -> None:
+    run_dir = section_jobs["overfit"]
+    result = read_json(run_dir / "overfit.json")
+    assert result["verdict"] == "PASS" and result["num_samples"] == 16 and len(set(result["sample_index"])) == 16
+    assert result["final_train_loss"] < result["loss_threshold"] == 0.05
+    assert result["weight_decay"] == 0.0 and result["augmentation"] is None
+    assert result["epochs_run"] == len(result["history"]) < result["max_epochs"]
+    assert_pngs(run_dir, ["overfit_loss.png"])
+    assert "train/loss" in tb_tags(run_dir / "tb")[0]
+
+
+def test_lr_finder_section(section_jobs: dict[str, Path]) -> None:
+    run_dir = section_jobs["lr_finder"]
+    result = read_json(run_dir / "lr_finder.json")
+    assert result["model_restored"] and set(result["curves"]) == {"wd=0", "wd=0.001"}
+    low, high = result["stable_window"]
+    assert result["lr_min"] <= low <= result["suggested_lr"] <= high <= result["lr_max"]
+    for curve in result["curves"].values():
+        assert curve["steps"] == len(curve["lr"]) <= 30 and curve["diverged"] == (curve["steps"] < 30)
+        assert all(b > a for a, b in zip(curve["lr"], curve["lr"][1:]))
+    assert_pngs(run_dir, ["lr_finder.png"])
+    assert {"lr_finder/lr", "lr_finder/loss"} <= tb_tags(run_dir / "tb" / "wd=0")[0]
+
+
+def test_lr_finder_rule_on_known_curves() -> None:
+    """loss = 1 - tanh((log10 lr - x0) / w): steepest at x0; half the steepest slope at x0 ± w·arccosh(√2)."""
+    x = np.linspace(-6, 0, 601)
+    x0, w = -2.5, 0.5
+    loss = 1 - np.tanh((x - x0) / w)
+    sg = suggest(10**x, loss)
+    assert math.log10(sg["lr"]) == pytest.approx(x0, abs=0.01)
+    half = w * math.acosh(math.sqrt(2))
+    assert math.log10(sg["window_low"]) == pytest.approx(x0 - half, abs=0.02)
+    assert math.log10(sg["window_high"]) == pytest.approx(x0 + half, abs=0.02)
+    # a rising (diverging) tail after the minimum does not move the answer
+    tail = np.concatenate([loss, loss[-1] + np.linspace(0, 5, 50) ** 2])
+    x_tail = np.concatenate([x, np.linspace(0.01, 0.5, 50)])
+    assert math.log10(suggest(10**x_tail, tail)["lr"]) == pytest.approx(x0, abs=0.01)
+    # a curve that only goes down linearly: every point is as steep, the window is the whole range
+    flat = suggest([1e-4, 1e-3, 1e-2, 1e-1], [4.0, 3.0, 2.0, 1.0])
+    assert (flat["window_low"], flat["window_high"]) == (1e-4, 1e-1)
+    assert math.isnan(suggest([], [])["lr"])
+    # noise in the first points (smoothing warm-up) is left out with skip_start
+    noisy = np.concatenate([[3.0, 1.0], loss[2:]])
+    assert math.log10(suggest(10**x, noisy)["lr"]) == pytest.approx(-6, abs=0.02)
+    assert math.log10(suggest(10**x, noisy, skip_start=5)["lr"]) == pytest.approx(x0, abs=0.01)
+
+
+def test_full_section_exports_and_keeps_previous(section_jobs: dict[str, Path]) -> None:
+    run_dir = section_jobs["full"]
+    artifacts = run_dir.parents[3] / "artifacts"  # <cwd>/multirun/DATE/TIME/JOB
+    kept = [p for p in artifacts.glob("best.*.ckpt")]
+    assert len(kept) == 1 and kept[0].read_bytes() == b"previous checkpoint"
+    state = checkpoint.load(artifacts / "best.ckpt")
+    metrics = read_json(run_dir / "metrics.json")
+    assert state["epoch"] == metrics["best_epoch"] and state["best_value"] == pytest.approx(metrics["best_value"])
+    assert len(metrics["history"]) == 2 and not state["config"]["scheduler"]
+    config = OmegaConf.load(artifacts / "config.yaml")
+    assert config.section == "full" and config.trainer.max_epochs == 2
+    export = read_json(run_dir / "full.json")
+    assert export["best_ckpt"] == str(artifacts / "best.ckpt") and export["previous_kept"] == [str(kept[0])]
+    assert export["scheduler"] is None
+    assert_pngs(run_dir, ["curves.png"])
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`python train.py experiment=grid` (no -m) on a 2x2 grid whose lr=-1 jobs fail: the sweep dir."""
+    cwd = tmp_path_factory.mktemp("grid")
+    run_cli("train.py", "experiment=grid", "optim.lr=3.0e-3,-1.0", "model.width=4,8", "optim.weight_decay=0.0",
+            "model.depth=1", "trainer.max_epochs=2", "trainer.threads=1", cwd=cwd)
+    (sweep,) = [p.parent for p in (cwd / "multirun").glob("*/*/multirun.yaml")]
+    return sweep
+
+
+def test_grid_summary_records_failed_jobs(grid_sweep: Path) -> None:
+    rows = list(csv.DictReader(open(grid_sweep / "summary.csv")))
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed", "failed"]
+    assert float(rows[0]["val_metric"]) >= float(rows[1]["val_metric"])
+    assert {r["run"] for r in rows} == {f"lr={lr}_wd=0.0_width={w}_depth=1" for lr in (0.003, -1.0) for w in (4, 8)}
+    for row in rows[:2]:
+        assert row["lr"] == "0.003" and Path(row["checkpoint"]).is_file() and int(row["best_epoch"]) in (1, 2)
+        metrics = read_json(Path(row["checkpoint"]).parents[1] / "metrics.json")
+        assert metrics["run_name"] == row["run"] and metrics["test"] is None
+    for row in rows[2:]:
+        assert row["lr"] == "-1.0" and "optim.lr=-1.0 must be > 0" in row["error"] and row["val_metric"] == ""
+    assert "| run | status |" in (grid_sweep / "summary.md").read_text()
+    assert len(job_dirs(grid_sweep)) == 4
+
+
+def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
+    run_cli("train.py", "experiment=compare", f"compare.runs={grid_sweep}", cwd=tmp_path)
+    (run_dir,) = job_dirs(tmp_path / "outputs")
+    result = read_json(run_dir / "compare.json")
+    assert len(result["runs"]) == 2 and set(result["comparisons"]) == {"lr", "wd", "width", "depth"}
+    assert set(result["comparisons"]["width"]["best_by_value"]) == {"4", "8"}
+    assert_pngs(run_dir, [f"compare_{key}.png" for key in ("lr", "wd", "width", "depth")])
+    assert "compare/lr" in tb_tags(run_dir / "tb")[1]
+
+
+def test_optuna_resumes_the_same_study(tmp_path: Path) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["experiment=optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resume",
+            "hydra.sweeper.n_trials=1", "trainer.max_epochs=1", "model.width=choice(4, 8)", "model.depth=1",
+            "trainer.threads=1"]
+    first = run_cli("train.py", *args, cwd=tmp_path)
+    assert "alembic" not in first.stdout + first.stderr
+    run_cli("train.py", *args, cwd=tmp_path)
+    study = optuna.load_study(study_name="resume", storage=storage)
+    assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
+    sweeps = sorted(p.parent for p in (tmp_path / "multirun").glob("*/*/summary.csv"))
+    assert len(sweeps) == 2
+    rows = list(csv.DictReader(open(sweeps[-1] / "summary.csv")))
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["run"].startswith("lr=")
