@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import checkpoint
+from csc8607.engine import Interrupted
 
 log = logging.getLogger(__name__)
 # summary column -> config key (lr, wd and the model hyperparameters A and B of the report)
@@ -31,6 +32,8 @@ def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: 
     start = time.perf_counter()
     try:
         return job(cfg, Path(run_dir))
+    except Interrupted:
+        raise  # SIGINT/SIGTERM stops the whole sweep; the job's last.ckpt lets it resume
     except Exception as err:  # noqa: BLE001 - any failure of one job must not end the sweep
         checkpoint.write_json(Path(run_dir) / "failed.json", {
             "error": f"{type(err).__name__}: {err}".splitlines()[0], "traceback": traceback.format_exc(),
