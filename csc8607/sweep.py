@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import checkpoint
 from csc8607.engine import Interrupted
+from csc8607.sections.train import ExistingRun
 
 log = logging.getLogger(__name__)
 # summary column -> config key (lr, wd and the model hyperparameters A and B of the report)
@@ -32,8 +33,8 @@ def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: 
     start = time.perf_counter()
     try:
         return job(cfg, Path(run_dir))
-    except Interrupted:
-        raise  # SIGINT/SIGTERM stops the whole sweep; the job's last.ckpt lets it resume
+    except (Interrupted, ExistingRun):
+        raise  # SIGINT/SIGTERM, or a sweep re-run over finished jobs without skip_finished: stop the sweep
     except Exception as err:  # noqa: BLE001 - any failure of one job must not end the sweep
         checkpoint.write_json(Path(run_dir) / "failed.json", {
             "error": f"{type(err).__name__}: {err}".splitlines()[0], "traceback": traceback.format_exc(),
@@ -95,3 +96,61 @@ class SweepSummary(Callback):
         failed = sum(r["status"] != "ok" for r in rows)
         log.info("sweep summary: %d jobs (%d failed) -> %s", len(rows), failed,
                  Path(config.hydra.sweep.dir) / "summary.md")
+
+
+def _worker_alive(key: str, started: float, stale_after_hours: float) -> bool:
+    """Is the sweep process registered as `csc8607_worker:<host>:<pid>` still running (as far as we can tell)?"""
+    import os
+    import socket
+
+    _, host, pid = key.rsplit(":", 2)
+    if host != socket.gethostname():
+        return time.time() - started < stale_after_hours * 3600
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FailStaleTrials(Callback):
+    """Optuna: trials left RUNNING by a killed sweep are marked FAIL when the study is resumed.
+
+    Each sweep process registers itself (host, pid) in the study while it runs. When a sweep starts and no
+    registered worker is alive (on this host: its pid is gone; elsewhere: registered more than
+    `stale_after_hours` ago), the study's RUNNING trials can only be leftovers, and become FAIL. While another
+    worker is alive they are left alone, since they may be its trials.
+    """
+
+    def __init__(self, stale_after_hours: float = 24.0) -> None:
+        self.stale_after_hours = stale_after_hours
+        self.study: Any = None
+        self.key = ""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import os
+        import socket
+
+        import optuna
+
+        sweeper = config.hydra.sweeper
+        direction = sweeper.direction if isinstance(sweeper.direction, str) else None
+        directions = None if direction else list(sweeper.direction)
+        self.study = optuna.create_study(study_name=sweeper.study_name, storage=sweeper.storage,
+                                         direction=direction, directions=directions, load_if_exists=True)
+        workers = {k: v for k, v in self.study.system_attrs.items() if k.startswith("csc8607_worker:") and v}
+        if not any(_worker_alive(k, v, self.stale_after_hours) for k, v in workers.items()):
+            stale = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            for trial in stale:
+                self.study._storage.set_trial_state(trial._trial_id, optuna.trial.TrialState.FAIL)
+            if stale:
+                log.warning("marked %d trial(s) left RUNNING by a killed sweep as FAIL: %s", len(stale),
+                            [t.number for t in stale])
+        self.key = f"csc8607_worker:{socket.gethostname()}:{os.getpid()}"
+        self.study.set_system_attr(self.key, time.time())
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.study is not None:
+            self.study.set_system_attr(self.key, None)

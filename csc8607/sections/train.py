@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from csc8607 import checkpoint, runtime
 from csc8607.config import command_line_overrides, flatten, plain, with_overrides
 from csc8607.engine import Interrupted, fit
+from csc8607.errors import UserError
 from csc8607.models import count_parameters
 from csc8607.run import check_matches, run_name, setup
 from csc8607.tb import open_writer, write_hparams
@@ -28,6 +29,22 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
     return saved, ckpt.resolve().parent.parent, state
 
 
+class ExistingRun(UserError):
+    """The job dir already holds a run, and skip_finished is off."""
+
+
+def earlier_run(cfg: DictConfig, run_dir: Path) -> str | None:
+    """What this job dir already holds: "finished", "interrupted" or None. Without `skip_finished=true` an
+    earlier result is refused rather than overwritten (re-running a sweep into its own sweep dir)."""
+    state = "finished" if (run_dir / "metrics.json").exists() else None
+    if state is None and (run_dir / "checkpoints" / "last.ckpt").exists():
+        state = "interrupted"
+    if state and not cfg.get("skip_finished"):
+        raise ExistingRun(f"{run_dir} already holds a {state} run: add skip_finished=true to keep finished jobs and "
+                        "resume interrupted ones, or choose a new hydra.sweep.dir / hydra.run.dir")
+    return state
+
+
 def run(cfg: DictConfig, run_dir: Path | str) -> float:
     """Train, keep best/last checkpoints, evaluate best on test, write metrics.json; return the monitored value.
 
@@ -36,6 +53,13 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     run_dir = Path(run_dir)
     wall_start = time.perf_counter()
     resume = None
+    found = None if cfg.get("resume") else earlier_run(cfg, run_dir)
+    if found == "finished":
+        summary = checkpoint.read_json(run_dir / "metrics.json")
+        log.info("skip_finished: %s already finished (%s %.4f)", run_dir, summary["monitor"], summary["best_value"])
+        return float(summary["best_value"])
+    if found == "interrupted":
+        cfg.resume = str(run_dir)
     if cfg.get("resume"):
         cfg, run_dir, resume = resume_point(cfg)
         log.info("resuming %s after epoch %d (step %d)", run_dir, resume["epoch"], resume["step"])

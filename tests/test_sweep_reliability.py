@@ -1,0 +1,77 @@
+"""Sweeps survive: re-runs keep finished jobs, killed Optuna runs leave no RUNNING trials, workers share a study."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+
+from conftest import REPO, job_dirs, read_json, run_cli
+
+TINY = ["model.depth=1", "trainer.max_epochs=1", "trainer.threads=1"]
+
+
+def optuna_args(storage: str, trials: int, *extra: str) -> list[str]:
+    return ["experiment=optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=shared",
+            f"hydra.sweeper.n_trials={trials}", "model.width=choice(4, 8)", "model.depth=1", "trainer.threads=1",
+            *extra]
+
+
+def test_rerun_into_the_same_sweep_dir_keeps_finished_jobs(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", "model.width=4,8", *TINY, f"hydra.sweep.dir={sweep}"]
+    run_cli("train.py", *args, cwd=tmp_path)
+    first, second = job_dirs(sweep)
+    expected = read_json(second / "metrics.json")
+    (second / "metrics.json").unlink()  # as if the job had been killed after its last checkpoint
+    results = lambda job: {p: p.stat().st_mtime_ns for p in job.rglob("*")  # noqa: E731
+                           if p.is_file() and p.parent.name != ".hydra" and p.name != "train.log"}
+    before, log_before = results(first), (first / "train.log").read_text()
+
+    refused = run_cli("train.py", *args, cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "already holds a finished run: add skip_finished=true" in refused.stderr
+    run_cli("train.py", *args, "skip_finished=true", cwd=tmp_path)
+    assert results(first) == before  # the finished job's results were not touched
+    assert (first / "train.log").read_text().startswith(log_before)  # its log only grew
+    resumed = read_json(second / "metrics.json")  # the interrupted one was resumed from its last.ckpt
+    assert resumed["test"] == expected["test"] and resumed["best_value"] == expected["best_value"]
+
+
+def test_two_workers_fill_one_study(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    workers = [subprocess.Popen([sys.executable, str(REPO / "train.py"), *optuna_args(storage, 2, *TINY[1:2])],
+                                cwd=tmp_path / ".", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    errors = [w.communicate(timeout=600)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], errors
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert len({t.number for t in study.trials}) == 4
+
+
+def test_killed_optuna_run_leaves_failed_not_running_trials(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *optuna_args(storage, 1, "trainer.max_epochs=200")],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            trials = optuna.load_study(study_name="shared", storage=storage).trials
+        except KeyError:
+            trials = []
+        if trials and trials[0].state.name == "RUNNING" and list(tmp_path.glob("multirun/*/*/*/checkpoints")):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert optuna.load_study(study_name="shared", storage=storage).trials[0].state.name == "RUNNING"
+
+    run_cli("train.py", *optuna_args(storage, 1, "trainer.max_epochs=1"), cwd=tmp_path)
+    states = [t.state.name for t in optuna.load_study(study_name="shared", storage=storage).trials]
+    assert states == ["FAIL", "COMPLETE"]
