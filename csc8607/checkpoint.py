@@ -1,12 +1,14 @@
 """Self-describing checkpoints, written atomically and read back with `weights_only=True`."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import pickle
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -15,20 +17,30 @@ from csc8607.errors import UserError
 FORMAT = "csc8607-checkpoint-v1"
 
 
-def save(path: Path | str, state: dict[str, Any]) -> Path:
-    """Write `state` (plus a format tag) to `path` via a temporary file in the same directory and a rename,
-    so a reader never sees a half-written file and an interrupted save leaves the old one intact."""
+@contextlib.contextmanager
+def atomic(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; when the block succeeds it replaces `path` with one rename, so a
+    reader never sees a half-written file and an interrupted write leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results get the usual permissions
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": FORMAT, **state}, handle)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def save(path: Path | str, state: dict[str, Any]) -> Path:
+    """Write `state` (plus a format tag) atomically."""
+    with atomic(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
+    return Path(path)
 
 
 def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -54,25 +66,17 @@ def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str
     return state
 
 
-def write_json(path: Path | str, data: Any) -> Path:
-    """Write JSON atomically (temporary file + rename), like checkpoints."""
-    import json
+def write_text(path: Path | str, text: str) -> Path:
+    """Write a text file atomically, like checkpoints."""
+    with atomic(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+def write_json(path: Path | str, data: Any) -> Path:
+    """Write JSON atomically, like checkpoints."""
+    return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def read_json(path: Path | str) -> Any:
-    import json
-
     return json.loads(Path(path).read_text())

@@ -76,8 +76,18 @@ def run_name(cfg: DictConfig) -> str:
         return "default"
 
 
-def check_matches(state: dict[str, Any], model: torch.nn.Module, path: Path) -> None:
-    """Refuse a checkpoint whose weights do not fit the model built from the (possibly overridden) config."""
+def config_differences(saved: dict[str, Any], cfg: DictConfig, prefixes: tuple[str, ...] = ("model.", "data.")) -> list[str]:
+    """`key: saved -> now` for the model/data keys whose values differ between a checkpoint's config and `cfg`."""
+    from csc8607.config import flatten
+
+    before, now = flatten(saved), flatten(cfg)
+    keys = sorted(k for k in set(before) | set(now) if k.startswith(prefixes) and before.get(k) != now.get(k))
+    return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in keys]
+
+
+def check_matches(state: dict[str, Any], model: torch.nn.Module, path: Path, cfg: DictConfig | None = None) -> None:
+    """Refuse a checkpoint whose weights do not fit the model built from the (possibly overridden) config,
+    naming the config keys that differ from the checkpoint's own."""
     own = model.state_dict()
     theirs = state["model"]
     missing = [k for k in own if k not in theirs]
@@ -92,4 +102,7 @@ def check_matches(state: dict[str, Any], model: torch.nn.Module, path: Path) -> 
             parts.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected weights (e.g. {unexpected[0]})")
+        changed = config_differences(state.get("config", {}), cfg) if cfg is not None else []
+        if changed:
+            parts.insert(0, "config differs (" + ", ".join(changed[:4]) + ")")
         raise UserError(f"checkpoint {path} does not match the model built from its config: {'; '.join(parts)}")

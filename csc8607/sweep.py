@@ -8,6 +8,7 @@ sweep dir, sorted by the val metric, failed jobs last.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import time
@@ -72,10 +73,11 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     ok.sort(key=lambda r: r["val_metric"], reverse=maximize)
     rows = ok + [r for r in rows if r["status"] != "ok"]
     monitor = rows[0]["monitor"] if rows else "val metric"
-    with open(sweep_dir / "summary.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    checkpoint.write_text(sweep_dir / "summary.csv", table.getvalue())
     header = [c if c != "val_metric" else monitor for c in COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -83,7 +85,7 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
                  ("" if r[c] is None else str(r[c])) for c in COLUMNS]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     order = "max" if maximize else "min"
-    (sweep_dir / "summary.md").write_text(
+    checkpoint.write_text(sweep_dir / "summary.md",
         f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}), failed jobs last.\n\n" + "\n".join(lines) + "\n")
     return rows
 

@@ -45,7 +45,7 @@ def test_bad_checkpoints_leave_the_run_untouched(trained_run: Path, tmp_path: Pa
     cases = [
         ([f"ckpt={tmp_path / 'missing.ckpt'}"], "does not exist"),
         ([f"ckpt={trained_run / 'metrics.json'}"], "corrupt, truncated or not a PyTorch file"),
-        ([f"ckpt={ckpt}", "model.width=16"], "does not match the model"),
+        ([f"ckpt={ckpt}", "model.width=16"], "config differs (model.width: 32 -> 16)"),
         ([f"ckpt={ckpt}", "split=holdout"], "split=holdout must be train, val or test"),
         ([], "Missing mandatory value: ckpt"),
         ([f"ckpt={tmp_path / 'code.ckpt'}"], "refused by the safe loader"),

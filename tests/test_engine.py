@@ -85,7 +85,12 @@ def test_width_and_depth_change_parameter_count() -> None:
 
 
 def test_checkpoint_roundtrip_and_refusals(tmp_path: Path) -> None:
-    path = checkpoint.save(tmp_path / "a.ckpt", {"model": {"w": torch.ones(2)}, "epoch": 3, "meta": {"x": [1.5]}})
+    old_umask = os.umask(0o022)
+    try:
+        path = checkpoint.save(tmp_path / "a.ckpt", {"model": {"w": torch.ones(2)}, "epoch": 3, "meta": {"x": [1.5]}})
+    finally:
+        os.umask(old_umask)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     state = checkpoint.load(path)
     assert state["epoch"] == 3 and torch.equal(state["model"]["w"], torch.ones(2))

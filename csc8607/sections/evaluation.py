@@ -26,7 +26,7 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     state = checkpoint.load(path)
     cfg = with_overrides(state["config"], composed, overrides, skip=EVAL_KEYS)
     s = setup(cfg)
-    check_matches(state, s.model, path)
+    check_matches(state, s.model, path, cfg)
     s.model.load_state_dict(state["model"])
     metrics = s.engine.evaluate(s.model, s.loader(split), detailed=True)
     monitor = state.get("monitor", "val/accuracy")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,17 +39,10 @@ def keep_previous(path: Path) -> Path | None:
 
 
 def install(path: Path, write: Any) -> Path | None:
-    """Write a new `path` via `write(tmp_path)` then a rename, keeping the previous file first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
+    """Write a new `path` via `write(tmp_path)` and an atomic rename, keeping the previous file first."""
+    with checkpoint.atomic(path) as tmp:
+        write(tmp)
         kept = keep_previous(path)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return kept
 
 

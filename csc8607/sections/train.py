@@ -65,7 +65,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
         log.info("resuming %s after epoch %d (step %d)", run_dir, resume["epoch"], resume["step"])
     s = setup(cfg)
     if resume is not None:
-        check_matches(resume, s.model, run_dir / "checkpoints" / "last.ckpt")
+        check_matches(resume, s.model, run_dir / "checkpoints" / "last.ckpt", cfg)
     meta, trainer = s.data.meta, cfg.trainer
     params = count_parameters(s.model)
     log.info("data %s %s  model %s (%s parameters)  device %s precision %s", meta["name"], meta["split_sizes"],
