@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 import math
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -90,14 +91,41 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     return rows
 
 
+def empty_axes(config: DictConfig) -> list[str]:
+    """Sweep axes with no value or an empty item (`model.width=`, `optim.lr=1e-3,,3e-3`)."""
+    axes = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    axes += [o for o in config.hydra.overrides.task if "=" in o and not o.startswith("hydra.")]
+    bad = []
+    for axis in axes:
+        key, value = axis.split("=", 1)
+        simple_list = "(" not in value and "[" not in value
+        if not value.strip() or (simple_list and "," in value and any(not v.strip() for v in value.split(","))):
+            bad.append(key.lstrip("+~"))
+    return bad
+
+
+def stop_sweep(message: str) -> None:
+    """End the whole sweep with a one-line error and exit status 2 (SystemExit passes through Hydra)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 class SweepSummary(Callback):
-    """`hydra.callbacks.summary._target_: csc8607.sweep.SweepSummary`: the summary table when a sweep ends."""
+    """`hydra.callbacks.summary._target_: csc8607.sweep.SweepSummary`: checks the axes when a sweep starts, writes
+    the summary table when it ends, and exits non-zero when every job failed."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        bad = empty_axes(config)
+        if bad:
+            stop_sweep(f"sweep axis {', '.join(bad)} has an empty value: give it one or more comma-separated values")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         rows = summarize(config.hydra.sweep.dir)
         failed = sum(r["status"] != "ok" for r in rows)
-        log.info("sweep summary: %d jobs (%d failed) -> %s", len(rows), failed,
-                 Path(config.hydra.sweep.dir) / "summary.md")
+        summary = Path(config.hydra.sweep.dir) / "summary.md"
+        log.info("sweep summary: %d jobs (%d failed) -> %s", len(rows), failed, summary)
+        if rows and failed == len(rows):
+            stop_sweep(f"all {failed} jobs of the sweep failed (first error: {rows[0]['error']}); see {summary}")
 
 
 def _worker_alive(key: str, started: float, stale_after_hours: float) -> bool:
