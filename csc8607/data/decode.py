@@ -63,7 +63,7 @@ def to_array(image: Image.Image, channels: int) -> np.ndarray:
     mode = "L" if channels == 1 else "RGB"
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F") and mode == "RGB":
         image = image.convert("L")  # 16-bit/float grey: PIL converts these to RGB only through L
-    array = np.asarray(image.convert(mode) if image.mode != mode else image, dtype=np.uint8)
+    array = np.array(image.convert(mode) if image.mode != mode else image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
@@ -99,8 +99,10 @@ def decode_one(item: Any, opener: Callable[[Any], Image.Image], channels: int, s
         image = opener(item)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         raise UserError(f"cannot decode image {item_name(item)}: {err}") from None
-    array = torch.from_numpy(to_array(image, channels))[None]
-    return fit_size(array, size, resize)[0].numpy()
+    array = to_array(image, channels)
+    if size is None or (not resize and list(array.shape[1:]) == list(size)):
+        return array
+    return fit_size(torch.from_numpy(array)[None], size, resize)[0].numpy()
 
 
 def decode_chunk(items: list[Any], opener: Callable[[Any], Image.Image], channels: int,
@@ -114,6 +116,11 @@ def decode_chunk(items: list[Any], opener: Callable[[Any], Image.Image], channel
     if len(shapes) > 1:
         return f"images of different sizes {sorted(shapes)[:2]}: set data.image_size=[H,W] to resize them"
     return np.stack(arrays)
+
+
+def single_thread() -> None:
+    """Pool initializer: a forked child must not enter the parent's OpenMP pool (it would deadlock)."""
+    torch.set_num_threads(1)
 
 
 def chunks(items: Sequence[Any], n: int) -> Iterator[list[Any]]:
@@ -133,7 +140,7 @@ def decode_all(split: Encoded, channels: int, size: list[int] | None, resize: in
     task = partial(decode_chunk, opener=split.opener, channels=channels, size=size, resize=resize)
     out: np.ndarray | None = None
     filled = 0
-    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=single_thread) if workers > 1 else None
     try:
         results = pool.imap(task, chunks(split.items, n)) if pool else map(task, chunks(split.items, n))
         with tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True, mininterval=1.0) as bar:

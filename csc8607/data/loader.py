@@ -7,6 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from csc8607.data.core import Split
+from csc8607.errors import UserError
+
+AUGMENTS = {"crop_padding", "hflip", "vflip", "cutout", "brightness", "contrast"}
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
@@ -22,10 +25,35 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) 
     return padded[batch, chans, rows, cols]
 
 
-def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror a random half of the batch left-right."""
+def random_hflip(images: torch.Tensor, generator: torch.Generator, dim: int = 3) -> torch.Tensor:
+    """Mirror a random half of the batch left-right (`dim=2`: upside down)."""
     flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
-    return torch.where(flip[:, None, None, None], images.flip(3), images)
+    return torch.where(flip[:, None, None, None], images.flip(dim), images)
+
+
+def random_cutout(images: torch.Tensor, size: int, fill: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Set a `size` x `size` square (clipped at the borders) at a random centre of each image to `fill` (C,)."""
+    n, _, h, w = images.shape
+    cy = torch.randint(0, h, (n,), generator=generator).to(images.device)
+    cx = torch.randint(0, w, (n,), generator=generator).to(images.device)
+    rows = torch.arange(h, device=images.device)[None, :] - (cy[:, None] - size // 2)
+    cols = torch.arange(w, device=images.device)[None, :] - (cx[:, None] - size // 2)
+    inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
+    return torch.where(inside[:, None], fill.to(images.device)[None, :, None, None], images)
+
+
+def random_jitter(x: torch.Tensor, brightness: float, contrast: float, generator: torch.Generator) -> torch.Tensor:
+    """Float pixels in 0..255: brightness and contrast factors drawn in [1 - b, 1 + b] per image (ColorJitter)."""
+    n = x.shape[0]
+    if brightness:
+        factor = 1.0 + (torch.rand(n, generator=generator) * 2.0 - 1.0) * brightness
+        x = x * factor.to(x.device)[:, None, None, None]
+    if contrast:
+        factor = (1.0 + (torch.rand(n, generator=generator) * 2.0 - 1.0) * contrast).to(x.device)[:, None, None, None]
+        grey = x.mean(dim=1, keepdim=True) if x.shape[1] == 1 else (
+            x * torch.tensor([0.299, 0.587, 0.114], device=x.device)[None, :, None, None]).sum(1, keepdim=True)
+        x = grey.mean(dim=(2, 3), keepdim=True) * (1.0 - factor) + x * factor
+    return x.clamp(0.0, 255.0)
 
 
 class BatchLoader:
@@ -54,6 +82,9 @@ class BatchLoader:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = dict(augment or {})
+        unknown = set(self.augment) - AUGMENTS
+        if unknown:
+            raise UserError(f"data.augment has unknown keys {sorted(unknown)}; known: {', '.join(sorted(AUGMENTS))}")
         self.seed = seed
         self.epoch = 0
         self.channels_last = channels_last
@@ -61,6 +92,7 @@ class BatchLoader:
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device)[None, :, None, None]
         self.scale = 1.0 / (255.0 * std_t)
         self.shift = -mean_t / std_t
+        self.fill = (mean_t.flatten() * 255.0).round().clamp(0, 255).to(torch.uint8)  # cutout: the mean pixel
 
     def __len__(self) -> int:
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
@@ -69,9 +101,16 @@ class BatchLoader:
         """Choose the shuffling/augmentation stream of this epoch."""
         self.epoch = epoch
 
-    def to_float(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 batch -> normalized float32 batch (the preprocessing shared by every split)."""
-        x = torch.addcmul(self.shift, images.float(), self.scale)
+    def to_float(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 batch -> normalized float32 batch (the preprocessing shared by every split).
+
+        With a generator (train batches), brightness/contrast jitter is applied to the pixels first.
+        """
+        pixels = images.float()
+        if generator is not None and (self.augment.get("brightness") or self.augment.get("contrast")):
+            pixels = random_jitter(pixels, float(self.augment.get("brightness") or 0.0),
+                                   float(self.augment.get("contrast") or 0.0), generator)
+        x = torch.addcmul(self.shift, pixels, self.scale)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def augment_uint8(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -81,6 +120,10 @@ class BatchLoader:
             images = random_crop(images, padding, generator)
         if self.augment.get("hflip"):
             images = random_hflip(images, generator)
+        if self.augment.get("vflip"):
+            images = random_hflip(images, generator, dim=2)
+        if int(self.augment.get("cutout") or 0) > 0:
+            images = random_cutout(images, int(self.augment["cutout"]), self.fill, generator)
         return images
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -93,4 +136,6 @@ class BatchLoader:
             images = self.images[index]
             if self.augment:
                 images = self.augment_uint8(images, generator)
-            yield self.to_float(images), self.labels[index]
+                yield self.to_float(images, generator), self.labels[index]
+            else:
+                yield self.to_float(images), self.labels[index]
