@@ -196,3 +196,39 @@ def test_torchvision_sets_absent_with_download_off_are_one_line_errors(tmp_path:
         with pytest.raises(UserError, match=f"{name}.*not found.*download=true") as err:
             load(root=str(tmp_path), download=False)
         assert "\n" not in str(err.value)
+
+
+FAST = ("trainer.max_epochs=1", "model.width=8", "model.depth=1", "trainer.batch_size=8", "trainer.eval_batch_size=16")
+
+
+@pytest.mark.parametrize("option", ["tiny_imagenet_folder", "tiny_imagenet", "image_folder"])
+def test_train_and_evaluate_end_to_end(option: str, folder: Path, hf_dir: Path, tmp_path: Path) -> None:
+    from conftest import job_dirs, read_json, run_cli
+
+    root = {"tiny_imagenet_folder": folder, "tiny_imagenet": hf_dir,
+            "image_folder": write_image_folder(tmp_path / "pets")}[option]
+    extra = [f"data.source.words={folder / 'words.txt'}"] if option == "tiny_imagenet" else []
+    run_cli("train.py", f"data={option}", f"data.root={root}", *extra, *FAST, cwd=tmp_path)
+    (job,) = job_dirs(tmp_path / "outputs")
+    metrics = read_json(job / "metrics.json")
+    meta = metrics["meta"]
+    assert meta["cache"]["hit"] is False and meta["root"] == str(root)
+    assert metrics["test"] is not None and sum(meta["split_sizes"].values()) > 0
+    if option != "image_folder":
+        assert meta["class_names"][0] == "goldfish" and meta["split_sizes"]["test"] == 9
+        assert meta["augment"] == {"crop_padding": 4, "hflip": True}
+    proc = run_cli("evaluate.py", f"ckpt={job / 'checkpoints' / 'best.ckpt'}", cwd=tmp_path)
+    evaluated = read_json(next((tmp_path / "outputs").rglob("test_metrics.json")))
+    assert evaluated["meta"]["cache"]["hit"] is True  # the checkpoint's config finds the same decoded arrays
+    assert evaluated["meta"]["split_sizes"] == meta["split_sizes"] and "test metrics" in proc.stdout
+
+
+def test_hub_unreachable_and_not_cached_is_one_clear_error(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    proc = run_cli("train.py", "data=tiny_imagenet", *FAST, cwd=tmp_path, check=False,
+                   env={"HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "zh-plus/tiny-imagenet" in lines[0] and "data.root" in lines[0]
+    assert "offline" in lines[0] and "Traceback" not in proc.stderr
