@@ -13,22 +13,30 @@ AUGMENTS = {"crop_padding", "hflip", "vflip", "cutout", "brightness", "contrast"
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad each side by `padding`, then crop every image back to its size at its own random offset."""
+    """Zero-pad each side by `padding`, then crop every image back to its size at its own random offset.
+
+    Done as 2 x (2 * padding + 1) masked slice copies (rows, then columns), not a per-pixel gather.
+    """
     n, c, h, w = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    chans = torch.arange(c, device=images.device)[None, :, None, None]
-    return padded[batch, chans, rows, cols]
+    rows = torch.empty((n, c, h, w + 2 * padding), dtype=images.dtype, device=images.device)
+    for shift in range(2 * padding + 1):
+        mask = dy == shift
+        rows[mask] = padded[mask, :, shift : shift + h, :]
+    out = torch.empty_like(images)
+    for shift in range(2 * padding + 1):
+        mask = dx == shift
+        out[mask] = rows[mask, :, :, shift : shift + w]
+    return out
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator, dim: int = 3) -> torch.Tensor:
-    """Mirror a random half of the batch left-right (`dim=2`: upside down)."""
+    """Mirror a random half of the batch left-right (`dim=2`: upside down), in place."""
     flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
-    return torch.where(flip[:, None, None, None], images.flip(dim), images)
+    images[flip] = images[flip].flip(dim)
+    return images
 
 
 def random_cutout(images: torch.Tensor, size: int, fill: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -133,7 +141,7 @@ class BatchLoader:
         order = order.to(self.device)
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
-            images = self.images[index]
+            images = torch.index_select(self.images, 0, index)  # a fresh copy: augmented in place
             if self.augment:
                 images = self.augment_uint8(images, generator)
                 yield self.to_float(images, generator), self.labels[index]
