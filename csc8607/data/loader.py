@@ -15,28 +15,24 @@ AUGMENTS = {"crop_padding", "hflip", "vflip", "cutout", "brightness", "contrast"
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Zero-pad each side by `padding`, then crop every image back to its size at its own random offset.
 
-    Done as 2 x (2 * padding + 1) masked slice copies (rows, then columns), not a per-pixel gather.
+    One slice copy per image: measured faster on CPU than a per-pixel gather or masked copies per offset.
     """
     n, c, h, w = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-    rows = torch.empty((n, c, h, w + 2 * padding), dtype=images.dtype, device=images.device)
-    for shift in range(2 * padding + 1):
-        mask = dy == shift
-        rows[mask] = padded[mask, :, shift : shift + h, :]
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).tolist()
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).tolist()
     out = torch.empty_like(images)
-    for shift in range(2 * padding + 1):
-        mask = dx == shift
-        out[mask] = rows[mask, :, :, shift : shift + w]
+    for i, (y, x) in enumerate(zip(dy, dx)):
+        out[i] = padded[i, :, y : y + h, x : x + w]
     return out
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator, dim: int = 3) -> torch.Tensor:
-    """Mirror a random half of the batch left-right (`dim=2`: upside down), in place."""
+    """Mirror a random half of the batch left-right (`dim=2`: upside down)."""
     flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
-    images[flip] = images[flip].flip(dim)
-    return images
+    out = images.clone()
+    out[flip] = images[flip].flip(dim)
+    return out
 
 
 def random_cutout(images: torch.Tensor, size: int, fill: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -135,13 +131,32 @@ class BatchLoader:
         return images
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches. On CPU each is assembled on one thread: the copies are small and memory-bound, and a
+        second OpenMP thread only adds synchronisation (up to 10x slower on a busy machine, measured); the
+        model's step between two batches runs with all the threads."""
+        batches = self._assemble()
+        threads = torch.get_num_threads()
+        single = self.device.type == "cpu" and threads > 1
+        while True:
+            if single:
+                torch.set_num_threads(1)
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            finally:
+                if single:
+                    torch.set_num_threads(threads)
+            yield batch
+
+    def _assemble(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         n = len(self.labels)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         order = order.to(self.device)
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
-            images = torch.index_select(self.images, 0, index)  # a fresh copy: augmented in place
+            images = torch.index_select(self.images, 0, index)
             if self.augment:
                 images = self.augment_uint8(images, generator)
                 yield self.to_float(images, generator), self.labels[index]
