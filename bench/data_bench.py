@@ -93,7 +93,7 @@ def model_and_engine(precision: str, channels_last: bool):
 
 
 def train_rate(batches, steps: int, precision: str = "32", channels_last: bool = False,
-               budget_s: float = 20.0) -> float:
+               budget_s: float = 10.0) -> float:
     """Images per second of `steps` optimizer steps fed by `batches` (after one warm-up step); stops early,
     after at least one timed step, once `budget_s` is spent (bf16 without CPU support is very slow)."""
     model, optimizer, engine = model_and_engine(precision, channels_last)
@@ -225,7 +225,7 @@ def cache_figures(per_class: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per training figure")
+    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per training figure")
     parser.add_argument("--per-class", type=int, default=50, help="images per class for the cache build")
     parser.add_argument("--role", choices=["plain", "best"], help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -232,3 +232,25 @@ def test_hub_unreachable_and_not_cached_is_one_clear_error(tmp_path: Path) -> No
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "zh-plus/tiny-imagenet" in lines[0] and "data.root" in lines[0]
     assert "offline" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_extra_augmentations_on_uint8_batches() -> None:
+    from csc8607.data.digits import load_digits
+    from csc8607.data.loader import random_cutout, random_hflip, random_jitter
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.arange(8, dtype=torch.uint8).repeat(100, 1, 8, 1).transpose(2, 3).contiguous()  # rows 0..7
+    flipped = random_hflip(images, g, dim=2)
+    assert 0.3 < (flipped[:, 0, 0, 0] == 7).float().mean().item() < 0.7
+    cut = random_cutout(torch.full((50, 3, 16, 16), 200, dtype=torch.uint8), 4, torch.tensor([1, 2, 3],
+                        dtype=torch.uint8), g)
+    filled = (cut[:, 0] == 1).sum(dim=(1, 2))
+    assert filled.max().item() == 16 and filled.min().item() >= 4 and (cut[:, 1][cut[:, 0] == 1] == 2).all()
+    pixels = torch.full((200, 3, 4, 4), 100.0)
+    jittered = random_jitter(pixels, 0.5, 0.0, g)
+    assert jittered.min() >= 50.0 - 1e-4 and jittered.max() <= 150.0 + 1e-4 and jittered.std() > 5
+    data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={"vflip": True, "cutout": 2, "contrast": 0.2})
+    x, _ = next(iter(data.loader("train", 16, train=True)))
+    assert x.shape == (16, 1, 8, 8) and torch.isfinite(x).all()
+    with pytest.raises(UserError, match="unknown keys"):
+        ImageData(load_digits, 0.15, 0.15, channels=1, augment={"rotate": 10})

@@ -6,7 +6,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from csc8607.data import cache
 from csc8607.data.decode import Encoded, decode_all, fit_size
@@ -65,6 +64,8 @@ def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: flo
 
     `of_pool` is the same amount as a fraction of the source's whole train pool, for the description.
     """
+    from sklearn.model_selection import train_test_split  # imported here: a warm cache never needs it
+
     labels = split.labels.numpy()
     index = np.arange(len(labels))
     strata = labels if stratify else None
@@ -140,7 +141,12 @@ class ImageData:
         self.class_names = list(info["class_names"])
         self.mean, self.std = self._normalization(normalize or {}, channels, info["auto_stats"])
         self.given_stats = (normalize or {}).get("mean", "auto") not in (None, "auto")
+        from csc8607.data.loader import AUGMENTS
+
         self.augment = {k: v for k, v in dict(augment or {}).items() if v}
+        if set(self.augment) - AUGMENTS:
+            raise UserError(f"data.augment has unknown keys {sorted(set(self.augment) - AUGMENTS)}; "
+                            f"known: {', '.join(sorted(AUGMENTS))}")
         num_classes = len(self.class_names)
         self.meta: dict[str, Any] = {
             "name": info["name"],
