@@ -12,12 +12,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `python <repo>/<script> args...` with `cwd` as working dir (so outputs/ and multirun/ land there)."""
+def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int = 600,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python <repo>/<script> args...` with `cwd` as working dir (so outputs/ and multirun/ land there).
+
+    `env` adds to (or replaces in) the environment the command gets.
+    """
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(CSC8607_CACHE=str(cwd / "cache"), PYTHONUNBUFFERED="1", HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
     # launcher subprocesses (submitit, joblib) import csc8607 by name: make it this checkout's
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
     proc = subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:

@@ -49,7 +49,7 @@ def test_random_crop_moves_content_by_at_most_padding() -> None:
     images = torch.zeros(64, 1, 8, 8, dtype=torch.uint8)
     images[:, :, 4, 4] = 255
     augment = {"crop_padding": 2}
-    out = apply_augment(images, augment, draw_augment(64, augment, torch.Generator().manual_seed(0)))
+    out = apply_augment(images, augment, draw_augment(64, augment, images.shape, torch.Generator().manual_seed(0)))
     assert out.shape == images.shape and out.dtype == torch.uint8
     positions = {tuple(torch.nonzero(img[0])[0].tolist()) for img in out if img.any()}
     assert len(positions) > 5 and all(2 <= r <= 6 and 2 <= c <= 6 for r, c in positions)
@@ -58,7 +58,7 @@ def test_random_crop_moves_content_by_at_most_padding() -> None:
 def test_hflip_mirrors_about_half() -> None:
     images = torch.arange(8, dtype=torch.uint8).repeat(200, 1, 8, 1)
     augment = {"hflip": True}
-    out = apply_augment(images, augment, draw_augment(200, augment, torch.Generator().manual_seed(0)))
+    out = apply_augment(images, augment, draw_augment(200, augment, images.shape, torch.Generator().manual_seed(0)))
     flipped = (out[:, 0, 0, 0] == 7).float().mean().item()
     assert 0.35 < flipped < 0.65
     assert torch.equal(torch.sort(out, dim=3).values, images)
@@ -85,7 +85,7 @@ def test_bad_fractions_and_empty_splits_are_user_errors() -> None:
 
 
 def test_skipped_batches_replay_the_same_stream() -> None:
-    data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={"crop_padding": 2, "hflip": True})
+    data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={"crop_padding": 2, "hflip": True, "vflip": True, "cutout": 3, "brightness": 0.2, "contrast": 0.2})
     loader = data.loader("train", 100, train=True, seed=5)
     loader.set_epoch(3)
     full = list(loader)

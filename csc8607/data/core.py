@@ -6,9 +6,9 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 
+from csc8607.data import cache
+from csc8607.data.decode import Encoded, decode_all, fit_size
 from csc8607.errors import UserError
 
 TASKS = ("multiclass", "binary", "multilabel")
@@ -33,12 +33,13 @@ class Split:
 class SourceData:
     """What a source returns: whichever of train/val/test it has, plus names and provenance."""
 
-    splits: dict[str, Split]
+    splits: dict[str, Split | Encoded]  # Encoded: files decoded by ImageData with the preprocessing config
     class_names: list[str]
     name: str
     source: str  # where the data comes from (URL, hub id, path): report D1
     task: str = "multiclass"
     notes: dict[str, Any] = field(default_factory=dict)  # particularities found while decoding (report D5)
+    origins: dict[str, str] = field(default_factory=dict)  # our split -> the source's split it comes from
 
 
 def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
@@ -58,25 +59,13 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     raise UserError(f"cannot convert {have}-channel images to data.channels={channels}")
 
 
-def resize(images: torch.Tensor, size: list[int] | None, chunk: int = 4096) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> (N, C, *size), bilinear with antialiasing, in chunks to bound memory."""
-    if size is None or list(images.shape[-2:]) == list(size):
-        return images
-    out = [
-        F.interpolate(part.float(), size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
-        .round()
-        .clamp(0, 255)
-        .to(torch.uint8)
-        for part in images.split(chunk)
-    ]
-    return torch.cat(out)
-
-
 def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: float) -> tuple[Split, Split, str]:
     """Split off `fraction` of `split` (stratified by class when possible); returns (rest, carved, how).
 
     `of_pool` is the same amount as a fraction of the source's whole train pool, for the description.
     """
+    from sklearn.model_selection import train_test_split  # imported here: a warm cache never needs it
+
     labels = split.labels.numpy()
     index = np.arange(len(labels))
     strata = labels if stratify else None
@@ -88,21 +77,28 @@ def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: flo
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images, in [0, 1] units, computed in float64 chunks."""
-    total = torch.zeros(images.shape[1], dtype=torch.float64)
-    total_sq = torch.zeros_like(total)
-    for part in images.split(8192):
-        part = part.to(torch.float64) / 255.0
-        total += part.sum((0, 2, 3))
-        total_sq += (part**2).sum((0, 2, 3))
-    count = images.shape[0] * images.shape[2] * images.shape[3]
-    mean = total / count
-    std = (total_sq / count - mean**2).clamp_min(1e-12).sqrt()
-    return mean.tolist(), std.tolist()
+    """Per-channel mean and std of uint8 images, in [0, 1] units, exact (from 256-bin histograms)."""
+    values = torch.arange(256, dtype=torch.float64)
+    mean, std = [], []
+    for c in range(images.shape[1]):
+        hist = torch.zeros(256, dtype=torch.float64)
+        for part in images.split(8192):
+            hist += torch.bincount(part[:, c].reshape(-1), minlength=256).to(torch.float64)
+        count = hist.sum()
+        m = (hist * values).sum() / count
+        var = (hist * values**2).sum() / count - m**2
+        mean.append(float(m / 255.0))
+        std.append(float(var.clamp_min(1e-12).sqrt() / 255.0))
+    return mean, std
 
 
 class ImageData:
-    """The dataset a run trains on: train/val/test uint8 splits, normalization, augmentation and `meta`."""
+    """The dataset a run trains on: train/val/test uint8 splits, normalization, augmentation and `meta`.
+
+    `source` is a SourceData or a callable returning one; a `functools.partial` (a `_partial_: true` source
+    config) is cacheable: with `cache_dir` set, the decoded, preprocessed and split arrays are stored there
+    under a hash of (source config, split protocol, preprocessing) and memory-mapped by later runs.
+    """
 
     def __init__(
         self,
@@ -114,58 +110,112 @@ class ImageData:
         image_size: list[int] | None = None,
         normalize: dict | None = None,
         augment: dict | None = None,
+        resize: int | None = None,
+        root: str | None = None,
+        cache_dir: str | None = None,
+        decode_workers: int | None = None,
     ) -> None:
         for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 < float(value) < 1.0:
                 raise UserError(f"data.{key}={value} must be between 0 and 1 (exclusive)")
-        raw = source() if callable(source) else source
+        image_size = None if image_size is None else [int(v) for v in image_size]
+        settings = {"val_fraction": float(val_fraction), "test_fraction": float(test_fraction),
+                    "split_seed": int(split_seed), "channels": int(channels), "image_size": image_size,
+                    "resize": resize}
+        identity = cache.source_identity(source) if cache_dir else None
+        entry = key = None
+        hit = None
+        if identity is not None:
+            key = cache.make_key(identity, settings)
+            entry = cache.entry_dir(cache_dir, identity["function"].rsplit(".", 1)[-1], key)
+            hit = cache.load(entry, key)
+        if hit is not None:
+            arrays, info = hit
+            self.splits = {name: Split(images, labels) for name, (images, labels) in arrays.items()}
+        else:
+            raw = source() if callable(source) else source
+            self.splits, info = self._prepare(raw, settings, decode_workers)
+            if entry is not None:
+                cache.save(entry, key, {n: (s.images, s.labels) for n, s in self.splits.items()}, info)
+        self.task = info["task"]
+        self.class_names = list(info["class_names"])
+        self.mean, self.std = self._normalization(normalize or {}, channels, info["auto_stats"])
+        self.given_stats = (normalize or {}).get("mean", "auto") not in (None, "auto")
+        from csc8607.data.loader import AUGMENTS
+
+        self.augment = {k: v for k, v in dict(augment or {}).items() if v}
+        if set(self.augment) - AUGMENTS:
+            raise UserError(f"data.augment has unknown keys {sorted(set(self.augment) - AUGMENTS)}; "
+                            f"known: {', '.join(sorted(AUGMENTS))}")
+        num_classes = len(self.class_names)
+        self.meta: dict[str, Any] = {
+            "name": info["name"],
+            "source": info["source"],
+            "root": str(root) if root is not None else None,
+            "task": self.task,
+            "num_classes": num_classes,
+            "num_outputs": 1 if self.task == "binary" else num_classes,
+            "input_shape": list(self.splits["train"].images.shape[1:]),
+            "class_names": self.class_names,
+            "split_sizes": {name: len(s) for name, s in self.splits.items()},
+            "split_protocol": info["split_protocol"],
+            "split_seed": split_seed,
+            "preprocess": {"channels": channels, "image_size": image_size, "resize": resize,
+                           "mean": self.mean, "std": self.std,
+                           "normalize_from": "data.normalize" if self.given_stats else info["normalize_from"]},
+            "augment": dict(self.augment),
+            "notes": dict(info["notes"]),
+            "cache": {"path": str(entry), "key": entry.name.rsplit("-", 1)[-1], "hit": hit is not None}
+            if entry is not None else None,
+        }
+
+    @staticmethod
+    def _prepare(raw: SourceData, settings: dict, workers: int | None) -> tuple[dict[str, Split], dict]:
+        """Decode/convert/resize every split identically, carve the missing ones, compute train statistics."""
         if raw.task not in TASKS:
             raise UserError(f"task {raw.task!r} is not one of {', '.join(TASKS)}")
         if "train" not in raw.splits:
             raise UserError(f"dataset {raw.name} has no train split (it has: {', '.join(raw.splits)})")
-        self.task = raw.task
-        self.class_names = list(raw.class_names)
-        splits = {
-            name: Split(resize(convert_channels(s.images, channels), image_size), s.labels)
-            for name, s in raw.splits.items()
-        }
+        channels, size, resize = settings["channels"], settings["image_size"], settings["resize"]
+        splits: dict[str, Split] = {}
+        for name, s in raw.splits.items():
+            if isinstance(s, Encoded):
+                images = decode_all(s, channels, size, resize, workers, desc=f"decode {raw.name} {name}")
+                splits[name] = Split(images, torch.as_tensor(s.labels))
+            else:
+                splits[name] = Split(fit_size(convert_channels(s.images, channels), size, resize), s.labels)
+        shapes = {name: tuple(s.images.shape[1:]) for name, s in splits.items()}
+        if len(set(shapes.values())) > 1:
+            raise UserError(f"splits of {raw.name} have different image sizes {shapes}: set data.image_size=[H,W]")
         stratify = raw.task != "multilabel"
-        protocol = {name: "provided by the source" for name in splits}
+        protocol = {name: f"the source's {raw.origins.get(name, name)} split" for name in splits}
+        test_fraction, val_fraction, seed = settings["test_fraction"], settings["val_fraction"], settings["split_seed"]
         if "test" not in splits:
             splits["train"], splits["test"], protocol["test"] = carve(
-                splits["train"], test_fraction, split_seed, stratify, of_pool=test_fraction)
+                splits["train"], test_fraction, seed, stratify, of_pool=test_fraction)
         if "val" not in splits:
             # fractions are of the whole pool: test 15% then val 15% of the original leaves 70% to train
             test_carved = "test" not in raw.splits
             fraction = val_fraction / (1.0 - test_fraction) if test_carved else val_fraction
             splits["train"], splits["val"], protocol["val"] = carve(
-                splits["train"], fraction, split_seed, stratify, of_pool=val_fraction)
-        self.splits = {name: splits[name] for name in ("train", "val", "test")}
-        for name, split in self.splits.items():
+                splits["train"], fraction, seed, stratify, of_pool=val_fraction)
+        splits = {name: splits[name] for name in ("train", "val", "test")}
+        for name, split in splits.items():
             if len(split) == 0:
                 raise UserError(f"the {name} split of {raw.name} is empty")
-        self.mean, self.std = self._normalization(normalize or {}, channels)
-        self.augment = {k: v for k, v in dict(augment or {}).items() if v}
-        num_classes = len(self.class_names)
-        self.meta: dict[str, Any] = {
-            "name": raw.name,
-            "source": raw.source,
-            "task": raw.task,
-            "num_classes": num_classes,
-            "num_outputs": 1 if raw.task == "binary" else num_classes,
-            "input_shape": list(self.splits["train"].images.shape[1:]),
-            "class_names": self.class_names,
-            "split_sizes": {name: len(s) for name, s in self.splits.items()},
-            "split_protocol": protocol,
-            "split_seed": split_seed,
-            "preprocess": {"channels": channels, "image_size": image_size, "mean": self.mean, "std": self.std},
-            "augment": dict(self.augment),
-            "notes": dict(raw.notes),
+        info = {
+            "name": raw.name, "source": raw.source, "task": raw.task, "class_names": list(raw.class_names),
+            "notes": dict(raw.notes), "split_protocol": protocol,
+            "split_sizes": {name: len(s) for name, s in splits.items()},
+            "input_shape": list(splits["train"].images.shape[1:]),
+            "auto_stats": channel_stats(splits["train"].images),
+            "normalize_from": f"train split ({len(splits['train'])} images)",
         }
+        return splits, info
 
-    def _normalization(self, normalize: dict, channels: int) -> tuple[list[float], list[float]]:
+    def _normalization(self, normalize: dict, channels: int, auto: list) -> tuple[list[float], list[float]]:
         mean, std = normalize.get("mean", "auto"), normalize.get("std", "auto")
-        auto_mean, auto_std = channel_stats(self.splits["train"].images)
+        auto_mean, auto_std = auto
         mean = auto_mean if mean in (None, "auto") else [float(v) for v in mean]
         std = auto_std if std in (None, "auto") else [float(v) for v in std]
         if len(mean) != channels or len(std) != channels:

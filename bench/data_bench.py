@@ -1,0 +1,274 @@
+#!/usr/bin/env python
+"""Data-path benchmark on Tiny-ImageNet-shaped data (64x64x3, 200 classes, default cnn, batch 128).
+
+    python bench/data_bench.py [--rounds 3] [--steps 4]
+
+Prints, side by side: (a) our BatchLoader alone; (b) a plain torchvision pipeline (PIL images, RandomCrop +
+flip + ToTensor + Normalize, DataLoader with 0 and 2 workers) alone; (c) the model step alone on a pre-made
+batch; (d) training with our loader; (e) training with (b) at fp32; and (d) at the best CPU settings
+(channels_last + bf16 autocast + tune_malloc). Then the cache build rate and the time from a fresh process to
+the first batch with a warm cache. Every figure is the median over rounds; the rounds alternate the
+reference and ours, each round in fresh processes (allocator tuning cannot be undone in a process).
+Not a test: the numbers depend on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+BATCH, CLASSES, SIZE = 128, 200, 64
+MEAN, STD = [0.480, 0.448, 0.398], [0.277, 0.269, 0.282]
+
+
+def synthetic(n: int, seed: int = 0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, SIZE, SIZE), dtype=torch.uint8, generator=g), \
+        torch.randint(0, CLASSES, (n,), generator=g)
+
+
+def our_loader(images, labels, channels_last: bool = False):
+    from csc8607.data import BatchLoader, Split
+
+    return BatchLoader(Split(images, labels), BATCH, MEAN, STD, shuffle=True, seed=0, channels_last=channels_last,
+                       augment={"crop_padding": 4, "hflip": True})
+
+
+def reference_loader(images, labels, workers: int):
+    """The plain torchvision pipeline: PIL images, per-image transforms, DataLoader."""
+    import torch
+    from PIL import Image
+    from torchvision import transforms
+
+    pils = [Image.fromarray(img.permute(1, 2, 0).numpy()) for img in images]
+    transform = transforms.Compose([transforms.RandomCrop(SIZE, padding=4), transforms.RandomHorizontalFlip(),
+                                    transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+
+    class PILDataset(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(pils)
+
+        def __getitem__(self, i: int):
+            return transform(pils[i]), int(labels[i])
+
+    return torch.utils.data.DataLoader(PILDataset(), batch_size=BATCH, shuffle=True, num_workers=workers,
+                                       persistent_workers=workers > 0)
+
+
+def rate(batches, limit: int | None = None) -> float:
+    """Images per second delivered by iterating `batches` (up to `limit` batches)."""
+    start, seen = time.perf_counter(), 0
+    for i, (x, y) in enumerate(batches):
+        seen += len(y)
+        if limit is not None and i + 1 >= limit:
+            break
+    return seen / (time.perf_counter() - start)
+
+
+def model_and_engine(precision: str, channels_last: bool):
+    import torch
+    from omegaconf import OmegaConf
+
+    from csc8607.config import build
+    from csc8607.engine import Engine
+
+    torch.manual_seed(0)
+    model = build(OmegaConf.load(REPO / "conf" / "model" / "cnn.yaml"), "model", input_shape=[3, SIZE, SIZE],
+                  num_outputs=CLASSES)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1.0e-3)
+    return model, optimizer, Engine("multiclass", CLASSES, torch.device("cpu"), precision)
+
+
+def train_rate(batches, steps: int, precision: str = "32", channels_last: bool = False,
+               budget_s: float = 10.0) -> float:
+    """Images per second of `steps` optimizer steps fed by `batches` (after one warm-up step); stops early,
+    after at least one timed step, once `budget_s` is spent (bf16 without CPU support is very slow)."""
+    model, optimizer, engine = model_and_engine(precision, channels_last)
+    model.train()
+    iterator = iter(batches)
+    x, y = next(iterator)
+    engine.train_step(model, x, y, optimizer)
+    start, seen = time.perf_counter(), 0
+    for _ in range(steps):
+        x, y = next(iterator)
+        engine.train_step(model, x, y, optimizer)
+        seen += len(y)
+        if time.perf_counter() - start > budget_s:
+            break
+    return seen / (time.perf_counter() - start)
+
+
+def repeat(batch):
+    while True:
+        yield batch
+
+
+def round_plain(steps: int) -> dict[str, float]:
+    """One round with glibc's default allocator: reference and ours alternated."""
+    import torch
+
+    images, labels = synthetic(20_000)
+    small_images, small_labels = images[:2_560], labels[:2_560]  # PIL copies are slow to make: 20 batches
+    out = {}
+    ref0, ref2 = reference_loader(small_images, small_labels, 0), reference_loader(small_images, small_labels, 2)
+    rate(ref2, 4)  # start the persistent workers outside the timing
+    out["b_ref_w0"] = rate(ref0)
+    out["a_ours"] = rate(our_loader(images, labels))
+    out["b_ref_w2"] = rate(ref2)
+    batch = next(iter(our_loader(images, labels)))
+    out["c_step_fp32"] = train_rate(repeat(batch), steps)
+    out["e_train_ref_w0_fp32"] = train_rate(ref0, steps)
+    out["d_train_ours_fp32"] = train_rate(our_loader(images, labels), steps)
+    out["e_train_ref_w2_fp32"] = train_rate(ref2, steps)
+    torch.set_num_threads(torch.get_num_threads())
+    return out
+
+
+def round_best(steps: int) -> dict[str, float]:
+    """One round with the framework's CPU settings: tune_malloc + channels_last, fp32 and bf16 autocast;
+    training (d) is measured at whichever precision gave the faster step on this CPU."""
+    from csc8607.runtime import tune_malloc
+
+    tune_malloc()
+    images, labels = synthetic(20_000)
+    plain = next(iter(our_loader(images, labels)))
+    batch = next(iter(our_loader(images, labels, channels_last=True)))
+    out = {"c_step_fp32_tuned": train_rate(repeat(plain), steps),
+           "c_step_cl_fp32_tuned": train_rate(repeat(batch), steps, "32", True),
+           "c_step_cl_bf16_tuned": train_rate(repeat(batch), steps, "bf16", True, budget_s=5.0)}
+    precision = "bf16" if out["c_step_cl_bf16_tuned"] > out["c_step_cl_fp32_tuned"] else "32"
+    out["c_step_best"] = max(out["c_step_cl_bf16_tuned"], out["c_step_cl_fp32_tuned"])
+    out["d_train_ours_best"] = train_rate(our_loader(images, labels, channels_last=True), steps, precision, True)
+    out["best_is_bf16"] = float(precision == "bf16")
+    return out
+
+
+def write_folder(root: Path, per_class: int, val_per_class: int) -> int:
+    """A Stanford-layout Tiny-ImageNet of random JPEGs (200 classes); returns the number of images."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    wnids = [f"n{i:08d}" for i in range(CLASSES)]
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    lines, count = [], 0
+    for c, wnid in enumerate(wnids):
+        folder = root / "train" / wnid / "images"
+        folder.mkdir(parents=True)
+        for i in range(per_class + val_per_class):
+            pixels = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+            if i < per_class:
+                Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG", quality=90)
+            else:
+                name = f"val_{c}_{i}.JPEG"
+                Image.fromarray(pixels).save(root / "val" / "images" / name, quality=90)
+                lines.append(f"{name}\t{wnid}\t0\t0\t63\t63")
+            count += 1
+    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return count
+
+
+FIRST_BATCH = """
+import sys, time
+from hydra import compose, initialize_config_dir
+from csc8607.run import setup
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    cfg = compose(config_name="config", overrides=sys.argv[3:], return_hydra_config=True)
+from hydra.core.hydra_config import HydraConfig
+HydraConfig.instance().set_config(cfg)
+s = setup(cfg)
+x, y = next(iter(s.loader("train", train=True)))
+print(time.time() - float(sys.argv[2]), s.data.meta["cache"]["hit"], tuple(x.shape))
+"""
+
+
+def cache_figures(per_class: int) -> dict[str, float]:
+    """Cache build rate through ImageData, and a fresh process's time to its first batch with a warm cache."""
+    from hydra import compose, initialize_config_dir
+
+    from csc8607.config import build
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, cache = Path(tmp) / "tiny-imagenet-200", Path(tmp) / "cache"
+        count = write_folder(root, per_class, max(1, per_class // 10))
+        overrides = ["data=tiny_imagenet_folder", f"data.root={root}", f"paths.cache={cache}", "trainer.device=cpu"]
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+        start = time.perf_counter()
+        assert build(cfg.data, "data").meta["cache"]["hit"] is False
+        build_rate = count / (time.perf_counter() - start)
+        times = []
+        for _ in range(3):
+            proc = subprocess.run([sys.executable, "-c", FIRST_BATCH, str(REPO / "conf"), repr(time.time()),
+                                   *overrides], capture_output=True, text=True, cwd=REPO, check=True,
+                                  env={**os.environ, "PYTHONPATH": str(REPO)})
+            seconds, hit, _ = proc.stdout.split(maxsplit=2)
+            assert hit == "True", proc.stdout
+            times.append(float(seconds))
+    return {"cache_build_img_s": build_rate, "cache_images": count, "first_batch_s": statistics.median(times)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per training figure")
+    parser.add_argument("--per-class", type=int, default=50, help="images per class for the cache build")
+    parser.add_argument("--role", choices=["plain", "best"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        result = (round_plain if args.role == "plain" else round_best)(args.steps)
+        print(json.dumps(result))
+        return
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    rows: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        for role in ("plain", "best"):
+            proc = subprocess.run([sys.executable, __file__, "--role", role, "--steps", str(args.steps)],
+                                  capture_output=True, text=True, check=True)
+            for key, value in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+                rows.setdefault(key, []).append(value)
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    med = {key: statistics.median(values) for key, values in rows.items()}
+    print(f"torch {__import__('torch').__version__}, {os.cpu_count()} cores, batch {BATCH}, 64x64x3, "
+          f"{CLASSES} classes, medians of {args.rounds} rounds (images/s)")
+    for key, values in rows.items():
+        print(f"  {key:<22} {med[key]:>10.1f}   rounds: {', '.join(f'{v:.1f}' for v in values)}")
+    ratios = {
+        "(a) / best (b)  [goal >= 5]": lambda r: r["a_ours"] / max(r["b_ref_w0"], r["b_ref_w2"]),
+        "(d) / (c) fp32  [goal >= 0.95]": lambda r: r["d_train_ours_fp32"] / r["c_step_fp32"],
+        "(d) / (c) best settings": lambda r: r["d_train_ours_best"] / r["c_step_best"],
+        "channels_last fp32 / fp32 step (tuned)": lambda r: r["c_step_cl_fp32_tuned"] / r["c_step_fp32_tuned"],
+        "bf16 / fp32 step (channels_last, tuned)": lambda r: r["c_step_cl_bf16_tuned"] / r["c_step_cl_fp32_tuned"],
+        "(d) best / best (e) fp32  [goal >= 3]":
+            lambda r: r["d_train_ours_best"] / max(r["e_train_ref_w0_fp32"], r["e_train_ref_w2_fp32"]),
+        "(d) fp32 / best (e) fp32":
+            lambda r: r["d_train_ours_fp32"] / max(r["e_train_ref_w0_fp32"], r["e_train_ref_w2_fp32"]),
+        "tune_malloc: fp32 step tuned / plain": lambda r: r["c_step_fp32_tuned"] / r["c_step_fp32"],
+    }
+    per_round = [{key: values[i] for key, values in rows.items()} for i in range(args.rounds)]
+    print("ratios: median over rounds of the ratio within each round (rounds in brackets)")
+    for name, ratio in ratios.items():
+        values = [ratio(r) for r in per_round]
+        print(f"  {name:<42} {statistics.median(values):6.2f}x  [{', '.join(f'{v:.2f}' for v in values)}]")
+    cache = cache_figures(args.per_class)
+    print(f"  cache build: {cache['cache_build_img_s']:.0f} img/s ({cache['cache_images']} JPEGs, decode + split"
+          f" + stats + write); fresh process to first batch with a warm cache: {cache['first_batch_s']:.2f} s")
+    print(f"load average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Decode image files once into uint8 arrays: any PIL mode to the configured channels, any size to one size."""
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from csc8607.errors import UserError
+
+CHUNK = 256  # images per task sent to a decoding worker
+
+
+@dataclass
+class Encoded:
+    """An undecoded split: items (paths, or HF image dicts) that `opener` turns into PIL images, and labels."""
+
+    items: Sequence[Any]
+    labels: np.ndarray
+    opener: Callable[[Any], Image.Image]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def open_path(path: str | Path) -> Image.Image:
+    """Open and fully decode an image file (so a truncated file fails here, not later)."""
+    image = Image.open(path)
+    image.load()
+    return image
+
+
+def open_hf(entry: dict[str, Any]) -> Image.Image:
+    """Open a Hugging Face `Image(decode=False)` entry: {"bytes": ..., "path": ...}."""
+    if entry.get("bytes") is not None:
+        image = Image.open(io.BytesIO(entry["bytes"]))
+    else:
+        image = Image.open(entry["path"])
+    image.load()
+    return image
+
+
+def item_name(item: Any) -> str:
+    """How an item is named in an error message: its path."""
+    if isinstance(item, dict):
+        return str(item.get("path") or "<image bytes without a path>")
+    return str(item)
+
+
+def to_array(image: Image.Image, channels: int) -> np.ndarray:
+    """PIL image of any mode (L, LA, RGB, RGBA, P, CMYK, I;16, ...) -> uint8 (channels, H, W); alpha dropped."""
+    if channels not in (1, 3):
+        raise UserError(f"data.channels={channels} must be 1 or 3 for image files")
+    mode = "L" if channels == 1 else "RGB"
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F") and mode == "RGB":
+        image = image.convert("L")  # 16-bit/float grey: PIL converts these to RGB only through L
+    array = np.array(image.convert(mode) if image.mode != mode else image, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def fit_size(images: torch.Tensor, size: list[int] | None, resize: int | None = None) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> (N, C, *size): the preprocessing every split gets.
+
+    `resize` set: scale so the shorter side is `resize` px (aspect kept), then center-crop to `size`.
+    `resize` null: scale straight to `size`. Bilinear with antialiasing, as torchvision's Resize.
+    """
+    if size is None:
+        return images
+    size = [int(s) for s in size]
+    h, w = images.shape[-2:]
+    if resize:
+        scale = int(resize) / min(h, w)
+        target = (max(size[0], round(h * scale)), max(size[1], round(w * scale)))
+    else:
+        target = (size[0], size[1])
+    if (h, w) != target:
+        images = torch.cat([
+            F.interpolate(part.float(), size=target, mode="bilinear", antialias=True, align_corners=False)
+            .round().clamp(0, 255).to(torch.uint8)
+            for part in images.split(4096)
+        ])
+    top, left = (target[0] - size[0]) // 2, (target[1] - size[1]) // 2
+    return images[:, :, top : top + size[0], left : left + size[1]].contiguous()
+
+
+def decode_one(item: Any, opener: Callable[[Any], Image.Image], channels: int, size: list[int] | None,
+               resize: int | None) -> np.ndarray:
+    """One item -> uint8 (C, H, W) after preprocessing; an unreadable file raises a UserError naming it."""
+    try:
+        image = opener(item)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise UserError(f"cannot decode image {item_name(item)}: {err}") from None
+    array = to_array(image, channels)
+    if size is None or (not resize and list(array.shape[1:]) == list(size)):
+        return array
+    return fit_size(torch.from_numpy(array)[None], size, resize)[0].numpy()
+
+
+def decode_chunk(items: list[Any], opener: Callable[[Any], Image.Image], channels: int,
+                 size: list[int] | None, resize: int | None) -> np.ndarray | str:
+    """A worker's task: a chunk of items -> stacked uint8 array, or the error message of the first bad item."""
+    try:
+        arrays = [decode_one(item, opener, channels, size, resize) for item in items]
+    except UserError as err:
+        return str(err)
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        return f"images of different sizes {sorted(shapes)[:2]}: set data.image_size=[H,W] to resize them"
+    return np.stack(arrays)
+
+
+def single_thread() -> None:
+    """Pool initializer: a forked child must not enter the parent's OpenMP pool (it would deadlock)."""
+    torch.set_num_threads(1)
+
+
+def chunks(items: Sequence[Any], n: int) -> Iterator[list[Any]]:
+    for start in range(0, n, CHUNK):
+        yield list(items[start : start + CHUNK])
+
+
+def decode_all(split: Encoded, channels: int, size: list[int] | None, resize: int | None = None,
+               workers: int | None = None, desc: str = "decode") -> torch.Tensor:
+    """Decode a whole split into one uint8 (N, C, H, W) tensor, with a progress bar and a process pool.
+
+    `workers` null = one per core for splits of more than 4 chunks; 0 = in this process.
+    """
+    n = len(split)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if n > 4 * CHUNK else 0
+    task = partial(decode_chunk, opener=split.opener, channels=channels, size=size, resize=resize)
+    out: np.ndarray | None = None
+    filled = 0
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=single_thread) if workers > 1 else None
+    try:
+        results = pool.imap(task, chunks(split.items, n)) if pool else map(task, chunks(split.items, n))
+        with tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True, mininterval=1.0) as bar:
+            for part in results:
+                if isinstance(part, str):
+                    raise UserError(part)
+                if out is None:
+                    out = np.empty((n, *part.shape[1:]), dtype=np.uint8)
+                elif part.shape[1:] != out.shape[1:]:
+                    raise UserError(f"images of different sizes {out.shape[1:]} and {part.shape[1:]}: "
+                                    "set data.image_size=[H,W] to resize them")
+                out[filled : filled + len(part)] = part
+                filled += len(part)
+                bar.update(len(part))
+    finally:
+        if pool is not None:
+            pool.terminate()
+    if out is None:
+        raise UserError(f"no images to decode in {desc}")
+    return torch.from_numpy(out)

@@ -1,0 +1,258 @@
+"""File-based datasets: both Tiny-ImageNet layouts, HF datasets from local files, ImageFolder, the decoded cache."""
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from image_fixtures import (ODD_TRAIN, WNIDS, WORDS, tiny_imagenet_files, write_image_folder,
+                            write_tiny_imagenet_folder, write_tiny_imagenet_hf)
+from csc8607.data import ImageData
+from csc8607.data.decode import fit_size, to_array
+from csc8607.data.folders import load_image_folder, load_tiny_imagenet_folder
+from csc8607.data.hf import load_hf
+from csc8607.data.tv import load_cifar, load_svhn
+from csc8607.errors import UserError
+
+TI_SPLITS = {"train": "train", "test": "valid"}
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, list]:
+    return tiny_imagenet_files()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory, files: dict) -> Path:
+    return write_tiny_imagenet_folder(tmp_path_factory.mktemp("ti") / "tiny-imagenet-200", files)
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory: pytest.TempPathFactory, files: dict) -> Path:
+    return write_tiny_imagenet_hf(tmp_path_factory.mktemp("ti_hf") / "tiny-imagenet", files)
+
+
+def folder_data(root: Path, cache: Path | None = None, **kwargs) -> ImageData:
+    settings = dict(val_fraction=0.25, test_fraction=0.1, split_seed=0, channels=3, image_size=[64, 64])
+    settings.update(kwargs)
+    return ImageData(partial(load_tiny_imagenet_folder, root=str(root)), cache_dir=str(cache) if cache else None,
+                     root=str(root), **settings)
+
+
+def contents(split) -> set[bytes]:
+    return {img.numpy().tobytes() for img in split.images}
+
+
+def test_tiny_imagenet_folder_protocol_names_and_odd_images(folder: Path, files: dict) -> None:
+    data = folder_data(folder)
+    meta = data.meta
+    assert meta["class_names"] == [WORDS[w].split(",")[0] for w in WNIDS]
+    assert meta["notes"]["wnids"] == WNIDS
+    n_train, n_val = len(files["train"]), len(files["val"])
+    assert meta["split_sizes"] == {"train": n_train - n_train // 4, "val": n_train // 4, "test": n_val}
+    assert "official" in meta["split_protocol"]["test"] and "stratified" in meta["split_protocol"]["val"]
+    assert meta["input_shape"] == [3, 64, 64] and meta["root"] == str(folder)
+    # stratified: every class keeps its share in val
+    assert np.bincount(data.splits["val"].labels.numpy()).tolist() == [2, 2, 2]
+    # no image in two splits (all generated images are distinct), and no image lost or duplicated
+    sets = {name: contents(split) for name, split in data.splits.items()}
+    assert not sets["train"] & sets["val"] and not sets["train"] & sets["test"] and not sets["val"] & sets["test"]
+    assert sum(len(s) for s in sets.values()) == n_train + n_val
+    # the greyscale file decodes to three equal channels; all odd files reach the configured shape
+    grey = to_array(Image.open(folder / "train" / WNIDS[0] / "images" / f"{WNIDS[0]}_0.JPEG"), 3)
+    assert grey.shape == (3, 64, 64) and (grey[0] == grey[1]).all() and (grey[1] == grey[2]).all()
+    assert grey.tobytes() in sets["train"] | sets["val"]
+
+
+def test_image_modes_become_the_configured_channels() -> None:
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    rgba = rgb.convert("RGBA")
+    for image in (rgb.convert("L"), rgba, rgb.convert("P"), rgb.convert("CMYK"), rgb.convert("LA"),
+                  Image.fromarray((np.arange(64, dtype=np.uint16) * 1000).reshape(8, 8))):
+        assert to_array(image, 3).shape == (3, 8, 8) and to_array(image, 1).shape == (1, 8, 8)
+    assert (to_array(rgba, 3) == to_array(rgb, 3)).all()  # alpha dropped, colours kept
+    assert to_array(rgb, 1).dtype == np.uint8
+
+
+def test_resize_then_center_crop_and_straight_resize() -> None:
+    wide = torch.zeros(1, 3, 40, 80, dtype=torch.uint8)
+    wide[..., 30:50] = 255  # a bright band in the middle columns
+    cropped = fit_size(wide, [32, 32], resize=32)
+    assert cropped.shape == (1, 3, 32, 32)
+    assert cropped[0, 0, 16, 16] == 255 and cropped[0, 0, 16, 0] == 0  # the centre was kept
+    assert fit_size(wide, [32, 32]).shape == (1, 3, 32, 32)
+    assert fit_size(wide, None) is wide
+
+
+def test_hf_parquet_and_save_to_disk_decode_like_the_folder(folder: Path, hf_dir: Path, tmp_path: Path,
+                                                            files: dict) -> None:
+    reference = folder_data(folder)
+    disk = write_tiny_imagenet_hf(tmp_path / "disk", files, save_to_disk=True)
+    words = folder / "words.txt"
+    for root in (hf_dir, disk):
+        data = ImageData(partial(load_hf, path="zh-plus/tiny-imagenet", root=str(root), splits=TI_SPLITS,
+                                 words=str(words), name="tiny_imagenet"),
+                         val_fraction=0.25, split_seed=0, channels=3, image_size=[64, 64])
+        assert data.meta["class_names"] == reference.meta["class_names"]
+        assert data.meta["split_sizes"] == reference.meta["split_sizes"]
+        assert "valid" in data.meta["split_protocol"]["test"]
+        for name in ("train", "val", "test"):  # same bytes, same preprocessing -> identical arrays
+            assert torch.equal(data.splits[name].images, reference.splits[name].images), name
+            assert torch.equal(data.splits[name].labels, reference.splits[name].labels), name
+
+
+def test_hf_without_words_keeps_ids_and_bad_columns_are_named(hf_dir: Path) -> None:
+    data = ImageData(partial(load_hf, path=None, root=str(hf_dir), splits=TI_SPLITS), channels=3,
+                     image_size=[64, 64])
+    assert data.meta["class_names"] == WNIDS
+    with pytest.raises(UserError, match="no column 'img'"):
+        load_hf(path=None, root=str(hf_dir), image_column="img")
+    with pytest.raises(UserError, match="no split 'extra'"):
+        load_hf(path=None, root=str(hf_dir), splits={"train": "extra"})
+    with pytest.raises(UserError, match="does not exist"):
+        load_hf(path=None, root=str(hf_dir / "nowhere"))
+
+
+def test_cache_hit_miss_and_invalidation(folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = folder_data(folder, cache)
+    assert first.meta["cache"]["hit"] is False
+    entry = Path(first.meta["cache"]["path"])
+    assert (entry / "key.json").is_file() and len(list(cache.iterdir())) == 1
+    second = folder_data(folder, cache)
+    assert second.meta["cache"]["hit"] is True and second.meta["cache"]["path"] == str(entry)
+    assert second.meta == {**first.meta, "cache": second.meta["cache"]}
+    for name in first.splits:
+        assert torch.equal(first.splits[name].images, second.splits[name].images)
+    # normalization is not part of the key (the arrays do not depend on it)...
+    given = folder_data(folder, cache, normalize={"mean": [0.5] * 3, "std": [0.25] * 3})
+    assert given.meta["cache"]["hit"] is True and given.meta["preprocess"]["mean"] == [0.5] * 3
+    # ...preprocessing and the split protocol are: a change builds a new entry, never reuses the old one
+    smaller = folder_data(folder, cache, image_size=[32, 32])
+    assert smaller.meta["cache"]["hit"] is False and smaller.meta["input_shape"] == [3, 32, 32]
+    reseeded = folder_data(folder, cache, split_seed=1)
+    assert reseeded.meta["cache"]["hit"] is False
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 3
+    # an entry whose recorded key does not match is rebuilt
+    key = json.loads((entry / "key.json").read_text())
+    key["settings"]["image_size"] = [1, 1]
+    (entry / "key.json").write_text(json.dumps(key))
+    rebuilt = folder_data(folder, cache)
+    assert rebuilt.meta["cache"]["hit"] is False and torch.equal(rebuilt.splits["val"].images,
+                                                                 first.splits["val"].images)
+    assert folder_data(folder, cache).meta["cache"]["hit"] is True
+    # a truncated array file is detected and rebuilt as well
+    (entry / "val_images.npy").write_bytes((entry / "val_images.npy").read_bytes()[:200])
+    assert folder_data(folder, cache).meta["cache"]["hit"] is False
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_and_truncated_files_are_named(folder: Path, tmp_path: Path, workers: int) -> None:
+    import shutil
+
+    root = tmp_path / "broken"
+    shutil.copytree(folder, root)
+    images = root / "train" / WNIDS[1] / "images"
+    good = sorted(images.iterdir())[0]
+    (images / "zz_truncated.JPEG").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with pytest.raises(UserError, match="zz_truncated.JPEG"):
+        folder_data(root, decode_workers=workers)
+    (images / "zz_truncated.JPEG").unlink()
+    (images / "zz_garbage.JPEG").write_bytes(b"not an image at all")
+    with pytest.raises(UserError, match="zz_garbage.JPEG"):
+        folder_data(root, decode_workers=workers)
+
+
+def test_variable_sizes_need_image_size(folder: Path) -> None:
+    with pytest.raises(UserError, match="image_size"):
+        folder_data(folder, image_size=None)
+    assert ODD_TRAIN[2] == "wide"
+
+
+def test_image_folder_protocol_and_errors(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "pets")
+    data = ImageData(partial(load_image_folder, root=str(root)), val_fraction=0.5, channels=3, image_size=[32, 32])
+    assert data.meta["class_names"] == ["cat", "dog"]
+    assert data.meta["split_sizes"] == {"train": 6, "val": 6, "test": 4}
+    assert "test/" in data.meta["split_protocol"]["test"] and "stratified" in data.meta["split_protocol"]["val"]
+    with pytest.raises(UserError, match="data.root is not set"):
+        load_image_folder(None)
+    with pytest.raises(UserError, match="train"):
+        load_image_folder(str(root / "test" / "cat"))
+    with pytest.raises(UserError, match="data.root is not set"):
+        load_tiny_imagenet_folder(None)
+    with pytest.raises(UserError, match="wnids.txt"):
+        load_tiny_imagenet_folder(str(root))
+
+
+def test_torchvision_sets_absent_with_download_off_are_one_line_errors(tmp_path: Path) -> None:
+    for load, name in ((partial(load_cifar, classes=10), "CIFAR-10"), (partial(load_cifar, classes=100), "CIFAR-100"),
+                       (load_svhn, "SVHN")):
+        with pytest.raises(UserError, match=f"{name}.*not found.*download=true") as err:
+            load(root=str(tmp_path), download=False)
+        assert "\n" not in str(err.value)
+
+
+FAST = ("trainer.max_epochs=1", "model.width=8", "model.depth=1", "trainer.batch_size=8", "trainer.eval_batch_size=16")
+
+
+@pytest.mark.parametrize("option", ["tiny_imagenet_folder", "tiny_imagenet", "image_folder"])
+def test_train_and_evaluate_end_to_end(option: str, folder: Path, hf_dir: Path, tmp_path: Path) -> None:
+    from conftest import job_dirs, read_json, run_cli
+
+    root = {"tiny_imagenet_folder": folder, "tiny_imagenet": hf_dir,
+            "image_folder": write_image_folder(tmp_path / "pets")}[option]
+    extra = [f"data.source.words={folder / 'words.txt'}"] if option == "tiny_imagenet" else []
+    run_cli("train.py", f"data={option}", f"data.root={root}", *extra, *FAST, cwd=tmp_path)
+    (job,) = job_dirs(tmp_path / "outputs")
+    metrics = read_json(job / "metrics.json")
+    meta = metrics["meta"]
+    assert meta["cache"]["hit"] is False and meta["root"] == str(root)
+    assert metrics["test"] is not None and sum(meta["split_sizes"].values()) > 0
+    if option != "image_folder":
+        assert meta["class_names"][0] == "goldfish" and meta["split_sizes"]["test"] == 9
+        assert meta["augment"] == {"crop_padding": 4, "hflip": True}
+    proc = run_cli("evaluate.py", f"ckpt={job / 'checkpoints' / 'best.ckpt'}", cwd=tmp_path)
+    evaluated = read_json(next((tmp_path / "outputs").rglob("test_metrics.json")))
+    assert evaluated["meta"]["cache"]["hit"] is True  # the checkpoint's config finds the same decoded arrays
+    assert evaluated["meta"]["split_sizes"] == meta["split_sizes"] and "test metrics" in proc.stdout
+
+
+def test_hub_unreachable_and_not_cached_is_one_clear_error(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    proc = run_cli("train.py", "data=tiny_imagenet", *FAST, cwd=tmp_path, check=False,
+                   env={"HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "zh-plus/tiny-imagenet" in lines[0] and "data.root" in lines[0]
+    assert "offline" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_extra_augmentations_on_uint8_batches() -> None:
+    from csc8607.data.digits import load_digits
+    from csc8607.data.loader import apply_augment, draw_augment, jitter
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.arange(8, dtype=torch.uint8).repeat(100, 1, 8, 1).transpose(2, 3).contiguous()  # rows 0..7
+    vflip = {"vflip": True}
+    flipped = apply_augment(images, vflip, draw_augment(100, vflip, images.shape, g))
+    assert 0.3 < (flipped[:, 0, 0, 0] == 7).float().mean().item() < 0.7
+    square = {"cutout": 4}
+    cut = apply_augment(torch.full((50, 3, 16, 16), 200, dtype=torch.uint8), square,
+                        draw_augment(50, square, (16, 16), g), torch.tensor([1, 2, 3], dtype=torch.uint8))
+    filled = (cut[:, 0] == 1).sum(dim=(1, 2))
+    assert filled.max().item() == 16 and filled.min().item() >= 4 and (cut[:, 1][cut[:, 0] == 1] == 2).all()
+    pixels = torch.full((200, 3, 4, 4), 100.0)
+    jittered = jitter(pixels, draw_augment(200, {"brightness": 0.5}, (4, 4), g))
+    assert jittered.min() >= 50.0 - 1e-4 and jittered.max() <= 150.0 + 1e-4 and jittered.std() > 5
+    data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={"vflip": True, "cutout": 2, "contrast": 0.2})
+    x, _ = next(iter(data.loader("train", 16, train=True)))
+    assert x.shape == (16, 1, 8, 8) and torch.isfinite(x).all()
+    with pytest.raises(UserError, match="unknown keys"):
+        ImageData(load_digits, 0.15, 0.15, channels=1, augment={"rotate": 10})
