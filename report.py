@@ -22,7 +22,6 @@ def main(cfg: DictConfig) -> None:
     from csc8607.errors import UserError
     from csc8607.report import Context, render
     from csc8607.report_runs import find_runs
-    from csc8607.sections.full import install
 
     root = Path(cfg.root)
     template = Path(cfg.template).expanduser() if cfg.template else Path(__file__).parent / "conf" / "report_template.md"
@@ -33,7 +32,7 @@ def main(cfg: DictConfig) -> None:
     text = render(template.read_text(), Context(runs, root, out))
     path = out / "report.md"
     if path.exists() and path.read_text() != text:
-        kept = install(path, lambda tmp: tmp.write_text(text))
+        kept = checkpoint.install(path, lambda tmp: tmp.write_text(text))
         print(f"previous report kept as {kept}")
     else:
         checkpoint.write_text(path, text)

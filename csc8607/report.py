@@ -290,7 +290,7 @@ ANSWERS: dict[str, Renderer] = {
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
     "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),
     "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + "; ".join(
-        f"{k} {v['best_by_value']}" for k, v in c.json("compare")["comparisons"].items())),
+        f"{k} {', '.join(f'{x} → {y:.4f}' for x, y in v['best_by_value'].items())}" for k, v in c.json("compare")["comparisons"].items())),
     "M9": (("evaluate",), lambda c: f"Écart val − test : `{fmt(c.json('evaluate').get('val_minus_test'))}`."),
 }
 
