@@ -24,7 +24,8 @@ def main(cfg: DictConfig) -> None:
     from csc8607.report_runs import find_runs
 
     root = Path(cfg.root)
-    template = Path(cfg.template).expanduser() if cfg.template else Path(__file__).parent / "conf" / "report_template.md"
+    default = Path(__file__).parent / "conf" / "report_template.md"
+    template = Path(cfg.template).expanduser() if cfg.template else default
     if not template.is_file():
         raise UserError(f"template={template} is not a file")
     out = root / cfg.out

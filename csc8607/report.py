@@ -118,7 +118,8 @@ def initial_loss(c: Context) -> str:
     j = c.json("sanity")
     return (f"- **Loss initiale attendue** : {j['expected_rule']} = `{j['expected_initial_loss']:.4f}` "
             f"(tolérance ± {j['tolerance']})\n- **Observée sur un batch** : `{j['initial_loss']:.4f}`\n"
-            f"- **Vérification** : {', '.join(f'{k} = {v}' for k, v in j['checks'].items())} → **{j['verdict']}**\n\n"
+            f"- **Vérification** : {', '.join(f'{k} = {v}' for k, v in j['checks'].items())} "
+            f"→ **{j['verdict']}**\n\n"
             + c.figure("sanity", "grad_norms.png", "Normes des gradients par couche"))
 
 
@@ -212,7 +213,8 @@ def test_metrics(c: Context) -> str:
     m, (monitor, val) = j["metrics"], next(iter(j["val_from_checkpoint"].items()))
     gap = j.get(f"val_minus_{j['split']}")
     secondary = ", ".join(f"{k} = `{m[k]:.4f}`" for k in m if isinstance(m[k], float) and k != monitor.split("/")[-1])
-    return (f"- **Checkpoint évalué** : `{c.rel(j['checkpoint'])}` (époque {j['epoch']})\n- **Métriques {j['split']}** :\n"
+    return (f"- **Checkpoint évalué** : `{c.rel(j['checkpoint'])}` (époque {j['epoch']})\n"
+            f"- **Métriques {j['split']}** :\n"
             f"  - Metric principale (nom = `{monitor.split('/')[-1]}`) : `{m[monitor.split('/')[-1]]:.4f}`\n"
             f"  - Metric(s) secondaire(s) : {secondary}\n- **Validation** ({monitor}, checkpoint) : `{fmt(val)}` ; "
             f"écart val − {j['split']} : `{fmt(gap)}`")
@@ -240,7 +242,8 @@ def class_answer(c: Context) -> str:
     j = c.json("data")
     rows = [[name, *(j["class_counts"][s][i] for s in j["class_counts"])] for i, name in enumerate(j["class_names"])]
     return (c.figure("data", "class_distribution.png", "D4 distribution des classes") + "\n\n"
-            + table(["Classe", *j["class_counts"]], rows[:50]) + ("\n\n(50 premières classes)" if len(rows) > 50 else ""))
+            + table(["Classe", *j["class_counts"]], rows[:50])
+            + ("\n\n(50 premières classes)" if len(rows) > 50 else ""))
 
 
 def particularities(c: Context) -> str:
@@ -248,7 +251,8 @@ def particularities(c: Context) -> str:
     notes = "; ".join(f"{k} : {v}" for k, v in j["dataset"]["notes"].items()) or "aucune note de la source"
     sizes = "; ".join(f"{s} : {tuple(v['shape'])}, moyenne {[round(x, 3) for x in v['channel_mean']]}"
                       for s, v in j["input_sizes"].items())
-    return f"- {notes}\n- Tailles décodées : {sizes}\n- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`"
+    return (f"- {notes}\n- Tailles décodées : {sizes}\n"
+            f"- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`")
 
 
 def baselines(c: Context) -> str:
@@ -290,7 +294,8 @@ ANSWERS: dict[str, Renderer] = {
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
     "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),
     "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + "; ".join(
-        f"{k} {', '.join(f'{x} → {y:.4f}' for x, y in v['best_by_value'].items())}" for k, v in c.json("compare")["comparisons"].items())),
+        f"{k} {', '.join(f'{x} → {y:.4f}' for x, y in v['best_by_value'].items())}"
+        for k, v in c.json("compare")["comparisons"].items())),
     "M9": (("evaluate",), lambda c: f"Écart val − test : `{fmt(c.json('evaluate').get('val_minus_test'))}`."),
 }
 
@@ -322,5 +327,6 @@ def render(template: str, c: Context) -> str:
             qid = QUESTION.match(q[0]).group(1)
             answer = fill(c, ANSWERS[qid]) if qid in ANSWERS else ""
             text += "\n\n" + "\n".join(q) + ("\n\n" + answer if answer else "") + f"\n\n{TODO}"
-        out.append(f"{heading}\n\n" + (f"{text.strip()}\n\n" if text.strip() else "") + ("---\n\n" if ends_rule else ""))
+        text = f"{text.strip()}\n\n" if text.strip() else ""
+        out.append(f"{heading}\n\n{text}" + ("---\n\n" if ends_rule else ""))
     return "".join(out).rstrip() + "\n"

@@ -32,7 +32,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     artifacts = Path(cfg.paths.root) / cfg.full.artifacts_dir
     best = run_dir / "checkpoints" / "best.ckpt"
     kept_ckpt = checkpoint.install(artifacts / "best.ckpt", lambda tmp: shutil.copyfile(best, tmp))
-    kept_cfg = checkpoint.install(artifacts / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
+    kept_cfg = checkpoint.install(artifacts / "config.yaml",
+                                  lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
     export = {"best_ckpt": str(artifacts / "best.ckpt"), "config": str(artifacts / "config.yaml"),
               "previous_kept": [str(p) for p in (kept_ckpt, kept_cfg) if p], "best_epoch": metrics["best_epoch"],
               "monitor": metrics["monitor"], "best_value": metrics["best_value"], "test": metrics["test"],
