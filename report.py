@@ -21,6 +21,7 @@ def main(cfg: DictConfig) -> None:
     from csc8607 import checkpoint
     from csc8607.errors import UserError
     from csc8607.report import Context, render
+    from csc8607.report_sections import ANSWERS, BODIES
     from csc8607.report_runs import find_runs
 
     root = Path(cfg.root)
@@ -30,7 +31,7 @@ def main(cfg: DictConfig) -> None:
         raise UserError(f"template={template} is not a file")
     out = root / cfg.out
     runs = find_runs(root, OmegaConf.to_container(cfg.runs))
-    text = render(template.read_text(), Context(runs, root, out))
+    text = render(template.read_text(), Context(runs, root, out), BODIES, ANSWERS)
     path = out / "report.md"
     if path.exists() and path.read_text() != text:
         kept = checkpoint.install(path, lambda tmp: tmp.write_text(text))
