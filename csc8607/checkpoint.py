@@ -6,7 +6,9 @@ import json
 import os
 import pickle
 import tempfile
+import shutil
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,6 +36,30 @@ def atomic(path: Path | str) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def keep_previous(path: Path) -> Path | None:
+    """Hard-link (or copy) an existing `path` to `<stem>.<mtime>.<suffix>` beside it; returns the kept copy."""
+    if not path.exists():
+        return None
+    stamp = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y%m%d-%H%M%S-%f")
+    kept = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+    n = 1
+    while kept.exists():
+        kept, n = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}"), n + 1
+    try:
+        os.link(path, kept)
+    except OSError:
+        shutil.copy2(path, kept)
+    return kept
+
+
+def install(path: Path, write: Any) -> Path | None:
+    """Write a new `path` via `write(tmp_path)` and an atomic rename, keeping the previous file first."""
+    with atomic(path) as tmp:
+        write(tmp)
+        kept = keep_previous(path)
+    return kept
 
 
 def save(path: Path | str, state: dict[str, Any]) -> Path:

@@ -5,8 +5,6 @@ figure in a run's events. A report generator can call these directly on metrics.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,18 +29,15 @@ def smooth(values: Sequence[float], weight: float = 0.6) -> np.ndarray:
 
 
 def save(fig: Any, path: Path | str) -> Path:
-    """Write `fig` as a PNG atomically and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    """Write `fig` as a PNG atomically (with the usual file permissions, like every result) and close it."""
+    from csc8607.checkpoint import atomic
+
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     finally:
-        Path(tmp).unlink(missing_ok=True)
         plt.close(fig)
-    return path
+    return Path(path)
 
 
 def draw_lines(ax: Any, series: Series, weight: float = 0.6, logx: bool = False) -> None:

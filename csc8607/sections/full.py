@@ -7,12 +7,8 @@ one replaces it; every write goes through a temporary file and a rename, so best
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-from datetime import datetime
 from pathlib import Path
-from typing import Any
-
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import checkpoint, figures
@@ -20,30 +16,6 @@ from csc8607.sections import train
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
-
-
-def keep_previous(path: Path) -> Path | None:
-    """Hard-link (or copy) an existing `path` to `<stem>.<mtime>.<suffix>` beside it; returns the kept copy."""
-    if not path.exists():
-        return None
-    stamp = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y%m%d-%H%M%S-%f")
-    kept = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
-    n = 1
-    while kept.exists():
-        kept, n = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}"), n + 1
-    try:
-        os.link(path, kept)
-    except OSError:
-        shutil.copy2(path, kept)
-    return kept
-
-
-def install(path: Path, write: Any) -> Path | None:
-    """Write a new `path` via `write(tmp_path)` and an atomic rename, keeping the previous file first."""
-    with checkpoint.atomic(path) as tmp:
-        write(tmp)
-        kept = keep_previous(path)
-    return kept
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> float:
@@ -59,8 +31,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     writer.close()
     artifacts = Path(cfg.paths.root) / cfg.full.artifacts_dir
     best = run_dir / "checkpoints" / "best.ckpt"
-    kept_ckpt = install(artifacts / "best.ckpt", lambda tmp: shutil.copyfile(best, tmp))
-    kept_cfg = install(artifacts / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
+    kept_ckpt = checkpoint.install(artifacts / "best.ckpt", lambda tmp: shutil.copyfile(best, tmp))
+    kept_cfg = checkpoint.install(artifacts / "config.yaml",
+                                  lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
     export = {"best_ckpt": str(artifacts / "best.ckpt"), "config": str(artifacts / "config.yaml"),
               "previous_kept": [str(p) for p in (kept_ckpt, kept_cfg) if p], "best_epoch": metrics["best_epoch"],
               "monitor": metrics["monitor"], "best_value": metrics["best_value"], "test": metrics["test"],

@@ -1,0 +1,83 @@
+"""Which run feeds which report section: the latest finished run of each preset under outputs/ and multirun/
+(or the one named in `runs.<preset>`), and the exact command that produced it (from its .hydra/overrides.yaml).
+"""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from csc8607.errors import UserError
+
+# preset -> the file a finished run of it holds (grid and optuna: their sweep dir's summary.csv)
+RESULTS = {"data": "data.json", "baselines": "baselines.json", "sanity": "sanity.json", "overfit": "overfit.json",
+           "lr_finder": "lr_finder.json", "grid": "summary.csv", "full": "full.json", "compare": "compare.json",
+           "optuna": "summary.csv", "evaluate": "test_metrics.json"}
+SWEEPS = {"grid", "optuna"}  # a run of these is the sweep dir (parent of the job dirs)
+# the command producing each preset when there is no run of it
+HINTS = {name: f"python train.py experiment={name}" for name in RESULTS}
+HINTS.update(overfit="python train.py experiment=overfit overfit.num_samples=32",
+             compare="python train.py experiment=compare compare.runs=multirun/DATE/TIME",
+             evaluate="python evaluate.py ckpt=artifacts/best.ckpt")
+
+
+def preset_of(job_dir: Path) -> str:
+    """A job's preset: `evaluate` for evaluate.py runs, else the `section` key of its recorded config."""
+    cfg = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+    return "evaluate" if "ckpt" in cfg else str(cfg.get("section") or "train")
+
+
+def run_of(job_dir: Path, preset: str) -> Path | None:
+    """The run directory a finished job gives `preset` (its sweep dir for grid/optuna), or None if unfinished."""
+    run = job_dir.parent if preset in SWEEPS else job_dir
+    return run if (run / RESULTS[preset]).exists() else None
+
+
+def find_runs(root: Path, chosen: dict[str, Any] | None = None) -> dict[str, Path]:
+    """preset -> run dir: `chosen[preset]` when set (relative to `root`), else the latest one found."""
+    found: dict[str, tuple[float, Path]] = {}
+    for top in ("outputs", "multirun"):
+        for hydra_dir in (root / top).rglob(".hydra") if (root / top).is_dir() else []:
+            job = hydra_dir.parent
+            if not (hydra_dir / "config.yaml").exists():
+                continue
+            preset = preset_of(job)
+            run = run_of(job, preset) if preset in RESULTS else None
+            if run is not None:
+                stamp = (run / RESULTS[preset]).stat().st_mtime
+                if preset not in found or stamp > found[preset][0]:
+                    found[preset] = (stamp, run)
+    runs = {preset: run for preset, (_, run) in found.items()}
+    for preset, path in (chosen or {}).items():
+        if path is None:
+            continue
+        if preset not in RESULTS:
+            raise UserError(f"runs.{preset}: unknown preset (one of {', '.join(RESULTS)})")
+        run = Path(str(path)).expanduser()
+        run = run if run.is_absolute() else root / run
+        if not (run / RESULTS[preset]).exists():
+            raise UserError(f"runs.{preset}={path}: {run} holds no {RESULTS[preset]}")
+        runs[preset] = run
+    return runs
+
+
+def command(run: Path, preset: str) -> str:
+    """The command line that produced `run`, from its recorded overrides (a sweep's from multirun.yaml)."""
+    if (run / "multirun.yaml").exists():  # a grid sweep: its command line, sweep lists included
+        recorded = OmegaConf.load(run / "multirun.yaml").hydra.overrides
+        task = list(recorded.task)
+    elif preset in SWEEPS:  # an Optuna run keeps no multirun.yaml: a trial's overrides less the sampled values
+        first = sorted(p.parent.parent for p in run.glob("*/.hydra/hydra.yaml"))[0]
+        hydra = OmegaConf.load(first / ".hydra" / "hydra.yaml").hydra
+        recorded, task, sampled = hydra.overrides, list(hydra.overrides.task), set(hydra.sweeper.params or {})
+        while task and task[0].split("=", 1)[0] in sampled:  # the sweeper puts the sampled values first
+            task.pop(0)
+    else:
+        recorded = OmegaConf.load(run / ".hydra" / "hydra.yaml").hydra.overrides
+        task = list(recorded.task)
+    flags = ["-m"] if "hydra.mode=MULTIRUN" in recorded.hydra else []
+    extra = [o for o in recorded.hydra if not o.startswith("hydra.mode=")]
+    script = "evaluate.py" if preset == "evaluate" else "train.py"
+    return " ".join(["python", script, *flags, *map(shlex.quote, extra + task)])

@@ -1,0 +1,251 @@
+"""The body of each report section and the measured answer to each question, from the runs' JSON files.
+
+BODIES: heading number -> (presets it needs, renderer); ANSWERS: question id -> the same. A renderer whose runs
+are missing is replaced by the command that produces them (Context.missing).
+"""
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from csc8607 import checkpoint, figures
+from csc8607.report import Context, Renderer, fmt, table
+from csc8607.report_runs import command
+
+ORDER = ["data", "baselines", "sanity", "overfit", "lr_finder", "grid", "full", "compare", "optuna", "evaluate"]
+
+
+def general(c: Context) -> str:
+    train_run = next((p for p in ("full", "grid", "optuna") if p in c.runs), None)
+    if train_run is None:
+        env = "_Aucun run d'entraînement : `python train.py experiment=full`_"
+    else:
+        metrics = next((c.runs[train_run]).rglob("metrics.json"))
+        v = checkpoint.read_json(metrics)["versions"]
+        env = ", ".join(f"`{k} == {v[k]}`" for k in ("python", "torch", "torchvision", "hydra", "cuda") if k in v)
+    cmds = "\n".join(f"  - {p} : `{command(c.runs[p], p)}`" for p in ORDER if p in c.runs) or "  - _Aucun run_"
+    return (f"- **Étudiant·e** : _Nom, Prénom_ (à compléter)\n- **Projet** : _Intitulé (dataset × modèle)_ "
+            f"(à compléter)\n- **Dépôt Git** : _URL publique_ (à compléter)\n- **Environnement** : {env}\n"
+            f"- **Commandes utilisées** :\n{cmds}")
+
+
+def dataset(c: Context) -> str:
+    d = c.json("data")["dataset"]
+    kind = "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux")
+    return (f"- **Source** : {d['source']} (`data={d['name']}`)\n- **Type d’entrée** : {kind}\n"
+            f"- **Tâche** : {d['task']}\n- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
+            f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {d['num_classes']}")
+
+
+def splits(c: Context) -> str:
+    j = c.json("data")
+    rows = [[s.capitalize(), j["split_sizes"][s], f"classes de {min(n)} à {max(n)} exemples (ratio "
+             f"{max(n) / max(min(n), 1):.2f})"] for s, n in j["class_counts"].items()]
+    return table(["Split", "#Exemples", "Particularités (déséquilibre, longueur moyenne, etc.)"], rows)
+
+
+def preprocess(c: Context) -> str:
+    p = c.json("data")["preprocess"]
+    size = "taille de la source" if p["image_size"] is None else f"{p['image_size']}"
+    return (f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, "
+            f"normalize = (mean={[round(m, 4) for m in p['mean']]}, std={[round(s, 4) for s in p['std']]})")
+
+
+def augment(c: Context) -> str:
+    a = c.json("data")["augment"]
+    return "- " + (", ".join(f"`{k} = {v}`" for k, v in a.items()) or "aucune augmentation") + " (train uniquement)"
+
+
+def architecture(c: Context) -> str:
+    j, m = c.json("sanity"), c.config("sanity").model
+    rows = [[r["layer"], r["type"], r["output_shape"], r["params"]] for r in j["layers"]]
+    loss = "CrossEntropyLoss" if c.json("sanity")["expected_rule"].startswith("-log") else "BCEWithLogitsLoss"
+    return (f"- **Description couche par couche** (`{m._target_}`, width={m.width}, depth={m.depth}) :\n\n"
+            + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
+            + f"\n\n- **Loss function** : {loss}\n- **Sortie du modèle** : forme = `{tuple(j['output_shape'])}`\n"
+            f"- **Nombre total de paramètres** : `{j['total_params']}`")
+
+
+def initial_loss(c: Context) -> str:
+    j = c.json("sanity")
+    return (f"- **Loss initiale attendue** : {j['expected_rule']} = `{j['expected_initial_loss']:.4f}` "
+            f"(tolérance ± {j['tolerance']})\n- **Observée sur un batch** : `{j['initial_loss']:.4f}`\n"
+            f"- **Vérification** : {', '.join(f'{k} = {v}' for k, v in j['checks'].items())} "
+            f"→ **{j['verdict']}**\n\n"
+            + c.figure("sanity", "grad_norms.png", "Normes des gradients par couche"))
+
+
+def overfit(c: Context) -> str:
+    j = c.json("overfit")
+    return (f"- **Sous-ensemble train** : `N = {j['num_samples']}` exemples (sans augmentation)\n"
+            f"- **Hyperparamètres modèle utilisés** : `width = {j['model'].get('width')}`, "
+            f"`depth = {j['model'].get('depth')}`\n- **Optimisation** : LR = `{fmt(j['lr'])}`, weight decay = "
+            f"`{j['weight_decay']}`\n- **Nombre d’époques** : `{j['epochs_run']}` (train/loss finale "
+            f"`{j['final_train_loss']:.4f}` < seuil {j['loss_threshold']} : **{j['verdict']}**)\n\n"
+            + c.figure("overfit", "overfit_loss.png", "M3 train/loss sur le petit échantillon"))
+
+
+def lr_finder(c: Context) -> str:
+    j = c.json("lr_finder")
+    low, high = j["stable_window"]
+    rows = [[k, v["suggestion"]["lr"], v["suggestion"]["window_low"], v["suggestion"]["window_high"], v["steps"]]
+            for k, v in j["curves"].items()]
+    return (f"- **Méthode** : {j['iterations']} itérations, LR de {fmt(j['lr_min'])} à {fmt(j['lr_max'])} "
+            f"(échelle log) ; règle : {j['rule']}\n- **Fenêtre stable retenue** : `{fmt(low)} → {fmt(high)}`\n"
+            f"- **Choix pour la suite** :\n  - **LR** = `{fmt(j['suggested_lr'])}` (suggéré)\n"
+            f"  - **Weight decay** = _à choisir parmi les courbes ci-dessous_\n\n"
+            + table(["Courbe", "LR suggéré", "Fenêtre basse", "Fenêtre haute", "Pas"], rows) + "\n\n"
+            + c.figure("lr_finder", "lr_finder.png", "M4 LR finder : loss selon le LR"))
+
+
+def sweep_rows(c: Context, preset: str) -> list[dict[str, str]]:
+    with open(c.runs[preset] / "summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def sweep_figure(c: Context, preset: str) -> str:
+    """Val loss and val metric against the epoch, one curve per job of the sweep (from metrics.json)."""
+    panels: dict[str, dict[str, Any]] = {"val/loss": {}}
+    for path in sorted(c.runs[preset].glob("*/metrics.json")):
+        m = checkpoint.read_json(path)
+        epochs = [row["epoch"] for row in m["history"]]
+        for tag in ("val/loss", m["monitor"]):
+            panels.setdefault(tag, {})[m["run_name"]] = (epochs, [row[tag] for row in m["history"]])
+    png = figures.line_plot(c.figures / f"{preset}_runs.png", panels, "epoch", weight=0.0,
+                            title=f"{preset} : courbes de validation par run")
+    return f"![{preset} : courbes de validation par run](figures/{png.name})"
+
+
+def sweep_table(c: Context, preset: str) -> str:
+    rows = sweep_rows(c, preset)
+    metric = OmegaConf.load(next(c.runs[preset].glob("*/.hydra/config.yaml"))).trainer.monitor
+    body = [[r["run"], r["lr"], r["wd"], r["width"], r["depth"], r["val_metric"] and f"{float(r['val_metric']):.4f}",
+             r["val_loss"] and f"{float(r['val_loss']):.4f}",
+             f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
+    return table(["Run (nom explicite)", "LR", "WD", "Hyp-A (width)", "Hyp-B (depth)",
+                  f"Val metric (nom={metric})", "Val loss", "Notes"], body)
+
+
+def grid(c: Context) -> str:
+    rows = sweep_rows(c, "grid")
+    epochs = OmegaConf.load(next(c.runs["grid"].glob("*/.hydra/config.yaml"))).trainer.max_epochs
+    values = {k: sorted({r[k] for r in rows}, key=float) for k in ("lr", "wd", "width", "depth")}
+    return ("- **Grilles** :\n" + "\n".join(f"  - {name} : `{{{', '.join(values[k])}}}`" for k, name in
+            [("lr", "LR"), ("wd", "Weight decay"), ("width", "Hyperparamètre modèle A (width)"),
+             ("depth", "Hyperparamètre modèle B (depth)")])
+            + f"\n\n- **Durée des runs** : `{epochs}` époques par run, même seed\n\n" + sweep_table(c, "grid")
+            + "\n\n" + sweep_figure(c, "grid"))
+
+
+def full(c: Context) -> str:
+    cfg, j = c.config("full"), c.json("full")
+    return (f"- **Configuration finale** :\n  - LR = `{cfg.optim.lr}`\n  - Weight decay = `{cfg.optim.weight_decay}`\n"
+            f"  - Hyperparamètre modèle A (width) = `{cfg.model.width}`\n  - Hyperparamètre modèle B (depth) = "
+            f"`{cfg.model.depth}`\n  - Batch size = `{cfg.trainer.batch_size}`\n  - Époques = `{j['epochs']}`\n"
+            f"- **Checkpoint** : `{c.rel(j['best_ckpt'])}` (époque {j['best_epoch']}, {j['monitor']} = "
+            f"`{j['best_value']:.4f}`)\n\n" + c.figure("full", "curves.png", "M6 courbes train/val"))
+
+
+def compare(c: Context) -> str:
+    j = c.json("compare")
+    return "\n\n".join(c.figure("compare", v["png"], f"M7 comparaison par {k}") for k, v in j["comparisons"].items())
+
+
+def optuna(c: Context) -> str:
+    rows = [r for r in sweep_rows(c, "optuna") if r["status"] == "ok"]
+    best = f"meilleur essai `{rows[0]['run']}` : {float(rows[0]['val_metric']):.4f}" if rows else "aucun essai réussi"
+    return (f"- **Changement(s)** : recherche Optuna (TPE) sur l'espace de la grille, {len(sweep_rows(c, 'optuna'))} "
+            f"essais dans ce run\n- **Résultat** : {best}\n\n" + sweep_table(c, "optuna"))
+
+
+def test_metrics(c: Context) -> str:
+    j = c.json("evaluate")
+    m, (monitor, val) = j["metrics"], next(iter(j["val_from_checkpoint"].items()))
+    gap = j.get(f"val_minus_{j['split']}")
+    secondary = ", ".join(f"{k} = `{m[k]:.4f}`" for k in m if isinstance(m[k], float) and k != monitor.split("/")[-1])
+    return (f"- **Checkpoint évalué** : `{c.rel(j['checkpoint'])}` (époque {j['epoch']})\n"
+            f"- **Métriques {j['split']}** :\n"
+            f"  - Metric principale (nom = `{monitor.split('/')[-1]}`) : `{m[monitor.split('/')[-1]]:.4f}`\n"
+            f"  - Metric(s) secondaire(s) : {secondary}\n- **Validation** ({monitor}, checkpoint) : `{fmt(val)}` ; "
+            f"écart val − {j['split']} : `{fmt(gap)}`")
+
+
+def reproducibility(c: Context) -> str:
+    source = next((p for p in ("full", "grid", "data") if p in c.runs), None)
+    if source is None:
+        return "_Aucun run : `python train.py experiment=full`_"
+    cfg = c.config(source)
+    excerpt = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, [k for k in ("data", "model", "optim", "scheduler",
+                                                                         "trainer") if k in cfg]))
+    cmds = "\n".join(command(c.runs[p], p) for p in ORDER if p in c.runs)
+    root = c.root
+
+    def box(path: str) -> str:
+        return f"  * [{'x' if (root / path).exists() else ' '}] `{path}`"
+
+    return (f"- **Seed** : `{cfg.seed}`\n- **Config utilisée** (run `{source}`) :\n\n```yaml\n{excerpt}```\n\n"
+            f"- **Commandes exactes** :\n\n```bash\n{cmds}\n```\n\n* **Artifacts requis présents** :\n\n"
+            + "\n".join(box(p) for p in ("outputs", "multirun", "artifacts/best.ckpt", "artifacts/config.yaml")))
+
+
+def class_answer(c: Context) -> str:
+    j = c.json("data")
+    rows = [[name, *(j["class_counts"][s][i] for s in j["class_counts"])] for i, name in enumerate(j["class_names"])]
+    return (c.figure("data", "class_distribution.png", "D4 distribution des classes") + "\n\n"
+            + table(["Classe", *j["class_counts"]], rows[:50])
+            + ("\n\n(50 premières classes)" if len(rows) > 50 else ""))
+
+
+def particularities(c: Context) -> str:
+    j = c.json("data")
+    notes = "; ".join(f"{k} : {v}" for k, v in j["dataset"]["notes"].items()) or "aucune note de la source"
+    sizes = "; ".join(f"{s} : {tuple(v['shape'])}, moyenne {[round(x, 3) for x in v['channel_mean']]}"
+                      for s, v in j["input_sizes"].items())
+    return (f"- {notes}\n- Tailles décodées : {sizes}\n"
+            f"- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`")
+
+
+def baselines(c: Context) -> str:
+    j = c.json("baselines")
+    out = []
+    for split in (s for s in ("val", "test") if s in j):
+        for name, label in (("majority", "Classe majoritaire"), ("uniform_random", "Prédiction aléatoire uniforme")):
+            got, exp = j[split]["measured"][name], j[split]["expected"][name]
+            out.append(f"- **{label}** ({split}) — Métrique : `accuracy` → score = `{got['accuracy']:.4f}` "
+                       f"(attendu {fmt(exp.get('accuracy', float('nan')))}) ; f1 = `{got.get('f1', 0):.4f}`, "
+                       f"loss = `{got['loss']:.4f}`")
+    return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 baselines")
+
+
+BODIES: dict[str, Renderer] = {  # heading number -> (runs needed, renderer of its body)
+    "0)": ((), general), "1.1": (("data",), dataset), "1.2": (("data",), splits), "1.3": (("data",), preprocess),
+    "1.4": (("data",), augment), "1.5": ((), lambda c: ""), "2.1": ((), lambda c: ""),
+    "2.2": (("sanity",), architecture), "2.3": (("sanity",), initial_loss), "3)": (("overfit",), overfit),
+    "4)": (("lr_finder",), lr_finder), "5)": (("grid",), grid), "6)": (("full",), full), "7)": (("compare",), compare),
+    "8)": (("optuna",), optuna), "9)": (("evaluate",), test_metrics), "11)": ((), reproducibility),
+}
+ANSWERS: dict[str, Renderer] = {
+    "D1": (("data",), lambda c: f"Dataset `{c.json('data')['dataset']['name']}` : voir 1.1."),
+    "D2": (("data",), lambda c: f"Tailles : {c.json('data')['split_sizes']} ; "
+                                f"{c.json('data')['dataset']['num_classes']} classes."),
+    "D3": (("data",), lambda c: "; ".join(f"{k} : {v}" for k, v in c.json("data")["split_protocol"].items())),
+    "D4": (("data",), class_answer), "D5": (("data",), particularities),
+    "D7": (("data",), lambda c: "Les prétraitements ci-dessus sont appliqués à l'identique à train, val et test "
+                                "(`meta[\"preprocess\"]`) ; l'augmentation ne touche que train."),
+    "D10": (("data",), lambda c: c.figure("data", "examples.png", "D10 exemples après transformation") + "\n\n"
+            + "; ".join(f"{s} : {', '.join(v)}" for s, v in c.json("data")["examples"].items())),
+    "D11": (("data",), lambda c: f"Batch train : `{tuple(c.json('data')['train_batch_shape'])}` ; "
+            f"`meta[\"input_shape\"]` = `{tuple(c.json('data')['dataset']['input_shape'])}` → cohérent : "
+            f"**{c.json('data')['batch_shape_matches_meta']}**"),
+    "M0": (("baselines",), baselines),
+    "M1": (("sanity",), lambda c: f"Nombre total de paramètres : `{c.json('sanity')['total_params']}`."),
+    "M2": (("sanity",), lambda c: f"Loss initiale `{c.json('sanity')['initial_loss']:.4f}` ; batch "
+           f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
+    "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),
+    "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + "; ".join(
+        f"{k} {', '.join(f'{x} → {y:.4f}' for x, y in v['best_by_value'].items())}"
+        for k, v in c.json("compare")["comparisons"].items())),
+    "M9": (("evaluate",), lambda c: f"Écart val − test : `{fmt(c.json('evaluate').get('val_minus_test'))}`."),
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""Write the course report from the runs: `python report.py [runs.full=outputs/DATE/TIME] [out=report]`.
+
+Fills conf/report_template.md (headings, order and language kept) from the latest run of each preset under
+outputs/ and multirun/ and writes <out>/report.md and <out>/figures/*.png. A report.md that differs from the
+new one is kept first as report.<time>.md (your own text in it is never lost).
+"""
+import hydra
+from omegaconf import DictConfig
+
+from csc8607.errors import exit_on_user_error
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="report")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from csc8607 import checkpoint
+    from csc8607.errors import UserError
+    from csc8607.report import Context, render
+    from csc8607.report_sections import ANSWERS, BODIES
+    from csc8607.report_runs import find_runs
+
+    root = Path(cfg.root)
+    default = Path(__file__).parent / "conf" / "report_template.md"
+    template = Path(cfg.template).expanduser() if cfg.template else default
+    if not template.is_file():
+        raise UserError(f"template={template} is not a file")
+    out = root / cfg.out
+    runs = find_runs(root, OmegaConf.to_container(cfg.runs))
+    text = render(template.read_text(), Context(runs, root, out), BODIES, ANSWERS)
+    path = out / "report.md"
+    if path.exists() and path.read_text() != text:
+        kept = checkpoint.install(path, lambda tmp: tmp.write_text(text))
+        print(f"previous report kept as {kept}")
+    else:
+        checkpoint.write_text(path, text)
+    print(f"report: {path} ({len(runs)} runs: {', '.join(sorted(runs)) or 'none'})")
+
+
+if __name__ == "__main__":
+    main()
