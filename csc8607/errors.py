@@ -28,3 +28,39 @@ def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(getattr(err, "exit_code", 2))
 
     return wrapper
+
+
+def unwritable_reason(directory: str) -> str | None:
+    """Why `directory` cannot be created or written (None when it can): checks its first existing ancestor."""
+    path = os.path.abspath(directory)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        return f"{path} is not a directory"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path} is not writable"
+    return None
+
+
+try:
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover - hydra is a dependency; keep this module importable without it
+    Callback = object  # type: ignore[assignment,misc]
+
+
+class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]
+    """Hydra callback: before Hydra creates the run (or sweep) dir, refuse one that cannot be written with a
+    one-line error and exit status 2, instead of Hydra's traceback."""
+
+    def _check(self, directory: str, key: str) -> None:
+        reason = unwritable_reason(directory)
+        if reason:
+            print(f"error: cannot write the output dir {directory} ({reason}): set {key} to a writable path",
+                  file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
