@@ -7,7 +7,6 @@ import os
 import platform
 import random
 import sys
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -78,18 +77,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@contextlib.contextmanager
-def preserved_rng() -> Iterator[None]:
-    """Run a block without disturbing the global RNG streams (python, numpy, torch)."""
-    state = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    try:
-        yield
-    finally:
-        random.setstate(state[0])
-        np.random.set_state(state[1])
-        torch.set_rng_state(state[2])
 
 
 def rng_state() -> dict[str, Any]:
