@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from csc8607 import checkpoint
 from csc8607.errors import UserError
-from csc8607.metrics import build_metrics, loss_function, loss_targets, metric_inputs, to_python
+from csc8607.metrics import Scores, loss_function, loss_targets
 from csc8607.runtime import autocast, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class EpochProgress:
     batches_done: int = 0
     loss_sum: float = 0.0
     seen: int = 0
-    accuracy_state: dict[str, Any] = field(default_factory=dict)
+    score_counts: dict[str, Any] = field(default_factory=dict)  # Scores.counts so far
 
 
 class Interrupted(UserError):
@@ -115,9 +115,8 @@ class Engine:
         """
         model.train()
         progress = progress or EpochProgress()
-        accuracy = build_metrics(self.task, self.num_classes)["accuracy"].to(self.device)
-        if progress.accuracy_state:
-            accuracy.merge_state({k: v.to(self.device) for k, v in progress.accuracy_state.items()})
+        scores = Scores(self.task, self.num_classes, self.device)
+        scores.load(progress.score_counts)
         loss_sum = torch.tensor(progress.loss_sum, device=self.device)
         seen, done = progress.seen, progress.batches_done
         has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
@@ -128,34 +127,34 @@ class Engine:
             loss, logits = self.train_step(model, inputs, labels, optimizer)
             loss_sum += loss * len(labels)
             seen += len(labels)
-            accuracy.update(*metric_inputs(logits, labels, self.task))
+            scores.update(logits, labels)
             if on_step is not None and self.step % log_every == 0:
                 value = loss.item()
                 self._check_finite(value)
                 on_step(self.step, value)
             signal_name = stop_requested() if stop_requested is not None else None
             if signal_name:
-                state = {k: v.detach().cpu() for k, v in accuracy.metric_state.items()}
+                state = {k: v.cpu() for k, v in scores.counts.items()}
                 raise Interrupted(signal_name, EpochProgress(done, loss_sum.item(), seen, state))
         mean_loss = (loss_sum / max(seen, 1)).item()
         self._check_finite(mean_loss)
-        return {"loss": mean_loss, "accuracy": accuracy.compute().item()}
+        return {"loss": mean_loss, "accuracy": scores.compute()["accuracy"]}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Batches, detailed: bool = False) -> dict[str, Any]:
         """Mean loss and the task's metrics over `batches` in eval mode (`detailed`: per class + confusion)."""
         model.eval()
-        metrics = build_metrics(self.task, self.num_classes, detailed=detailed).to(self.device)
+        scores = Scores(self.task, self.num_classes, self.device)
         loss_sum, seen = torch.zeros((), dtype=torch.float64, device=self.device), 0
         for inputs, labels in self._bar(batches, "eval"):
             with autocast(self.device, self.precision):
                 logits = model(inputs)
             loss_sum += self.loss(logits, labels).double() * len(labels)
             seen += len(labels)
-            metrics.update(*metric_inputs(logits, labels, self.task))
+            scores.update(logits, labels)
         if seen == 0:
             raise UserError("evaluation got no batches: the split is empty")
-        return {"loss": (loss_sum / seen).item(), **to_python(metrics.compute())}
+        return {"loss": (loss_sum / seen).item(), **scores.compute(detailed)}
 
     def _check_finite(self, loss: float) -> None:
         if not math.isfinite(loss):

@@ -7,7 +7,7 @@ import torch
 
 from csc8607.data import ImageData, SourceData, Split
 from csc8607.data.digits import load_digits
-from csc8607.data.loader import apply_augment, draw_augment
+from csc8607.data.loader import apply_augment, crop_flip, crop_flip_batched, draw_augment
 from csc8607.errors import UserError
 
 
@@ -62,6 +62,22 @@ def test_hflip_mirrors_about_half() -> None:
     flipped = (out[:, 0, 0, 0] == 7).float().mean().item()
     assert 0.35 < flipped < 0.65
     assert torch.equal(torch.sort(out, dim=3).values, images)
+
+
+def test_crop_flip_is_pad_crop_then_mirror_on_both_paths() -> None:
+    """The CPU per-image path and the whole-batch path (used on GPUs) equal the definition, image by image."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 3, 9, 7), dtype=torch.uint8, generator=g)
+    padding = 3
+    dy, dx = torch.randint(0, 7, (40,), generator=g), torch.randint(0, 7, (40,), generator=g)
+    mirror = torch.rand(40, generator=g) < 0.5
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    expected = torch.stack([
+        (lambda crop: crop.flip(2) if m else crop)(padded[i, :, y : y + 9, x : x + 7])
+        for i, (y, x, m) in enumerate(zip(dy.tolist(), dx.tolist(), mirror.tolist()))])
+    assert torch.equal(crop_flip(images, padding, dy, dx, mirror), expected)
+    assert torch.equal(crop_flip_batched(images, padding, dy, dx, mirror), expected)
+    assert mirror.any() and (~mirror).any() and (dy != padding).any()
 
 
 def test_loader_epochs_are_reproducible_and_differ() -> None:
