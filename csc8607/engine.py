@@ -19,7 +19,7 @@ from tqdm import tqdm
 from csc8607 import checkpoint
 from csc8607.errors import UserError
 from csc8607.metrics import Scores, loss_function, loss_targets
-from csc8607.runtime import autocast, rng_state, set_rng_state
+from csc8607.runtime import autocast, process_age, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -80,6 +80,7 @@ class Engine:
         self.loss_fn = loss_function(task)
         self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "16")
         self.step = 0  # optimizer steps taken, across epochs
+        self.first_batch_after_s: float | None = None  # process age when its first train batch arrived
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits.float(), loss_targets(labels, self.task))
@@ -87,6 +88,8 @@ class Engine:
     def train_step(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
                    optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (detached loss, logits)."""
+        if self.first_batch_after_s is None:
+            self.first_batch_after_s = process_age()
         with autocast(self.device, self.precision):
             logits = model(inputs)
         loss = self.loss(logits, labels)

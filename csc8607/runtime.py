@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import platform
 import random
 import sys
@@ -100,17 +101,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def library_versions() -> dict[str, str]:
     """Versions recorded in every checkpoint and metrics file (report section 0)."""
+    from importlib.metadata import version
+
     import hydra
-    import torchvision
 
     from csc8607 import __version__
 
     return {
         "python": platform.python_version(),
         "torch": str(torch.__version__),
-        "torchvision": str(torchvision.__version__),
+        "torchvision": version("torchvision"),  # read from the install, not imported (0.1-2 s)
         "hydra": hydra.__version__,
         "csc8607": __version__,
         "cuda": str(torch.version.cuda),
         "platform": platform.platform(),
     }
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux: from /proc, 10 ms resolution); None elsewhere."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+            return float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None

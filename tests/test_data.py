@@ -100,6 +100,18 @@ def test_bad_fractions_and_empty_splits_are_user_errors() -> None:
         ImageData(source, channels=1)
 
 
+def test_too_few_images_to_stratify_fall_back_to_a_random_split() -> None:
+    """30 classes x 4 images: a 10 % carve holds fewer images than classes, so it is random, and says so."""
+    labels = torch.arange(30).repeat_interleave(4)
+    images = torch.arange(120, dtype=torch.uint8)[:, None, None, None].expand(120, 1, 4, 4).contiguous()
+    source = SourceData({"train": Split(images, labels)}, [str(c) for c in range(30)], "small", "here")
+    data = ImageData(source, val_fraction=0.1, test_fraction=0.1, channels=1)
+    assert data.meta["split_sizes"] == {"train": 96, "val": 12, "test": 12}
+    assert "random" in data.meta["split_protocol"]["val"] and "random" in data.meta["split_protocol"]["test"]
+    seen = torch.cat([s.images[:, 0, 0, 0] for s in data.splits.values()])
+    assert len(seen.unique()) == 120  # every image in exactly one split
+
+
 def test_skipped_batches_replay_the_same_stream() -> None:
     data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={"crop_padding": 2, "hflip": True, "vflip": True, "cutout": 3, "brightness": 0.2, "contrast": 0.2})
     loader = data.loader("train", 100, train=True, seed=5)

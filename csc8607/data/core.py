@@ -69,8 +69,11 @@ def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: flo
     labels = split.labels.numpy()
     index = np.arange(len(labels))
     strata = labels if stratify else None
-    if stratify and np.bincount(labels).min() < 2:
-        strata = None  # a class with one image cannot be stratified
+    classes = np.count_nonzero(np.bincount(labels)) if stratify else 0
+    carved_count = int(np.ceil(fraction * len(labels)))
+    if stratify and (np.bincount(labels)[np.bincount(labels) > 0].min() < 2
+                     or min(carved_count, len(labels) - carved_count) < classes):
+        strata = None  # a class with one image, or fewer images to carve than classes: cannot be stratified
     rest, carved = train_test_split(index, test_size=fraction, random_state=seed, stratify=strata)
     how = f"{of_pool:.0%} of the source's train pool, {'stratified' if strata is not None else 'random'}, seed {seed}"
     return split.subset(np.sort(rest)), split.subset(np.sort(carved)), how
