@@ -30,6 +30,11 @@ BATCH, CLASSES, SIZE = 128, 200, 64
 MEAN, STD = [0.480, 0.448, 0.398], [0.277, 0.269, 0.282]
 
 
+def subprocess_env() -> dict[str, str]:
+    """This environment with the repo first on PYTHONPATH (kept: what was there, e.g. carried packages)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
 def synthetic(n: int, seed: int = 0):
     import torch
 
@@ -209,7 +214,7 @@ def cache_figures(per_class: int) -> dict[str, float]:
 
     from csc8607.config import build
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     with tempfile.TemporaryDirectory() as tmp:
         root, cache = Path(tmp) / "tiny-imagenet-200", Path(tmp) / "cache"
         count = write_folder(root, per_class, max(1, per_class // 10))
