@@ -112,6 +112,23 @@ def history_curves(path: Path | str, history: list[dict[str, float]], metric: st
     return line_plot(path, {"loss": pair("loss"), metric: pair(metric)}, "epoch", weight=0.0, title=title)
 
 
+def optimization_history(path: Path | str, trials: Sequence[int], values: Sequence[float], maximize: bool,
+                         ylabel: str, title: str | None = None) -> Path:
+    """Optuna's optimization history: each finished trial's value (points) and the best value so far (steps)."""
+    y = np.asarray(values, dtype=float)
+    best = np.maximum.accumulate(y) if maximize else np.minimum.accumulate(y)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    ax.scatter(trials, y, color="C0", s=20, zorder=3, label="trial value")
+    ax.step(trials, best, where="post", color="C3", linewidth=1.8, label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(ylabel)
+    finish(ax, False, True)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def bar_chart(path: Path | str, groups: dict[str, Sequence[float]], labels: Sequence[str], ylabel: str,
               title: str | None = None) -> Path:
     """Grouped bars: one group of bars per label, one colour per entry of `groups` (e.g. per split)."""

@@ -6,6 +6,7 @@ its measured answer (ANSWERS) and a marked placeholder for the student's own com
 """
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 from pathlib import Path
@@ -38,6 +39,10 @@ class Context:
     def config(self, preset: str) -> Any:
         return OmegaConf.load(self.runs[preset] / ".hydra" / "config.yaml")
 
+    def choice(self, preset: str, group: str) -> str:
+        """The config group option a run was composed with (e.g. its `data=`), from its .hydra/hydra.yaml."""
+        return str(OmegaConf.load(self.runs[preset] / ".hydra" / "hydra.yaml").hydra.runtime.choices[group])
+
     def figure(self, preset: str, name: str, caption: str) -> str:
         """Copy a run's PNG to figures/<preset>_<name> (atomically); the Markdown image linking it."""
         target = self.figures / f"{preset}_{name}"
@@ -60,6 +65,23 @@ class Context:
 def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows])
+
+
+def sweep_rows(c: Context, preset: str) -> list[dict[str, str]]:
+    """The rows of a sweep's summary.csv (best first, failed jobs last)."""
+    with open(c.runs[preset] / "summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def sweep_table(c: Context, preset: str) -> str:
+    """A sweep's summary as the template's grid table (one row per job)."""
+    rows = sweep_rows(c, preset)
+    metric = OmegaConf.load(next(c.runs[preset].glob("*/.hydra/config.yaml"))).trainer.monitor
+    body = [[r["run"], r["lr"], r["wd"], r["width"], r["depth"], r["val_metric"] and f"{float(r['val_metric']):.4f}",
+             r["val_loss"] and f"{float(r['val_loss']):.4f}",
+             f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
+    return table(["Run (nom explicite)", "LR", "WD", "Hyp-A (width)", "Hyp-B (depth)",
+                  f"Val metric (nom={metric})", "Val loss", "Notes"], body)
 
 
 Renderer = tuple[tuple[str, ...], Callable[[Context], str]]

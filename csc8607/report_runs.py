@@ -64,20 +64,23 @@ def find_runs(root: Path, chosen: dict[str, Any] | None = None) -> dict[str, Pat
 
 
 def command(run: Path, preset: str) -> str:
-    """The command line that produced `run`, from its recorded overrides (a sweep's from multirun.yaml)."""
-    if (run / "multirun.yaml").exists():  # a grid sweep: its command line, sweep lists included
+    """The command line that produced `run`, from its recorded overrides; a sweep's (grid or Optuna) from the
+    multirun.yaml of its sweep dir: the search space as typed, never one job's values."""
+    if (run / "multirun.yaml").exists():
         recorded = OmegaConf.load(run / "multirun.yaml").hydra.overrides
         task = list(recorded.task)
-    elif preset in SWEEPS:  # an Optuna run keeps no multirun.yaml: a trial's overrides less the sampled values
-        first = sorted(p.parent.parent for p in run.glob("*/.hydra/hydra.yaml"))[0]
-        hydra = OmegaConf.load(first / ".hydra" / "hydra.yaml").hydra
-        recorded, task, sampled = hydra.overrides, list(hydra.overrides.task), set(hydra.sweeper.params or {})
-        while task and task[0].split("=", 1)[0] in sampled:  # the sweeper puts the sampled values first
-            task.pop(0)
+    elif preset in SWEEPS:  # an Optuna sweep run before multirun.yaml was recorded: a trial's overrides less the
+        # sampled values (its search space given on the command line is lost)
+        first = sorted(run.glob("*/.hydra/hydra.yaml"))[0]
+        hydra = OmegaConf.load(first).hydra
+        results = run / "optimization_results.yaml"
+        best = OmegaConf.load(results).get("best_params") if results.exists() else None
+        sampled = set(best or hydra.sweeper.params or {})
+        recorded, task = hydra.overrides, [o for o in hydra.overrides.task if o.split("=", 1)[0] not in sampled]
     else:
         recorded = OmegaConf.load(run / ".hydra" / "hydra.yaml").hydra.overrides
         task = list(recorded.task)
-    flags = ["-m"] if "hydra.mode=MULTIRUN" in recorded.hydra else []
+    flags = ["-m"] if preset in SWEEPS or "hydra.mode=MULTIRUN" in recorded.hydra else []
     extra = [o for o in recorded.hydra if not o.startswith("hydra.mode=")]
     script = "evaluate.py" if preset == "evaluate" else "train.py"
-    return " ".join(["python", script, *flags, *map(shlex.quote, extra + task)])
+    return " ".join(["python", script, *flags, *map(shlex.quote, task + extra)])

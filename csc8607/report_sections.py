@@ -5,16 +5,22 @@ are missing is replaced by the command that produces them (Context.missing).
 """
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from csc8607 import checkpoint, figures
-from csc8607.report import Context, Renderer, fmt, table
+from csc8607.report import Context, Renderer, fmt, sweep_rows, sweep_table, table
+from csc8607.report_optuna import commands as optuna_commands, optuna
 from csc8607.report_runs import command
 
 ORDER = ["data", "baselines", "sanity", "overfit", "lr_finder", "grid", "full", "compare", "optuna", "evaluate"]
+
+
+def run_commands(c: Context) -> list[tuple[str, str]]:
+    """(preset, command) of each run found, in the report's order; every run of the Optuna study."""
+    return [(p, cmd) for p in ORDER if p in c.runs
+            for cmd in (optuna_commands(c) if p == "optuna" else [command(c.runs[p], p)])]
 
 
 def general(c: Context) -> str:
@@ -25,7 +31,7 @@ def general(c: Context) -> str:
         metrics = next((c.runs[train_run]).rglob("metrics.json"))
         v = checkpoint.read_json(metrics)["versions"]
         env = ", ".join(f"`{k} == {v[k]}`" for k in ("python", "torch", "torchvision", "hydra", "cuda") if k in v)
-    cmds = "\n".join(f"  - {p} : `{command(c.runs[p], p)}`" for p in ORDER if p in c.runs) or "  - _Aucun run_"
+    cmds = "\n".join(f"  - {p} : `{cmd}`" for p, cmd in run_commands(c)) or "  - _Aucun run_"
     return (f"- **Étudiant·e** : _Nom, Prénom_ (à compléter)\n- **Projet** : _Intitulé (dataset × modèle)_ "
             f"(à compléter)\n- **Dépôt Git** : _URL publique_ (à compléter)\n- **Environnement** : {env}\n"
             f"- **Commandes utilisées** :\n{cmds}")
@@ -34,7 +40,7 @@ def general(c: Context) -> str:
 def dataset(c: Context) -> str:
     d = c.json("data")["dataset"]
     kind = "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux")
-    return (f"- **Source** : {d['source']} (`data={d['name']}`)\n- **Type d’entrée** : {kind}\n"
+    return (f"- **Source** : {d['source']} (`data={c.choice('data', 'data')}`)\n- **Type d’entrée** : {kind}\n"
             f"- **Tâche** : {d['task']}\n- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
             f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {d['num_classes']}")
 
@@ -100,11 +106,6 @@ def lr_finder(c: Context) -> str:
             + c.figure("lr_finder", "lr_finder.png", "M4 LR finder : loss selon le LR"))
 
 
-def sweep_rows(c: Context, preset: str) -> list[dict[str, str]]:
-    with open(c.runs[preset] / "summary.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def sweep_figure(c: Context, preset: str) -> str:
     """Val loss and val metric against the epoch, one curve per job of the sweep (from metrics.json)."""
     panels: dict[str, dict[str, Any]] = {"val/loss": {}}
@@ -116,16 +117,6 @@ def sweep_figure(c: Context, preset: str) -> str:
     png = figures.line_plot(c.figures / f"{preset}_runs.png", panels, "epoch", weight=0.0,
                             title=f"{preset} : courbes de validation par run")
     return f"![{preset} : courbes de validation par run](figures/{png.name})"
-
-
-def sweep_table(c: Context, preset: str) -> str:
-    rows = sweep_rows(c, preset)
-    metric = OmegaConf.load(next(c.runs[preset].glob("*/.hydra/config.yaml"))).trainer.monitor
-    body = [[r["run"], r["lr"], r["wd"], r["width"], r["depth"], r["val_metric"] and f"{float(r['val_metric']):.4f}",
-             r["val_loss"] and f"{float(r['val_loss']):.4f}",
-             f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
-    return table(["Run (nom explicite)", "LR", "WD", "Hyp-A (width)", "Hyp-B (depth)",
-                  f"Val metric (nom={metric})", "Val loss", "Notes"], body)
 
 
 def grid(c: Context) -> str:
@@ -153,13 +144,6 @@ def compare(c: Context) -> str:
     return "\n\n".join(c.figure("compare", v["png"], f"M7 comparaison par {k}") for k, v in j["comparisons"].items())
 
 
-def optuna(c: Context) -> str:
-    rows = [r for r in sweep_rows(c, "optuna") if r["status"] == "ok"]
-    best = f"meilleur essai `{rows[0]['run']}` : {float(rows[0]['val_metric']):.4f}" if rows else "aucun essai réussi"
-    return (f"- **Changement(s)** : recherche Optuna (TPE) sur l'espace de la grille, {len(sweep_rows(c, 'optuna'))} "
-            f"essais dans ce run\n- **Résultat** : {best}\n\n" + sweep_table(c, "optuna"))
-
-
 def test_metrics(c: Context) -> str:
     j = c.json("evaluate")
     m, (monitor, val) = j["metrics"], next(iter(j["val_from_checkpoint"].items()))
@@ -179,7 +163,7 @@ def reproducibility(c: Context) -> str:
     cfg = c.config(source)
     excerpt = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, [k for k in ("data", "model", "optim", "scheduler",
                                                                          "trainer") if k in cfg]))
-    cmds = "\n".join(command(c.runs[p], p) for p in ORDER if p in c.runs)
+    cmds = "\n".join(cmd for _, cmd in run_commands(c))
     root = c.root
 
     def box(path: str) -> str:
@@ -203,7 +187,10 @@ def particularities(c: Context) -> str:
     notes = "; ".join(f"{k} : {v}" for k, v in j["dataset"]["notes"].items()) or "aucune note de la source"
     sizes = "; ".join(f"{s} : {tuple(v['shape'])}, moyenne {[round(x, 3) for x in v['channel_mean']]}"
                       for s, v in j["input_sizes"].items())
-    return (f"- {notes}\n- Tailles décodées : {sizes}\n"
+    counts = j.get("grey_images") if j["dataset"]["input_shape"][0] > 1 else None  # 1 channel: all grey anyway
+    grey = f"- Images en niveaux de gris (R = G = B) : {', '.join(f'{s} : {n}' for s, n in counts.items())}\n" \
+        if counts else ""
+    return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
             f"- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`")
 
 

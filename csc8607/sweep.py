@@ -111,13 +111,17 @@ def stop_sweep(message: str) -> None:
 
 
 class SweepSummary(Callback):
-    """`hydra.callbacks.summary._target_: csc8607.sweep.SweepSummary`: checks the axes when a sweep starts, writes
-    the summary table when it ends, and exits non-zero when every job failed."""
+    """`hydra.callbacks.summary._target_: csc8607.sweep.SweepSummary`: checks the axes and records the command line
+    (multirun.yaml) when a sweep starts, writes the summary table when it ends, and exits non-zero when every job
+    failed."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         bad = empty_axes(config)
         if bad:
             stop_sweep(f"sweep axis {', '.join(bad)} has an empty value: give it one or more comma-separated values")
+        # the sweep's own command line, as Hydra's grid sweeper records it (the Optuna sweeper records none; its
+        # jobs' overrides hold the sampled values instead of the command's search space)
+        checkpoint.write_text(Path(config.hydra.sweep.dir) / "multirun.yaml", OmegaConf.to_yaml(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         rows = summarize(config.hydra.sweep.dir)

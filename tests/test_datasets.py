@@ -257,15 +257,3 @@ def test_extra_augmentations_on_uint8_batches() -> None:
     with pytest.raises(UserError, match="unknown keys"):
         ImageData(load_digits, 0.15, 0.15, channels=1, augment={"rotate": 10})
 
-
-def test_report_presets_run_unchanged_on_tiny_imagenet(folder: Path, tmp_path: Path) -> None:
-    """The single-run section presets, on the Stanford-layout fixture, with no other change than `data=`."""
-    from conftest import job_dirs, read_json, run_cli
-
-    run_cli("train.py", "-m", "experiment=data,baselines,sanity,lr_finder", "data=tiny_imagenet_folder",
-            f"data.root={folder}", "model.width=8", "model.depth=1", "trainer.threads=1", cwd=tmp_path)
-    outputs = {name: read_json(job / name) for job in job_dirs(tmp_path / "multirun")
-               for name in ("data.json", "baselines.json", "sanity.json", "lr_finder.json") if (job / name).exists()}
-    assert set(outputs) == {"data.json", "baselines.json", "sanity.json", "lr_finder.json"}
-    assert outputs["data.json"]["train_batch_shape"][1:] == [3, 64, 64] and outputs["data.json"]["batch_shape_matches_meta"]
-    assert outputs["sanity.json"]["verdict"] == "PASS"

@@ -1,13 +1,19 @@
-"""`python report.py`: the course template filled from real runs (tiny settings on the embedded digits)."""
+"""`python report.py`: the course template filled from real runs (tiny settings on the embedded digits, and on the
+Tiny-ImageNet folder fixture), M8 from a real Optuna study resumed once."""
 from __future__ import annotations
 
+import csv
+import math
 import re
 from pathlib import Path
 
+import optuna
 import pytest
 from PIL import Image
 
 from conftest import job_dirs, read_json, run_cli
+from image_fixtures import ODD_TRAIN, WNIDS, WORDS, tiny_imagenet_files, write_tiny_imagenet_folder
+from csc8607.report_runs import command
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = (REPO / "conf" / "report_template.md").read_text()
@@ -22,15 +28,24 @@ def questions(text: str) -> list[str]:
     return re.findall(r"^\*\*([DM]\d+)\.\*\*", text, flags=re.M)
 
 
+# the Optuna study's command line, as typed (its search space included); run twice, the second time with 1 trial
+OPTUNA = ["experiment=optuna", "model.width=choice(4, 8)", "model.depth=1", "trainer.max_epochs=1", "trainer.threads=1"]
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every preset but optuna, with tiny settings, then `python report.py`: the project dir."""
+    """Every preset with tiny settings, the Optuna study resumed once (a trial left RUNNING by a killed run in
+    between), then `python report.py`: the project dir."""
     cwd = tmp_path_factory.mktemp("report")
     run_cli("train.py", "-m", "experiment=data,baselines,sanity,overfit,lr_finder,full", *SMALL, "trainer.max_epochs=2",
             "++overfit.num_samples=8", "++lr_finder.iterations=20", "++lr_finder.weight_decays=[0.0]", cwd=cwd)
     run_cli("train.py", "experiment=grid", "optim.lr=3.0e-3", "model.width=4,8", "optim.weight_decay=0.0",
             "model.depth=1", "trainer.max_epochs=1", "trainer.threads=1", "hydra.sweep.dir=multirun/grid", cwd=cwd)
     run_cli("train.py", "experiment=compare", "compare.runs=multirun/grid", "compare.by=[width]", cwd=cwd)
+    first = run_cli("train.py", *OPTUNA, "hydra.sweeper.n_trials=2", cwd=cwd)
+    assert "alembic" not in first.stdout + first.stderr  # optuna's schema migrations stay quiet
+    optuna.load_study(study_name="csc8607", storage=f"sqlite:///{cwd / 'optuna.db'}").ask()  # left RUNNING
+    run_cli("train.py", *OPTUNA, "hydra.sweeper.n_trials=1", cwd=cwd)
     run_cli("evaluate.py", "ckpt=artifacts/best.ckpt", "trainer.threads=1", cwd=cwd)
     run_cli("report.py", cwd=cwd)
     return cwd
@@ -46,10 +61,11 @@ def test_report_follows_the_template(project: Path) -> None:
     assert headings(report) == headings(TEMPLATE)
     assert questions(report) == questions(TEMPLATE) == [f"D{i}" for i in range(1, 12)] + [f"M{i}" for i in range(10)]
     assert "_____" not in report  # every blank of the template is filled or replaced by the command to run
-    assert "_Aucun run : `python train.py experiment=optuna`_" in report and report.count("Aucun run") == 1
+    assert "Aucun run" not in report and "non lue" not in report
     assert report.count("À compléter par l'étudiant·e") >= 21  # one per question at least
     pngs = re.findall(r"!\[[^]]*\]\((figures/[^)]+)\)", report)
-    assert len(pngs) >= 9 and any("compare_" in p for p in pngs) and "figures/grid_runs.png" in pngs
+    assert len(pngs) >= 10 and any("compare_" in p for p in pngs) and "figures/grid_runs.png" in pngs
+    assert "figures/optuna_history.png" in pngs
     for png in pngs:
         with Image.open(project / "report" / png) as image:
             image.verify()
@@ -72,6 +88,111 @@ def test_report_numbers_are_the_runs_numbers(project: Path) -> None:
     assert f"val/accuracy = `{full['best_value']:.4f}`" in report
     assert "python train.py -m experiment=data model.width=4" in report  # the exact command of each run
     assert "python evaluate.py ckpt=artifacts/best.ckpt trainer.threads=1" in report
+
+
+def section(report: str, heading: str) -> str:
+    """A report section: from its heading to the next `## ` heading."""
+    start = report.index(f"\n{heading}")
+    end = report.find("\n## ", start + 1)
+    return report[start:] if end < 0 else report[start:end]
+
+
+def optuna_sweeps(cwd: Path) -> list[Path]:
+    return sorted(p.parent for p in (cwd / "multirun").glob("*/*/optimization_results.yaml"))
+
+
+def test_optuna_section_is_the_whole_study(project: Path) -> None:
+    report = (project / "report" / "report.md").read_text()
+    m8 = section(report, "## 8)")
+    study = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{project / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]  # the RUNNING leftover became FAIL on resume
+    counts = ", ".join(f"{s} = {states.count(s)}" for s in ("COMPLETE", "FAIL", "PRUNED", "RUNNING"))
+    assert f"- **Essais** (4, maximize) : {counts}\n" in m8
+    best = study.best_trial
+    assert f"meilleur essai #{best.number} : val/accuracy = `{best.value:.4f}`" in m8
+    # the table lists every trial of both runs, with the storage's state, value and sampled parameters
+    header, *rows = [line.split(" | ") for line in m8.splitlines() if line.startswith("| ")]
+    names = header[3:-2]
+    assert set(names) == set(study.trials[0].params) == {"optim.lr", "optim.weight_decay", "model.width"}
+    assert len(rows) == len(study.trials)
+    for row, trial in zip(rows, study.trials):
+        assert (int(row[0].strip("| ")), row[1]) == (trial.number, trial.state.name)
+        if trial.value is None:
+            assert row[2] == "" and trial.state.name == "FAIL"
+        else:
+            assert float(row[2]) == pytest.approx(trial.value, abs=5e-5)
+            assert [float(cell) for cell in row[3:-2]] == [trial.params[name] for name in names]
+    # both sweep dirs of the study, each with the command that ran it: the search space as typed, no sampled value
+    first, second = optuna_sweeps(project)
+    typed = "python train.py -m experiment=optuna 'model.width=choice(4, 8)' model.depth=1 trainer.max_epochs=1 " \
+            "trainer.threads=1 hydra.sweeper.n_trials="
+    assert f"  - `{first.relative_to(project)}` (2 essais) : `{typed}2`" in m8
+    assert f"  - `{second.relative_to(project)}` (1 essai) : `{typed}1`" in m8
+    commands = section(report, "## 11)")
+    assert f"\n{typed}2\n{typed}1\n" in commands and commands.count("experiment=optuna") == 2
+    lines = [line for line in report.splitlines() if "experiment=optuna" in line]
+    assert len(lines) == 6 and not any(f" {name}=" in line for line in lines for name in names)  # no sampled value
+    rows = list(csv.DictReader(open(second / "summary.csv")))
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["run"].startswith("lr=")
+    recorded = first / "multirun.yaml"  # a sweep run before multirun.yaml was recorded: a trial's overrides
+    kept = recorded.rename(first / "multirun.kept")
+    try:
+        assert command(first, "optuna") == ("python train.py -m experiment=optuna model.depth=1 trainer.max_epochs=1 "
+                                            "trainer.threads=1 hydra.sweeper.n_trials=2")
+    finally:
+        kept.rename(recorded)
+
+
+def test_optuna_section_without_its_storage(project: Path) -> None:
+    db = project / "optuna.db"
+    away = db.rename(project / "optuna.away")
+    try:
+        run_cli("report.py", "out=report_nodb", cwd=project)
+    finally:
+        away.rename(db)
+    m8 = section((project / "report_nodb" / "report.md").read_text(), "## 8)")
+    assert f"> _Étude non lue (fichier `{db}` introuvable) : seul le dernier run est résumé._" in m8
+    assert m8.count(") : `python train.py -m experiment=optuna") == 2  # the runs are still listed
+    run_name = next(csv.DictReader(open(optuna_sweeps(project)[-1] / "summary.csv")))["run"]
+    assert f"| {run_name} | " in m8 and "Essais" not in m8
+
+
+def test_report_on_the_tiny_imagenet_folder(tmp_path: Path) -> None:
+    """The single-run presets unchanged but for `data=` on the Stanford-layout fixture, then the report: D1–D11
+    hold the fixture's numbers."""
+    files = tiny_imagenet_files()
+    root = write_tiny_imagenet_folder(tmp_path / "tiny-imagenet-200", files)
+    run_cli("train.py", "-m", "experiment=data,baselines,sanity,lr_finder", "data=tiny_imagenet_folder",
+            f"data.root={root}", "model.width=8", "model.depth=1", "trainer.threads=1", cwd=tmp_path)
+    outputs = {name: read_json(job / name) for job in job_dirs(tmp_path / "multirun")
+               for name in ("data.json", "baselines.json", "sanity.json", "lr_finder.json") if (job / name).exists()}
+    assert set(outputs) == {"data.json", "baselines.json", "sanity.json", "lr_finder.json"}
+    assert outputs["sanity.json"]["verdict"] == "PASS"
+    run_cli("report.py", cwd=tmp_path)
+    report = (tmp_path / "report" / "report.md").read_text()
+    data = section(report, "## 1)")
+    assert "(`data=tiny_imagenet_folder`)" in data and "- **Type d’entrée** : image 3 canaux" in data
+    assert "(`meta[\"input_shape\"]`) : `(3, 64, 64)`" in data and "(`meta[\"num_classes\"]`) : 3" in data
+    pool, test = len(files["train"]), len(files["val"])  # the official val/ is the test split
+    val = math.ceil(0.1 * pool)  # data.val_fraction of the train pool, stratified
+    assert f"Tailles : {{'train': {pool - val}, 'val': {val}, 'test': {test}}} ; 3 classes." in data
+    for split, size in (("Train", pool - val), ("Val", val), ("Test", test)):
+        assert f"| {split} | {size} |" in data
+    per_class = {WORDS[w].split(",")[0]: re.search(rf"^\| {WORDS[w].split(',')[0]} \| (\d+) \| (\d+) \| (\d+) \|$",
+                                                    data, re.M) for w in WNIDS}
+    assert all(int(m[1]) + int(m[2]) == pool // 3 and int(m[3]) == test // 3 for m in per_class.values())
+    grey = re.search(r"niveaux de gris \(R = G = B\) : train : (\d+), val : (\d+), test : (\d+)", data)
+    assert list(ODD_TRAIN.values()).count("grey") == 1 and int(grey[1]) + int(grey[2]) == 1 and grey[3] == "0"
+    assert f"wnids : {WNIDS}" in data and "val : 10% of the source's train pool, stratified, seed 42" in data
+    assert "resize = [64, 64]" in data and "`crop_padding = 4`, `hflip = True` (train uniquement)" in data
+    assert f"Batch train : `({pool - val}, 3, 64, 64)` ; `meta[\"input_shape\"]` = `(3, 64, 64)` → cohérent : **True**" \
+        in data
+    assert "**Classe majoritaire** (val) — Métrique : `accuracy` → score = `0.3333` (attendu 0.3333)" in report
+    assert "→ **PASS**" in report and "_____" not in report
+    pngs = re.findall(r"!\[[^]]*\]\((figures/[^)]+)\)", report)
+    assert {"figures/data_class_distribution.png", "figures/data_examples.png", "figures/lr_finder_lr_finder.png"} \
+        <= set(pngs) and all((tmp_path / "report" / png).is_file() for png in pngs)
 
 
 def test_rerun_keeps_the_students_report(project: Path) -> None:

@@ -2,7 +2,8 @@
 
 To keep the suite fast, the single-run presets (data, baselines, sanity, overfit, lr_finder, full) run as the
 jobs of one `-m` call (same composition and job code as `python train.py experiment=<name>`, one interpreter
-start); grid (which sweeps by itself), compare (a plain run) and optuna run with their own command lines.
+start); grid (which sweeps by itself) and compare (a plain run) with their own command lines. The Optuna
+study (run, then resumed) is tested with the report (tests/test_report.py).
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def test_data_section(section_jobs: dict[str, Path]) -> None:
     result = read_json(run_dir / "data.json")
     assert result["split_sizes"] == {"train": 1257, "val": 270, "test": 270}
     assert {split: sum(c) for split, c in result["class_counts"].items()} == result["split_sizes"]
+    assert result["grey_images"] == result["split_sizes"]  # one channel: every image is grey
     assert result["class_counts"]["val"][1] == 28 and 1.0 <= result["imbalance_ratio_train"] < 1.1
     assert result["train_batch_shape"] == [64, 1, 8, 8] and result["batch_shape_matches_meta"]
     assert result["augment"] == {"crop_padding": 1} and len(result["preprocess"]["mean"]) == 1
@@ -205,20 +207,3 @@ def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
     assert_pngs(run_dir, [f"compare_{key}.png" for key in ("lr", "wd", "width", "depth")])
     assert "compare/lr" in tb_tags(run_dir / "tb")[1]
 
-
-def test_optuna_resumes_the_same_study(tmp_path: Path) -> None:
-    import optuna
-
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    args = ["experiment=optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resume",
-            "hydra.sweeper.n_trials=1", "trainer.max_epochs=1", "model.width=choice(4, 8)", "model.depth=1",
-            "trainer.threads=1"]
-    first = run_cli("train.py", *args, cwd=tmp_path)
-    assert "alembic" not in first.stdout + first.stderr
-    run_cli("train.py", *args, cwd=tmp_path)
-    study = optuna.load_study(study_name="resume", storage=storage)
-    assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
-    sweeps = sorted(p.parent for p in (tmp_path / "multirun").glob("*/*/summary.csv"))
-    assert len(sweeps) == 2
-    rows = list(csv.DictReader(open(sweeps[-1] / "summary.csv")))
-    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["run"].startswith("lr=")

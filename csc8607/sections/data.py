@@ -25,6 +25,12 @@ def class_counts(labels: torch.Tensor, task: str, num_classes: int) -> list[int]
     return torch.bincount(labels.long().view(-1), minlength=max(num_classes, 2 if task == "binary" else 1)).tolist()
 
 
+def grey_count(images: torch.Tensor, chunk: int = 1024) -> int:
+    """Images whose channels are all equal: greyscale content (a grey file converted to RGB); all of them with one
+    channel. Counted on the decoded uint8 arrays, by chunks (no full-size boolean copy)."""
+    return sum(int((x == x[:, :1]).flatten(1).all(1).sum()) for x in images.split(chunk))
+
+
 def examples(s: Any, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first `count` images of a split exactly as the model gets them (train: augmented), de-normalized."""
     loader = s.loader(split, train=split == "train", batch_size=count)
@@ -68,6 +74,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "class_counts": counts,
         "imbalance_ratio_train": imbalance,  # largest / smallest train class
         "input_sizes": sizes,
+        "grey_images": {split: grey_count(part.images) for split, part in splits.items()},  # D5
         "preprocess": meta["preprocess"],  # applied identically to train, val and test
         "augment": meta["augment"],  # train split only
         "train_batch_shape": batch_shape,
