@@ -75,3 +75,26 @@ def test_killed_optuna_run_leaves_failed_not_running_trials(tmp_path: Path) -> N
     run_cli("train.py", *optuna_args(storage, 1, "trainer.max_epochs=1"), cwd=tmp_path)
     states = [t.state.name for t in optuna.load_study(study_name="shared", storage=storage).trials]
     assert states == ["FAIL", "COMPLETE"]
+
+
+def test_resumed_study_does_not_replay_earlier_suggestions(tmp_path: Path) -> None:
+    """Each run of the preset's sampler on a stored study starts from seed + trials so far: a second run explores
+    new points and is itself reproducible; a plain seeded TPESampler replays the first run's suggestions."""
+    from csc8607.study_sampler import StudyTPESampler
+
+    def run(sampler: optuna.samplers.BaseSampler, db: str, trials: int = 3) -> list[float]:
+        study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / db}", sampler=sampler,
+                                    load_if_exists=True)
+        before = len(study.trials)
+        study.optimize(lambda trial: trial.suggest_float("lr", 1e-4, 1e-1, log=True), n_trials=trials)
+        return [t.params["lr"] for t in study.trials[before:]]
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    plain_first, plain_second = run(optuna.samplers.TPESampler(seed=7), "plain.db"), run(
+        optuna.samplers.TPESampler(seed=7), "plain.db")
+    assert plain_first == plain_second  # the problem: a re-run repeats itself
+    first, second = run(StudyTPESampler(seed=7), "ours.db"), run(StudyTPESampler(seed=7), "ours.db")
+    assert first == plain_first  # a fresh study samples exactly as TPE with that seed
+    assert not set(first) & set(second)
+    again_first, again_second = run(StudyTPESampler(seed=7), "again.db"), run(StudyTPESampler(seed=7), "again.db")
+    assert (again_first, again_second) == (first, second)
