@@ -25,7 +25,8 @@ NUMBER_LIKE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 def compose_with(*overrides: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+        # paths.root is ${hydra:runtime.cwd} inside an app; composed here, it is given (the digits cache lives there)
+        return compose(config_name="config", overrides=[f"paths.root={REPO}", *overrides], return_hydra_config=False)
 
 
 def walk(node, path=""):
