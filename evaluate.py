@@ -4,6 +4,7 @@
 Data and model are rebuilt from the checkpoint's own config; keys given on the command line replace theirs
 (e.g. `data.root=...`, `trainer.device=cpu`). Writes <split>_metrics.json and tb/ into its own run dir.
 """
+import csc8607  # noqa: F401  (first: csc8607.STARTED_AT times the start-up, heavy imports included)
 import hydra
 from omegaconf import DictConfig
 

@@ -4,6 +4,7 @@
 Outputs go to Hydra's job dir (outputs/DATE/TIME or multirun/DATE/TIME/N_overrides): tb/, checkpoints/,
 metrics.json, .hydra/ (config and overrides), train.log.
 """
+import csc8607  # noqa: F401  (first: csc8607.STARTED_AT times the start-up, heavy imports included)
 import hydra
 from omegaconf import DictConfig
 

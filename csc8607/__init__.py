@@ -1,3 +1,6 @@
 """csc8607: one engine and one Hydra preset per section of the CSC8607 course report."""
 
+import time
+
 __version__ = "0.1.0"
+STARTED_AT = time.time()  # when csc8607 was first imported: train.py/evaluate.py import it before anything heavy

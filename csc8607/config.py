@@ -1,6 +1,8 @@
 """Config checks and helpers: validation with one-line errors, instantiate with readable errors, flattening."""
 from __future__ import annotations
 
+import difflib
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -15,9 +17,24 @@ def check(condition: bool, message: str) -> None:
         raise UserError(message)
 
 
+MAIN_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "config.yaml"
+
+
+def check_trainer_keys(trainer: DictConfig) -> None:
+    """A trainer key that conf/config.yaml does not define (added with `+`, e.g. a typo) would be ignored."""
+    if not MAIN_CONFIG.exists():
+        return
+    known = set(OmegaConf.load(MAIN_CONFIG).trainer)
+    for key in sorted(set(trainer) - known):
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean trainer.{close[0]}?)" if close else f"; known: {', '.join(sorted(known))}"
+        raise UserError(f"trainer.{key} is not a trainer setting and would be ignored{hint}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Reject values that would crash later or silently train nothing, naming the key to change."""
     trainer = cfg.trainer
+    check_trainer_keys(trainer)
     for key in ("max_epochs", "batch_size", "eval_batch_size"):
         value = trainer.get(key)
         check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,

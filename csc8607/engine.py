@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from csc8607 import checkpoint
+from csc8607 import STARTED_AT, checkpoint
 from csc8607.errors import UserError
 from csc8607.metrics import Scores, loss_function, loss_targets
-from csc8607.runtime import autocast, process_age, rng_state, set_rng_state
+from csc8607.runtime import autocast, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -80,7 +80,7 @@ class Engine:
         self.loss_fn = loss_function(task)
         self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "16")
         self.step = 0  # optimizer steps taken, across epochs
-        self.first_batch_after_s: float | None = None  # process age when its first train batch arrived
+        self.first_batch_after_s: float | None = None  # seconds from csc8607's import to the first train batch
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits.float(), loss_targets(labels, self.task))
@@ -89,7 +89,7 @@ class Engine:
                    optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (detached loss, logits)."""
         if self.first_batch_after_s is None:
-            self.first_batch_after_s = process_age()
+            self.first_batch_after_s = time.time() - STARTED_AT
         with autocast(self.device, self.precision):
             logits = model(inputs)
         loss = self.loss(logits, labels)
@@ -238,9 +238,9 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
                     if "/" in key:
                         writer.add_scalar(key, value, epoch)
                 writer.add_scalar("lr", lr, epoch)
-            log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  %s %.4f%s  (%.1fs)", epoch, max_epochs,
-                     train["loss"], val["loss"], monitor, row[monitor], "  *best*" if improved else "",
-                     row["epoch_time_s"])
+            monitored = "" if monitor in ("train/loss", "val/loss") else f"  {monitor} {row[monitor]:.4f}"
+            log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f%s%s  (%.1fs)", epoch, max_epochs, train["loss"],
+                     val["loss"], monitored, "  *best*" if improved else "", row["epoch_time_s"])
             if stop is not None and stop(row):
                 break
     return {"history": history, "best_value": best, "best_epoch": best_epoch,

@@ -157,7 +157,9 @@ def test_metrics(c: Context) -> str:
 
 
 def reproducibility(c: Context) -> str:
-    source = next((p for p in ("full", "grid", "data") if p in c.runs), None)
+    # the config excerpt: of the full training if there is one, else of any run that keeps its config
+    source = next((p for p in ("full", "grid", "data", *c.runs)
+                   if p in c.runs and (c.runs[p] / ".hydra" / "config.yaml").exists()), None)
     if source is None:
         return "_Aucun run : `python train.py experiment=full`_"
     cfg = c.config(source)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import platform
 import random
 import sys
@@ -116,13 +115,3 @@ def library_versions() -> dict[str, str]:
         "cuda": str(torch.version.cuda),
         "platform": platform.platform(),
     }
-
-
-def process_age() -> float | None:
-    """Seconds since this process started (Linux: from /proc, 10 ms resolution); None elsewhere."""
-    try:
-        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
-            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
-            return float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None

@@ -13,10 +13,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int = 600,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+            env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run `python <repo>/<script> args...` with `cwd` as working dir (so outputs/ and multirun/ land there).
 
-    `env` adds to (or replaces in) the environment the command gets.
+    `env` adds to (or replaces in) the environment the command gets; `prefix` is a wrapper command that
+    receives the python command line as its arguments.
     """
     extra = env or {}
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
@@ -24,7 +25,7 @@ def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int
     # launcher subprocesses (submitit, joblib) import csc8607 by name: make it this checkout's
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
-    proc = subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
+    proc = subprocess.run([*prefix, sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -25,6 +25,8 @@ CASES = [
     (["model=resnet999"], 1, "Could not find 'model/resnet999'"),
     (["experiment=nope"], 1, "Could not find 'experiment/nope'"),
     (["trainer.max_epoch=3"], 1, "Key 'max_epoch' is not in struct"),
+    (["+trainer.max_epoch=3"], 2, "trainer.max_epoch is not a trainer setting and would be ignored (did you mean "
+                                  "trainer.max_epochs?)"),
     (["experiment=grid", "model.width="], 2, "sweep axis model.width has an empty value"),
     (["experiment=grid", "optim.lr=-1.0", "optim.weight_decay=0.0", "model.width=4", "model.depth=1"], 2,
      "all 1 jobs of the sweep failed (first error: UserError: optim.lr=-1.0 must be > 0)"),

@@ -214,3 +214,14 @@ def test_report_without_runs(tmp_path: Path) -> None:
                  "evaluate.py ckpt=artifacts/best.ckpt"):
         assert f"_Aucun run : `python {'train.py ' if 'experiment' in hint else ''}{hint}" in report
     assert not list((tmp_path / "report").glob("figures/*"))
+
+
+def test_reproducibility_lists_the_commands_of_whatever_ran(tmp_path: Path) -> None:
+    """Section 11 with only an overfit run: its seed, config excerpt and exact command, not an "Aucun run"."""
+    run_cli("train.py", "experiment=overfit", "model.width=4", "model.depth=1", "trainer.threads=1",
+            "overfit.max_epochs=2", "overfit.loss_threshold=5", cwd=tmp_path)
+    run_cli("report.py", cwd=tmp_path)
+    repro = section((tmp_path / "report" / "report.md").read_text(), "## 11)")
+    assert "- **Seed** : `42`" in repro and "(run `overfit`)" in repro and "Aucun run" not in repro
+    assert "python train.py experiment=overfit model.width=4 model.depth=1 trainer.threads=1 overfit.max_epochs=2 "\
+        "overfit.loss_threshold=5" in repro

@@ -1,6 +1,8 @@
 """End to end through train.py and evaluate.py on the embedded digits dataset."""
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,15 @@ def test_evaluate_other_split_with_override(trained_run: Path, tmp_path: Path) -
     assert result["epoch"] == 15 and sum(map(sum, result["metrics"]["confusion_matrix"])) == 270
 
 
+def test_evaluate_a_run_dir_means_its_best_checkpoint(trained_run: Path, tmp_path: Path) -> None:
+    proc = run_cli("evaluate.py", f"ckpt={trained_run}", "split=val", cwd=tmp_path)
+    (eval_dir,) = job_dirs(tmp_path / "outputs")
+    result = read_json(eval_dir / "val_metrics.json")
+    assert result["checkpoint"] == str((trained_run / "checkpoints" / "best.ckpt").resolve())
+    assert result["epoch"] == read_json(trained_run / "metrics.json")["best_epoch"]
+    assert "gap val - val" not in proc.stdout + proc.stderr  # no gap of a split with itself
+
+
 def test_multirun_grid_gives_one_complete_job_per_combination(tmp_path: Path) -> None:
     run_cli("train.py", "-m", "optim.lr=1e-3,3e-3", "model.width=8,16", "trainer.max_epochs=2", cwd=tmp_path)
     jobs = job_dirs(tmp_path / "multirun")
@@ -112,3 +123,15 @@ def test_two_sweeps_started_together_get_different_dirs(tmp_path: Path) -> None:
     outs = [p.communicate(timeout=120)[0] for p in procs]
     dirs = [next(line for line in out.splitlines() if "dir:" in line) for out in outs]
     assert dirs[0] != dirs[1]
+
+
+def test_first_batch_time_counts_from_the_script_not_its_launcher(tmp_path: Path) -> None:
+    """A wrapper that waits, then execs python (bash -c, job scripts) keeps its process: the start-up time in
+    metrics.json still counts from the script's start only."""
+    start = time.time()
+    run_cli("train.py", "experiment=smoke", "trainer.threads=1", cwd=tmp_path,
+            prefix=("bash", "-c", 'sleep 4 && exec "$0" "$@"'))
+    elapsed = time.time() - start
+    (job,) = job_dirs(tmp_path / "outputs")
+    first_batch = read_json(job / "metrics.json")["first_batch_after_s"]
+    assert 0 < first_batch < elapsed - 4

@@ -23,6 +23,8 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     if split not in ("train", "val", "test"):
         raise UserError(f"split={split} must be train, val or test")
     path = Path(composed.ckpt).expanduser()
+    if path.is_dir() and (path / "checkpoints" / "best.ckpt").is_file():
+        path = path / "checkpoints" / "best.ckpt"  # a run dir stands for its best checkpoint
     state = checkpoint.load(path)
     cfg = with_overrides(state["config"], composed, overrides, skip=EVAL_KEYS)
     s = setup(cfg)
@@ -62,7 +64,8 @@ def format_table(result: dict[str, Any], split: str) -> str:
     lines += [f"  {key:<12} {value:.4f}" for key, value in metrics.items() if isinstance(value, float)]
     for monitor, value in result["val_from_checkpoint"].items():
         if value is not None:
-            lines.append(f"  {monitor} (checkpoint) {value:.4f}; gap val - {split}: {result['val_minus_' + split]:.4f}")
+            gap = f"; gap val - {split}: {result['val_minus_' + split]:.4f}" if split != "val" else ""
+            lines.append(f"  {monitor} (checkpoint) {value:.4f}{gap}")
     per_class = metrics.get("per_class_accuracy")
     if isinstance(per_class, list) and len(per_class) > 1:
         names = result["class_names"]

@@ -100,7 +100,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
             "epochs": trainer.max_epochs,
             "train_time_s": result["train_time_s"],
             "wall_time_s": time.perf_counter() - wall_start,
-            # process start -> first train batch (start-up cost; in a one-process multirun, earlier jobs too)
+            # script start (csc8607's first import) -> first train batch: the start-up cost, imports included
+            # (in a multirun launched in one process, earlier jobs too)
             "first_batch_after_s": s.engine.first_batch_after_s,
             "device": str(s.engine.device),
             "precision": s.engine.precision,
