@@ -34,7 +34,6 @@ def check_trainer_keys(trainer: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Reject values that would crash later or silently train nothing, naming the key to change."""
     trainer = cfg.trainer
-    check_trainer_keys(trainer)
     for key in ("max_epochs", "batch_size", "eval_batch_size"):
         value = trainer.get(key)
         check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,

@@ -102,3 +102,18 @@ def test_killed_cli_run_resumes_to_the_same_final_metrics(sig: int, tmp_path: Pa
     for key in ("final", "best", "test", "best_epoch"):
         assert resumed[key] == expected[key], key
     assert [row["val/loss"] for row in resumed["history"]] == [row["val/loss"] for row in expected["history"]]
+
+
+def test_resume_runs_the_saved_section_in_its_own_dir(tmp_path: Path) -> None:
+    """`python train.py resume=<an M6 run>` (the hint printed on SIGTERM) continues that run as M6: same dir,
+    then the export to artifacts/ — not a plain training job in a new dir."""
+    small = ["model.width=4", "model.depth=1", "trainer.threads=1"]
+    run_cli("train.py", "experiment=full", "trainer.max_epochs=1", *small, cwd=tmp_path)
+    (job,) = job_dirs(tmp_path / "outputs")
+    (job / "full.json").unlink()  # as if it had been stopped before its export
+    run_cli("train.py", f"resume={job}", "trainer.max_epochs=2", cwd=tmp_path)
+    (new,) = [d for d in job_dirs(tmp_path / "outputs") if d != job]  # Hydra's dir of the command: its log only
+    assert not (new / "metrics.json").exists() and not (new / "checkpoints").exists()
+    export = read_json(job / "full.json")
+    assert export["epochs"] == 2 and len(read_json(job / "metrics.json")["history"]) == 2
+    assert (tmp_path / "artifacts" / "best.ckpt").is_file()

@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from csc8607.config import validate
+from csc8607.config import check_trainer_keys, validate
 from csc8607.errors import UserError
 
 SECTIONS = {
@@ -30,6 +30,12 @@ SWEEP_JOBS = {"grid", "optuna"}  # their jobs record any failure (bad values inc
 
 def run_section(cfg: DictConfig, run_dir: Path | str) -> Any:
     """Run the section the config names (default `train`); its return value goes to Hydra's sweeper."""
+    check_trainer_keys(cfg.trainer)  # this command's keys; a resumed run's saved config is not re-judged
+    if cfg.get("resume"):
+        from csc8607.sections.train import resume_point
+
+        # the run continues in its own job dir with its saved config: its own section (full, grid, ...) runs
+        cfg, run_dir, _ = resume_point(cfg)
     name = cfg.get("section") or "train"
     if name not in SECTIONS:
         raise UserError(f"section={name} is not one of {', '.join(sorted(SECTIONS))}")
