@@ -118,7 +118,7 @@ class Engine:
         """
         model.train()
         progress = progress or EpochProgress()
-        scores = Scores(self.task, self.num_classes, self.device)
+        scores = Scores(self.task, self.num_classes, self.device, top5=False)  # train/accuracy only
         scores.load(progress.score_counts)
         loss_sum = torch.tensor(progress.loss_sum, device=self.device)
         seen, done = progress.seen, progress.batches_done

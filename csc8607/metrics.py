@@ -46,8 +46,9 @@ class Scores:
     continue an interrupted epoch).
     """
 
-    def __init__(self, task: str, num_classes: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, task: str, num_classes: int, device: torch.device | str = "cpu", top5: bool = True) -> None:
         self.task, self.num_classes = task, num_classes
+        self.top5 = top5 and task == "multiclass" and num_classes > 10  # off for train accuracy: a topk per step
         shape = {"multiclass": (num_classes, num_classes), "binary": (2, 2)}.get(task, (num_classes, 2, 2))
         self.counts = {"confusion": torch.zeros(shape, dtype=torch.int64, device=device),
                        "top5_hits": torch.zeros((), dtype=torch.int64, device=device)}
@@ -59,21 +60,18 @@ class Scores:
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Add one batch: logits (N, C) or (N, 1) and labels (N,) or (N, L) for multilabel."""
-        confusion = self.counts["confusion"]
         if self.task == "multiclass":
-            c = self.num_classes
-            pairs = labels.long() * c + logits.argmax(dim=1)
-            confusion += torch.bincount(pairs, minlength=c * c).view(c, c)
-            if c > 10:
+            cells = labels.long() * self.num_classes + logits.argmax(dim=1)
+            if self.top5:
                 top5 = logits.topk(5, dim=1).indices
                 self.counts["top5_hits"] += (top5 == labels.long()[:, None]).any(dim=1).sum()
         elif self.task == "binary":
-            pairs = labels.long().view(-1) * 2 + (logits.view(-1) > 0).long()
-            confusion += torch.bincount(pairs, minlength=4).view(2, 2)
-        else:
-            num_labels = labels.shape[1]
-            cells = labels.long() * 2 + (logits > 0).long() + 4 * torch.arange(num_labels, device=labels.device)
-            confusion += torch.bincount(cells.flatten(), minlength=4 * num_labels).view(num_labels, 2, 2)
+            cells = labels.long().view(-1) * 2 + (logits.view(-1) > 0).long()
+        else:  # label j's 2 x 2 matrix holds cells 4j..4j+3
+            cells = labels.long() * 2 + (logits > 0).long() + 4 * torch.arange(labels.shape[1], device=labels.device)
+        # index_add_, not bincount: on CUDA bincount reads its input's range back to the host (a sync per batch)
+        cells = cells.flatten()
+        self.counts["confusion"].view(-1).index_add_(0, cells, torch.ones_like(cells))
 
     def compute(self, detailed: bool = False) -> dict[str, float | list]:
         """accuracy and macro-F1 (and top5 above 10 classes); `detailed` adds per-class accuracy and the
@@ -88,7 +86,7 @@ class Scores:
             present = (tp + fp + fn) > 0  # classes neither present nor predicted do not count in the macro mean
             out["accuracy"] = ratio(tp.sum(), confusion.sum()).item()
             out["f1"] = (f1[present].sum() / present.sum().clamp(min=1)).item()
-            if self.num_classes > 10:
+            if self.top5:
                 out["top5"] = ratio(self.counts["top5_hits"].cpu(), confusion.sum()).item()
             per_class = ratio(tp, support)
         else:

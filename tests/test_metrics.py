@@ -77,3 +77,10 @@ def test_scores_continue_from_saved_counts() -> None:
 def test_expected_initial_loss() -> None:
     assert expected_initial_loss("multiclass", 200) == pytest.approx(math.log(200))
     assert expected_initial_loss("binary", 1) == pytest.approx(math.log(2))
+
+
+def test_top5_can_be_left_out() -> None:
+    scores = Scores("multiclass", 200, top5=False)
+    for logits, labels in batches("multiclass", 200, seed=1, skew=False):
+        scores.update(logits, labels)
+    assert "top5" not in scores.compute() and scores.counts["top5_hits"] == 0
