@@ -38,6 +38,22 @@ def atomic(path: Path | str) -> Iterator[Path]:
         raise
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the filesystem allows (every writer here replaces files by rename, so the two never
+    change together), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def duplicate(source: Path, target: Path) -> None:
+    """Atomically make `target` the same bytes as `source` (linked or copied)."""
+    with atomic(target) as tmp:
+        tmp.unlink()
+        link_or_copy(source, tmp)
+
+
 def keep_previous(path: Path) -> Path | None:
     """Hard-link (or copy) an existing `path` to `<stem>.<mtime>.<suffix>` beside it; returns the kept copy."""
     if not path.exists():
@@ -47,10 +63,7 @@ def keep_previous(path: Path) -> Path | None:
     n = 1
     while kept.exists():
         kept, n = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}"), n + 1
-    try:
-        os.link(path, kept)
-    except OSError:
-        shutil.copy2(path, kept)
+    link_or_copy(path, kept)
     return kept
 
 

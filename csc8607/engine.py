@@ -230,9 +230,9 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
                 best, best_epoch = row[monitor], epoch
             if scheduler is not None:
                 scheduler.step()
-            if improved:
-                checkpoint.save(ckpt_dir / "best.ckpt", state(epoch))
             checkpoint.save(ckpt_dir / "last.ckpt", state(epoch))
+            if improved:  # the same bytes: linked (or copied), not serialized twice
+                checkpoint.duplicate(ckpt_dir / "last.ckpt", ckpt_dir / "best.ckpt")
             if writer is not None:
                 for key, value in row.items():
                     if "/" in key:

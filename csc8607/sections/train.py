@@ -80,14 +80,14 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
                      mode=trainer.monitor_mode, writer=writer, scheduler=scheduler,
                      log_every=trainer.log_every_n_steps, checkpoint_extra=extra, resume=resume)
         final = result["history"][-1]
-        best_state = checkpoint.load(run_dir / "checkpoints" / "best.ckpt")
-        best_row = result["history"][best_state["epoch"] - 1]
+        best_epoch = result["best_epoch"]
+        best_row = result["history"][best_epoch - 1]
         test = None
         if trainer.test_after_fit:
-            s.model.load_state_dict(best_state["model"])
+            s.model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.ckpt")["model"])
             test = s.engine.evaluate(s.model, s.loader("test"))
             for key, value in test.items():
-                writer.add_scalar(f"test/{key}", value, best_state["epoch"])
+                writer.add_scalar(f"test/{key}", value, best_epoch)
         summary = {
             "run_name": extra["run_name"],
             "monitor": trainer.monitor,
