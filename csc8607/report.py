@@ -32,16 +32,24 @@ class Context:
 
     def __init__(self, runs: dict[str, Path], root: Path, out: Path) -> None:
         self.runs, self.root, self.out, self.figures = runs, root, out, out / "figures"
+        self.memos: dict[Any, Any] = {}
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per report: several sections quote the same files (renderers never modify them)."""
+        if key not in self.memos:
+            self.memos[key] = compute()
+        return self.memos[key]
 
     def json(self, preset: str) -> Any:
-        return checkpoint.read_json(self.runs[preset] / RESULTS[preset])
+        return self.memo(("json", preset), lambda: checkpoint.read_json(self.runs[preset] / RESULTS[preset]))
 
     def config(self, preset: str) -> Any:
-        return OmegaConf.load(self.runs[preset] / ".hydra" / "config.yaml")
+        return self.memo(("config", preset), lambda: OmegaConf.load(self.runs[preset] / ".hydra" / "config.yaml"))
 
     def choice(self, preset: str, group: str) -> str:
         """The config group option a run was composed with (e.g. its `data=`), from its .hydra/hydra.yaml."""
-        return str(OmegaConf.load(self.runs[preset] / ".hydra" / "hydra.yaml").hydra.runtime.choices[group])
+        hydra = self.memo(("hydra", preset), lambda: OmegaConf.load(self.runs[preset] / ".hydra" / "hydra.yaml"))
+        return str(hydra.hydra.runtime.choices[group])
 
     def figure(self, preset: str, name: str, caption: str) -> str:
         """Copy a run's PNG to figures/<preset>_<name> (atomically); the Markdown image linking it."""

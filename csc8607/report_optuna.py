@@ -37,11 +37,10 @@ def trial_hydra(sweep: Path) -> DictConfig:
     return OmegaConf.load(sorted(sweep.glob("*/.hydra/hydra.yaml"))[0]).hydra
 
 
-def locate(sweep: Path, root: Path) -> Where:
-    """Where the study of the Optuna sweep dir `sweep` is stored."""
+def locate(hydra: DictConfig, root: Path) -> Where:
+    """Where the study of an Optuna sweep is stored, from the `hydra` node of one of its trials."""
     from sqlalchemy.engine import make_url
 
-    hydra = trial_hydra(sweep)
     name, storage = str(hydra.sweeper.study_name), hydra.sweeper.storage
     if storage is None:
         return Where("", name, "null", "hydra.sweeper.storage=null : l'étude n'a existé qu'en mémoire")
@@ -80,17 +79,26 @@ def study_sweeps(c: Context, where: Where) -> list[Path]:
         return list(found)
     for summary in (c.root / "multirun").rglob("summary.csv") if (c.root / "multirun").is_dir() else []:
         sweep = summary.parent
-        if any(sweep.glob("*/.hydra/hydra.yaml")) and trial_hydra(sweep).sweeper.get("study_name") is not None:
-            other = locate(sweep, c.root)
+        hydra = trial_hydra(sweep) if any(sweep.glob("*/.hydra/hydra.yaml")) else None
+        if hydra is not None and hydra.sweeper.get("study_name") is not None:
+            other = locate(hydra, c.root)
             if (other.url, other.name) == (where.url, where.name):
                 found.add(sweep)
     return sorted(found, key=lambda p: (p / "summary.csv").stat().st_mtime)
 
 
+def chosen_study(c: Context) -> tuple[Where, list[Path]]:
+    """Where the chosen Optuna run's study is stored and every sweep dir that ran it (found once per report)."""
+    def find() -> tuple[Where, list[Path]]:
+        where = locate(trial_hydra(c.runs["optuna"]), c.root)
+        return where, study_sweeps(c, where)
+
+    return c.memo("optuna_study", find)
+
+
 def commands(c: Context) -> list[str]:
     """The distinct commands that added trials to the study of the chosen Optuna run, in order."""
-    sweeps = study_sweeps(c, locate(c.runs["optuna"], c.root))
-    return list(dict.fromkeys(command(s, "optuna") for s in sweeps))
+    return list(dict.fromkeys(command(s, "optuna") for s in chosen_study(c)[1]))
 
 
 def trials_table(study: Any, monitor: str) -> str:
@@ -135,8 +143,7 @@ def history(c: Context, study: Any, monitor: str) -> str:
 
 def optuna(c: Context) -> str:
     """Section 8: the whole study (states, best trial, every trial, history), or the latest sweep as a fallback."""
-    where = locate(c.runs["optuna"], c.root)
-    sweeps = study_sweeps(c, where)
+    where, sweeps = chosen_study(c)
     counts = {s: len(list(s.glob("*/.hydra"))) for s in sweeps}
     runs = "\n".join(f"  - `{c.rel(s)}` ({n} essai{'s' if n > 1 else ''}) : `{command(s, 'optuna')}`"
                      for s, n in counts.items())

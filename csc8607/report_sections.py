@@ -12,15 +12,12 @@ from omegaconf import OmegaConf
 from csc8607 import checkpoint, figures
 from csc8607.report import Context, Renderer, fmt, sweep_rows, sweep_table, table
 from csc8607.report_optuna import commands as optuna_commands, optuna
-from csc8607.report_runs import command
-
-ORDER = ["data", "baselines", "sanity", "overfit", "lr_finder", "grid", "full", "compare", "optuna", "evaluate"]
-
+from csc8607.report_runs import RESULTS, command  # RESULTS: the presets in the report's order
 
 def run_commands(c: Context) -> list[tuple[str, str]]:
     """(preset, command) of each run found, in the report's order; every run of the Optuna study."""
-    return [(p, cmd) for p in ORDER if p in c.runs
-            for cmd in (optuna_commands(c) if p == "optuna" else [command(c.runs[p], p)])]
+    return c.memo("commands", lambda: [(p, cmd) for p in RESULTS if p in c.runs
+                                       for cmd in (optuna_commands(c) if p == "optuna" else [command(c.runs[p], p)])])
 
 
 def general(c: Context) -> str:
@@ -158,7 +155,7 @@ def test_metrics(c: Context) -> str:
 
 def reproducibility(c: Context) -> str:
     # the config excerpt: of the full training if there is one, else of any run that keeps its config
-    source = next((p for p in ("full", "grid", "data", *c.runs)
+    source = next((p for p in ("full", "data", *c.runs)
                    if p in c.runs and (c.runs[p] / ".hydra" / "config.yaml").exists()), None)
     if source is None:
         return "_Aucun run : `python train.py experiment=full`_"

@@ -64,40 +64,25 @@ def test_hflip_mirrors_about_half() -> None:
     assert torch.equal(torch.sort(out, dim=3).values, images)
 
 
-def test_crop_flip_is_pad_crop_then_mirror_on_both_paths() -> None:
+def test_crop_flip_is_pad_crop_then_flips_on_both_paths() -> None:
     """The CPU per-image path and the whole-batch path (used on GPUs) equal the definition, image by image."""
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (40, 3, 9, 7), dtype=torch.uint8, generator=g)
     padding = 3
     dy, dx = torch.randint(0, 7, (40,), generator=g), torch.randint(0, 7, (40,), generator=g)
-    mirror = torch.rand(40, generator=g) < 0.5
+    mirror, upside_down = torch.rand(40, generator=g) < 0.5, torch.rand(40, generator=g) < 0.5
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    expected = torch.stack([
-        (lambda crop: crop.flip(2) if m else crop)(padded[i, :, y : y + 9, x : x + 7])
-        for i, (y, x, m) in enumerate(zip(dy.tolist(), dx.tolist(), mirror.tolist()))])
-    assert torch.equal(crop_flip(images, padding, dy, dx, mirror), expected)
-    assert torch.equal(crop_flip_batched(images, padding, dy, dx, mirror), expected)
-    assert mirror.any() and (~mirror).any() and (dy != padding).any()
 
+    def expected_one(i: int, y: int, x: int, m: bool, u: bool) -> torch.Tensor:
+        crop = padded[i, :, y : y + 9, x : x + 7]
+        crop = crop.flip(2) if m else crop
+        return crop.flip(1) if u else crop
 
-def test_loader_epochs_are_reproducible_and_differ() -> None:
-    data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={"crop_padding": 1})
-    loader = data.loader("train", 32, train=True, seed=3)
-    loader.set_epoch(1)
-    first = next(iter(loader))[0]
-    again = next(iter(loader))[0]
-    loader.set_epoch(2)
-    other = next(iter(loader))[0]
-    assert torch.equal(first, again) and not torch.equal(first, other)
-
-
-def test_bad_fractions_and_empty_splits_are_user_errors() -> None:
-    with pytest.raises(UserError, match="val_fraction"):
-        ImageData(load_digits, val_fraction=0.0, test_fraction=0.1)
-    source = SourceData({"val": Split(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))},
-                        ["a"], "x", "here")
-    with pytest.raises(UserError, match="no train split"):
-        ImageData(source, channels=1)
+    expected = torch.stack([expected_one(i, *v) for i, v in enumerate(zip(
+        dy.tolist(), dx.tolist(), mirror.tolist(), upside_down.tolist()))])
+    assert torch.equal(crop_flip(images, padding, dy, dx, mirror, upside_down), expected)
+    assert torch.equal(crop_flip_batched(images, padding, dy, dx, mirror, upside_down), expected)
+    assert (mirror & upside_down).any() and (~mirror & ~upside_down).any() and (dy != padding).any()
 
 
 def test_too_few_images_to_stratify_fall_back_to_a_random_split() -> None:

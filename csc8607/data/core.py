@@ -143,13 +143,11 @@ class ImageData:
         self.task = info["task"]
         self.class_names = list(info["class_names"])
         self.mean, self.std = self._normalization(normalize or {}, channels, info["auto_stats"])
-        self.given_stats = (normalize or {}).get("mean", "auto") not in (None, "auto")
-        from csc8607.data.loader import AUGMENTS
+        given_stats = (normalize or {}).get("mean", "auto") not in (None, "auto")
+        from csc8607.data.loader import check_augment
 
         self.augment = {k: v for k, v in dict(augment or {}).items() if v}
-        if set(self.augment) - AUGMENTS:
-            raise UserError(f"data.augment has unknown keys {sorted(set(self.augment) - AUGMENTS)}; "
-                            f"known: {', '.join(sorted(AUGMENTS))}")
+        check_augment(self.augment)
         num_classes = len(self.class_names)
         self.meta: dict[str, Any] = {
             "name": info["name"],
@@ -165,7 +163,7 @@ class ImageData:
             "split_seed": split_seed,
             "preprocess": {"channels": channels, "image_size": image_size, "resize": resize,
                            "mean": self.mean, "std": self.std,
-                           "normalize_from": "data.normalize" if self.given_stats else info["normalize_from"]},
+                           "normalize_from": "data.normalize" if given_stats else info["normalize_from"]},
             "augment": dict(self.augment),
             "notes": dict(info["notes"]),
             "cache": {"path": str(entry), "key": entry.name.rsplit("-", 1)[-1], "hit": hit is not None}

@@ -91,6 +91,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     optimizer = s.optimizer()
     model_state = copy.deepcopy(s.model.state_dict())
     optim_state = copy.deepcopy(optimizer.state_dict())
+    scaler_state, step = s.engine.scaler.state_dict(), s.engine.step  # fp16: a diverged curve lowers the scale
     curves: dict[str, Any] = {}
     for wd in opts.weight_decays:
         key = f"wd={wd:g}"
@@ -105,9 +106,10 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
                        "diverged": len(curve["lr"]) < int(opts.iterations),
                        "suggestion": suggest([curve["lr"][i] for i in cut], [curve["smoothed"][i] for i in cut],
                                               int(opts.skip_start))}
-        s.model.load_state_dict(model_state)  # restore before the next curve and at the end
+        s.model.load_state_dict(model_state)  # every curve starts from the same weights and optimizer state
         optimizer.load_state_dict(optim_state)
-    restored = all(torch.equal(v, model_state[k]) for k, v in s.model.state_dict().items())
+        s.engine.scaler.load_state_dict(scaler_state)
+        s.engine.step = step
     first = next(iter(curves.values()))["suggestion"]
     png = figures.line_plot(run_dir / "lr_finder.png",
                             {"train loss": {k: finite_points(c["lr"], c["loss"]) for k, c in curves.items()}},
@@ -118,7 +120,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
               "smoothing": float(opts.smoothing), "skip_start": int(opts.skip_start),
               "diverge_factor": float(opts.diverge_factor),
               "lr_min": float(opts.lr_min), "lr_max": float(opts.lr_max), "iterations": int(opts.iterations),
-              "model_restored": restored, "curves": curves, "figures": [png.name]}
+              "curves": curves, "figures": [png.name]}
     checkpoint.write_json(run_dir / "lr_finder.json", result)
     writer = open_writer(run_dir)
     figures.to_tensorboard(writer, "lr_finder/curve", png)
