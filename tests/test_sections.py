@@ -199,10 +199,13 @@ def test_grid_summary_records_failed_jobs(grid_sweep: Path) -> None:
 
 
 def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
-    run_cli("train.py", "experiment=compare", f"compare.runs={grid_sweep}", cwd=tmp_path)
+    # the compare job's own monitor_mode is not the runs': the best per value follows the runs' (max accuracy)
+    run_cli("train.py", "experiment=compare", f"compare.runs={grid_sweep}", "trainer.monitor_mode=min", cwd=tmp_path)
     (run_dir,) = job_dirs(tmp_path / "outputs")
     result = read_json(run_dir / "compare.json")
     assert len(result["runs"]) == 2 and set(result["comparisons"]) == {"lr", "wd", "width", "depth"}
+    values = [r["best_value"] for r in result["runs"]]
+    assert len(set(values)) == 2 and list(result["comparisons"]["lr"]["best_by_value"].values()) == [max(values)]
     assert set(result["comparisons"]["width"]["best_by_value"]) == {"4", "8"}
     assert_pngs(run_dir, [f"compare_{key}.png" for key in ("lr", "wd", "width", "depth")])
     assert "compare/lr" in tb_tags(run_dir / "tb")[1]

@@ -44,9 +44,13 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         metrics = checkpoint.read_json(path / "metrics.json")
         conf = OmegaConf.load(path / ".hydra" / "config.yaml")
         runs.append({"dir": str(path), "name": metrics["run_name"], "history": metrics["history"],
-                     "monitor": metrics["monitor"], "best_value": metrics["best_value"],
+                     "monitor": metrics["monitor"], "mode": conf.trainer.monitor_mode,
+                     "best_value": metrics["best_value"],
                      **{key: OmegaConf.select(conf, dotted) for key, dotted in PARAMS.items()}})
-    monitor = runs[0]["monitor"]
+    monitor, mode = runs[0]["monitor"], runs[0]["mode"]  # the compared runs' own metric and direction
+    if {(r["monitor"], r["mode"]) for r in runs} != {(monitor, mode)}:
+        raise UserError(f"compare.runs: the runs monitor different metrics "
+                        f"{sorted({(r['monitor'], r['mode']) for r in runs})}; compare runs of one monitor")
     panels = {"train/loss": "train/loss", "val/loss": "val/loss", monitor: monitor}
     result: dict[str, Any] = {"runs": [{k: v for k, v in r.items() if k != "history"} for r in runs], "comparisons": {}}
     writer = open_writer(run_dir)
@@ -66,7 +70,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         for r in runs:
             by_value.setdefault(str(r[key]), []).append(r["best_value"])
         result["comparisons"][key] = {"png": png.name, "best_by_value": {
-            v: max(b) if cfg.trainer.monitor_mode == "max" else min(b) for v, b in by_value.items()}}
+            v: max(b) if mode == "max" else min(b) for v, b in by_value.items()}}
     writer.close()
     checkpoint.write_json(run_dir / "compare.json", result)
     log.info("compared %d runs by %s -> %s", len(runs), ", ".join(cfg.compare.by),
