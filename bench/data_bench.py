@@ -81,7 +81,7 @@ def rate(batches, limit: int | None = None) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def model_and_engine(precision: str, channels_last: bool):
+def model_and_engine(precision: str, channels_last: bool, device: str = "cpu"):
     import torch
     from omegaconf import OmegaConf
 
@@ -91,10 +91,9 @@ def model_and_engine(precision: str, channels_last: bool):
     torch.manual_seed(0)
     model = build(OmegaConf.load(REPO / "conf" / "model" / "cnn.yaml"), "model", input_shape=[3, SIZE, SIZE],
                   num_outputs=CLASSES)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1.0e-3)
-    return model, optimizer, Engine("multiclass", CLASSES, torch.device("cpu"), precision)
+    return model, optimizer, Engine("multiclass", CLASSES, torch.device(device), precision)
 
 
 def train_rate(batches, steps: int, precision: str = "32", channels_last: bool = False,
@@ -123,8 +122,6 @@ def repeat(batch):
 
 def round_plain(steps: int) -> dict[str, float]:
     """One round with glibc's default allocator: reference and ours alternated."""
-    import torch
-
     images, labels = synthetic(20_000)
     small_images, small_labels = images[:2_560], labels[:2_560]  # PIL copies are slow to make: 20 batches
     out = {}
@@ -138,7 +135,6 @@ def round_plain(steps: int) -> dict[str, float]:
     out["e_train_ref_w0_fp32"] = train_rate(ref0, steps)
     out["d_train_ours_fp32"] = train_rate(our_loader(images, labels), steps)
     out["e_train_ref_w2_fp32"] = train_rate(ref2, steps)
-    torch.set_num_threads(torch.get_num_threads())
     return out
 
 

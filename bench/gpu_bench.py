@@ -49,10 +49,7 @@ def timed(fn, windows: int = 3) -> float:
 
 def train_rate(batches, steps: int, precision: str, channels_last: bool, device: torch.device) -> float:
     """Images/s of `steps` optimizer steps fed by `batches`, after 5 warm-up steps (cudnn autotune)."""
-    model, optimizer, engine = model_and_engine(precision, channels_last)
-    model.to(device)
-    engine.device = device
-    engine.scaler = torch.amp.GradScaler("cuda", enabled=precision == "16")
+    model, optimizer, engine = model_and_engine(precision, channels_last, str(device))
     iterator = iter(batches)
 
     def step() -> int:

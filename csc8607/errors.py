@@ -6,6 +6,8 @@ import os
 import sys
 from typing import Any, Callable
 
+from hydra.experimental.callback import Callback
+
 
 class UserError(Exception):
     """Bad input the user can fix (config value, path, checkpoint); its message says what to change."""
@@ -42,10 +44,6 @@ def unwritable_reason(directory: str) -> str | None:
     return None
 
 
-try:
-    from hydra.experimental.callback import Callback
-except ImportError:  # pragma: no cover - hydra is a dependency; keep this module importable without it
-    Callback = object  # type: ignore[assignment,misc]
 
 
 class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]

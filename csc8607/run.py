@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from csc8607 import runtime
-from csc8607.config import build, validate
+from csc8607.config import build, flatten, validate
 from csc8607.data import ImageData
 from csc8607.engine import Engine
 from csc8607.errors import UserError
@@ -38,7 +38,7 @@ class Setup:
         return build(node, "scheduler", _partial_=False, optimizer=optimizer) if node and node.get("_target_") else None
 
 
-def setup(cfg: DictConfig, data: ImageData | None = None) -> Setup:
+def setup(cfg: DictConfig) -> Setup:
     """Validate the config, prepare the process, and build data, model and engine (model from data.meta)."""
     validate(cfg)
     trainer = cfg.trainer
@@ -52,8 +52,7 @@ def setup(cfg: DictConfig, data: ImageData | None = None) -> Setup:
     channels_last = trainer.channels_last
     if channels_last == "auto":
         channels_last = device.type == "cuda" or precision == "bf16"
-    if data is None:
-        data = build(cfg.data, "data")
+    data = build(cfg.data, "data")
     meta = data.meta
     runtime.seed_everything(cfg.seed)  # model init does not depend on how much randomness the data used
     model = build(cfg.model, "model", input_shape=meta["input_shape"], num_outputs=meta["num_outputs"])
@@ -78,8 +77,6 @@ def run_name(cfg: DictConfig) -> str:
 
 def config_differences(saved: dict[str, Any], cfg: DictConfig, prefixes: tuple[str, ...] = ("model.", "data.")) -> list[str]:
     """`key: saved -> now` for the model/data keys whose values differ between a checkpoint's config and `cfg`."""
-    from csc8607.config import flatten
-
     before, now = flatten(saved), flatten(cfg)
     keys = sorted(k for k in set(before) | set(now) if k.startswith(prefixes) and before.get(k) != now.get(k))
     return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in keys]

@@ -6,6 +6,7 @@ import ctypes
 import platform
 import random
 import sys
+from typing import Any
 
 import numpy as np
 import torch
