@@ -170,17 +170,18 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
 
 
 def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, train_batches: Any, val_batches: Batches,
-        *, max_epochs: int, run_dir: Path, monitor: str = "val/accuracy", mode: str = "max", writer: Any = None,
+        *, max_epochs: int, run_dir: Path | None, monitor: str = "val/accuracy", mode: str = "max", writer: Any = None,
         scheduler: Any = None, log_every: int = 10, checkpoint_extra: dict | None = None,
         resume: dict | None = None, stop: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
     """Train for `max_epochs` (or until `stop(row)` is true after an epoch), evaluating on val after each epoch.
 
-    Writes checkpoints/best.ckpt (by `monitor`) and checkpoints/last.ckpt into `run_dir` after every epoch,
+    Writes checkpoints/best.ckpt (by `monitor`) and checkpoints/last.ckpt into `run_dir` after every epoch
+    (none when `run_dir` is None),
     scalars into `writer` (a TensorBoard SummaryWriter or None), and returns the history and the best epoch.
     `resume` (a last.ckpt's contents) continues that run exactly: weights, optimizer, scheduler, RNG, and a
     partly done epoch. On SIGINT/SIGTERM, last.ckpt records the partial epoch and Interrupted is raised.
     """
-    ckpt_dir = Path(run_dir) / "checkpoints"
+    ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
     history: list[dict[str, Any]] = []
     best, best_epoch, done_epochs, progress = None, 0, 0, None
     if resume is not None:
@@ -213,7 +214,8 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
                 train = engine.train_epoch(model, train_batches, optimizer, on_step=on_step, log_every=log_every,
                                            progress=progress, stop_requested=stop_requested)
             except Interrupted as interrupted:
-                checkpoint.save(ckpt_dir / "last.ckpt", state(epoch - 1, interrupted.progress))
+                if ckpt_dir is not None:
+                    checkpoint.save(ckpt_dir / "last.ckpt", state(epoch - 1, interrupted.progress))
                 raise
             progress = None
             val = engine.evaluate(model, val_batches)
@@ -230,9 +232,10 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
                 best, best_epoch = row[monitor], epoch
             if scheduler is not None:
                 scheduler.step()
-            checkpoint.save(ckpt_dir / "last.ckpt", state(epoch))
-            if improved:  # the same bytes: linked (or copied), not serialized twice
-                checkpoint.duplicate(ckpt_dir / "last.ckpt", ckpt_dir / "best.ckpt")
+            if ckpt_dir is not None:
+                checkpoint.save(ckpt_dir / "last.ckpt", state(epoch))
+                if improved:  # the same bytes: linked (or copied), not serialized twice
+                    checkpoint.duplicate(ckpt_dir / "last.ckpt", ckpt_dir / "best.ckpt")
             if writer is not None:
                 for key, value in row.items():
                     if "/" in key:

@@ -50,7 +50,7 @@ def section_jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (cwd / "artifacts").mkdir()
     (cwd / "artifacts" / "best.ckpt").write_bytes(b"previous checkpoint")
     run_cli("train.py", "-m", "experiment=data,baselines,sanity,overfit,lr_finder,full", *SMALL, "trainer.max_epochs=2",
-            "++overfit.num_samples=16", "++lr_finder.iterations=30", "++lr_finder.weight_decays=[0.0,1.0e-3]", cwd=cwd)
+            "++overfit.num_samples=16", "++overfit.val_samples=50", "++lr_finder.iterations=30", "++lr_finder.weight_decays=[0.0,1.0e-3]", cwd=cwd)
     jobs = {OmegaConf.load(d / ".hydra" / "config.yaml").section: d for d in job_dirs(cwd / "multirun")}
     assert set(jobs) == {"data", "baselines", "sanity", "overfit", "lr_finder", "full"}
     return jobs
@@ -115,6 +115,7 @@ def test_overfit_section(section_jobs: dict[str, Path]) -> None:
     assert result["final_train_loss"] < result["loss_threshold"] == 0.05
     assert result["weight_decay"] == 0.0 and result["augmentation"] is None
     assert result["epochs_run"] == len(result["history"]) < result["max_epochs"]
+    assert result["val_samples"] == 50 and not (run_dir / "checkpoints").exists()  # no model worth keeping
     assert_pngs(run_dir, ["overfit_loss.png"])
     assert "train/loss" in tb_tags(run_dir / "tb")[0]
 

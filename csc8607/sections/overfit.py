@@ -38,8 +38,14 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     threshold = float(opts.loss_threshold)
     writer = open_writer(run_dir)
     try:
-        result = fit(s.engine, s.model, optimizer, batches, s.loader("val"), max_epochs=int(opts.max_epochs),
-                     run_dir=run_dir, monitor="train/loss", mode="min", writer=writer, log_every=1,
+        # no checkpoints (a memorized sample is not a model to keep); val/loss on a fixed val sample shows the gap
+        val = s.data.splits["val"]
+        val_index = np.sort(np.random.default_rng(cfg.seed).choice(len(val), min(int(opts.val_samples), len(val)),
+                                                                    replace=False))
+        val_batches = BatchLoader(val.subset(val_index), int(cfg.trainer.eval_batch_size), s.data.mean, s.data.std,
+                                  device=s.engine.device, channels_last=s.channels_last)
+        result = fit(s.engine, s.model, optimizer, batches, val_batches, max_epochs=int(opts.max_epochs),
+                     run_dir=None, monitor="train/loss", mode="min", writer=writer, log_every=1,
                      stop=lambda row: row["train/loss"] < threshold)
         history = result["history"]
         epochs = [row["epoch"] for row in history]
@@ -67,6 +73,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "final_train_loss": final["train/loss"],
         "final_train_accuracy": final["train/accuracy"],
         "final_val_loss": final["val/loss"],
+        "val_samples": len(val_index),
         "verdict": "PASS" if reached else "FAIL",
         "history": history,
         "figures": [curve.name],
