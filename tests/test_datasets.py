@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from functools import partial
 from pathlib import Path
 
@@ -118,12 +120,38 @@ def test_hf_without_words_keeps_ids_and_bad_columns_are_named(hf_dir: Path) -> N
         load_hf(path=None, root=str(hf_dir / "nowhere"))
 
 
+BUILDS: list[float] = []
+
+
+def slow_digits(delay: float):
+    """The digits source, slow enough that two jobs starting together both find the cache cold."""
+    from csc8607.data.digits import load_digits
+
+    BUILDS.append(delay)
+    time.sleep(delay)
+    return load_digits()
+
+
+def test_jobs_starting_together_build_the_cache_once(tmp_path: Path) -> None:
+    """Two jobs of a sweep (threads here: each opens the lock file itself) on a cold cache: one decodes, the
+    other waits for its entry and maps it."""
+    results: list[ImageData] = []
+    jobs = [threading.Thread(target=lambda: results.append(ImageData(
+        partial(slow_digits, delay=1.0), channels=1, cache_dir=str(tmp_path / "cache")))) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert len(BUILDS) == 1 and sorted(r.meta["cache"]["hit"] for r in results) == [False, True]
+    assert torch.equal(results[0].splits["val"].images, results[1].splits["val"].images)
+
+
 def test_cache_hit_miss_and_invalidation(folder: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = folder_data(folder, cache)
     assert first.meta["cache"]["hit"] is False
     entry = Path(first.meta["cache"]["path"])
-    assert (entry / "key.json").is_file() and len(list(cache.iterdir())) == 1
+    assert (entry / "key.json").is_file() and [p for p in cache.iterdir() if not p.name.startswith(".")] == [entry]
     second = folder_data(folder, cache)
     assert second.meta["cache"]["hit"] is True and second.meta["cache"]["path"] == str(entry)
     assert second.meta == {**first.meta, "cache": second.meta["cache"]}

@@ -6,6 +6,7 @@ It is written to a temporary directory and renamed into place, so a half-written
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -14,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -103,3 +104,21 @@ def save(path: Path, key: dict[str, Any], splits: dict[str, tuple[torch.Tensor, 
             pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<path>.lock` while an entry is built: the jobs of a sweep that start together
+    on a cold cache wait for the first one's entry instead of each decoding the whole dataset."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock, each job builds (and the first rename wins)
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

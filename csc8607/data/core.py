@@ -1,6 +1,7 @@
 """ImageData: a source's uint8 arrays, split into train/val/test, normalized and described by `meta`."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -132,14 +133,17 @@ class ImageData:
             key = cache.make_key(identity, settings)
             entry = cache.entry_dir(cache_dir, identity["function"].rsplit(".", 1)[-1], key)
             hit = cache.load(entry, key)
-        if hit is not None:
-            arrays, info = hit
-            self.splits = {name: Split(images, labels) for name, (images, labels) in arrays.items()}
-        else:
-            raw = source() if callable(source) else source
-            self.splits, info = self._prepare(raw, settings, decode_workers)
-            if entry is not None:
-                cache.save(entry, key, {n: (s.images, s.labels) for n, s in self.splits.items()}, info)
+        with cache.building(entry) if entry is not None and hit is None else contextlib.nullcontext():
+            if entry is not None and hit is None:
+                hit = cache.load(entry, key)  # built meanwhile by another job of the sweep, which held the lock
+            if hit is not None:
+                arrays, info = hit
+                self.splits = {name: Split(images, labels) for name, (images, labels) in arrays.items()}
+            else:
+                raw = source() if callable(source) else source
+                self.splits, info = self._prepare(raw, settings, decode_workers)
+                if entry is not None:
+                    cache.save(entry, key, {n: (s.images, s.labels) for n, s in self.splits.items()}, info)
         self.task = info["task"]
         self.class_names = list(info["class_names"])
         self.mean, self.std = self._normalization(normalize or {}, channels, info["auto_stats"])

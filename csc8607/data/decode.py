@@ -136,7 +136,8 @@ def decode_all(split: Encoded, channels: int, size: list[int] | None, resize: in
     """
     n = len(split)
     if workers is None:
-        workers = (os.cpu_count() or 1) if n > 4 * CHUNK else 0
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = cores if n > 4 * CHUNK else 0  # the cores this job may use (SLURM, taskset), not the node's
     task = partial(decode_chunk, opener=split.opener, channels=channels, size=size, resize=resize)
     out: np.ndarray | None = None
     filled = 0
