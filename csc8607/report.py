@@ -71,8 +71,9 @@ class Context:
 
 
 def table(header: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table; a `|` inside a cell (an error message) becomes `/` so that it cannot split the cell."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows])
+    return "\n".join(lines + ["| " + " | ".join(fmt(c).replace("|", "/") for c in row) + " |" for row in rows])
 
 
 def sweep_rows(c: Context, preset: str) -> list[dict[str, str]]:

@@ -79,15 +79,14 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     writer.writeheader()
     writer.writerows(rows)
     checkpoint.write_text(sweep_dir / "summary.csv", table.getvalue())
+    from csc8607.report import table
+
     header = [c if c != "val_metric" else monitor for c in COLUMNS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        cells = [f"{r[c]:.4f}" if isinstance(r[c], float) and c in ("val_metric", "val_loss") else
-                 ("" if r[c] is None else str(r[c])) for c in COLUMNS]
-        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    cells = [[f"{r[c]:.4f}" if isinstance(r[c], float) and c in ("val_metric", "val_loss") else
+              ("" if r[c] is None else str(r[c])) for c in COLUMNS] for r in rows]
     order = "max" if maximize else "min"
     checkpoint.write_text(sweep_dir / "summary.md",
-        f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}), failed jobs last.\n\n" + "\n".join(lines) + "\n")
+        f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}), failed jobs last.\n\n" + table(header, cells) + "\n")
     return rows
 
 
