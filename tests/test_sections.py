@@ -157,6 +157,24 @@ def test_lr_finder_rule_on_known_curves() -> None:
     assert math.log10(suggest(10**x, noisy, skip_start=5)["lr"]) == pytest.approx(x0, abs=0.01)
 
 
+def test_lr_finder_rule_on_a_real_looking_curve_with_a_spike() -> None:
+    """As on Tiny ImageNet: a plateau at ln 200, a descent to the lowest smoothed loss near lr 0.004, a rise, a
+    divergence spike near 0.66 and a steep fall after it. The suggestion stays in the descent before the minimum."""
+    from csc8607.figures import smooth
+
+    rng = np.random.default_rng(0)
+    x = np.linspace(-6, 0, 100)
+    descent = 5.3 - 1.8 / (1 + np.exp(-(x + 3.4) / 0.3))  # falls fastest near lr 4e-4, flattens by 4e-3
+    rise = np.where(x > -2.4, 1.0 * (x + 2.4), 0.0)
+    spike = 40.0 * np.exp(-((x + 0.18) / 0.08) ** 2)
+    raw = descent + rise + spike + rng.normal(0, 0.08, len(x))
+    smoothed = smooth(raw, 0.9)
+    lowest = 10 ** x[int(np.argmin(smoothed))]
+    sg = suggest(10**x, smoothed, skip_start=5)
+    assert 1e-4 < sg["lr"] < 2e-3 and sg["window_high"] <= lowest < 2e-2
+    assert sg["window_low"] < sg["lr"] < sg["window_high"]
+
+
 def test_full_section_exports_and_keeps_previous(section_jobs: dict[str, Path]) -> None:
     run_dir = section_jobs["full"]
     artifacts = run_dir.parents[3] / "artifacts"  # <cwd>/multirun/DATE/TIME/JOB
