@@ -13,7 +13,7 @@ for preset in data baselines sanity overfit lr_finder; do
   "$PYTHON" "$REPO/train.py" experiment=$preset "$@"
 done
 "$PYTHON" "$REPO/train.py" experiment=grid hydra.sweep.dir="$GRID" "$@"
-"$PYTHON" "$REPO/train.py" experiment=full "$@"
+"$PYTHON" "$REPO/train.py" experiment=full full.from_sweep="$GRID" "$@"   # M6 trains M5's winner
 "$PYTHON" "$REPO/train.py" experiment=compare compare.runs="$GRID" "$@"
 "$PYTHON" "$REPO/train.py" experiment=optuna "$@"
 "$PYTHON" "$REPO/evaluate.py" ckpt=artifacts/best.ckpt

@@ -229,3 +229,19 @@ def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
     assert_pngs(run_dir, [f"compare_{key}.png" for key in ("lr", "wd", "width", "depth")])
     assert "compare/lr" in tb_tags(run_dir / "tb")[1]
 
+
+
+def test_full_trains_the_sweeps_winner(grid_sweep: Path, tmp_path: Path) -> None:
+    """M6 from M5: `full.from_sweep` takes the best finished job's optimizer and model; typed keys still win."""
+    best = next(csv.DictReader(open(grid_sweep / "summary.csv")))
+    run_cli("train.py", "experiment=full", f"full.from_sweep={grid_sweep}", "trainer.max_epochs=1",
+            "optim.weight_decay=0.01", "trainer.threads=1", cwd=tmp_path)
+    (run_dir,) = job_dirs(tmp_path / "outputs")
+    export = read_json(run_dir / "full.json")
+    assert export["from_sweep"]["job"] == str(Path(best["checkpoint"]).parents[1])
+    assert export["from_sweep"]["value"] == pytest.approx(float(best["val_metric"]))
+    saved = checkpoint.load(run_dir / "checkpoints" / "best.ckpt")["config"]
+    assert saved["model"]["width"] == int(best["width"]) and saved["optim"]["lr"] == float(best["lr"])
+    assert saved["optim"]["weight_decay"] == 0.01
+    proc = run_cli("train.py", "experiment=full", f"full.from_sweep={tmp_path}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "no finished job under" in proc.stderr
