@@ -66,7 +66,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
              type(s.model).__name__, f"{params:,}", s.engine.device, s.engine.precision)
     optimizer = s.optimizer()
     scheduler = s.scheduler(optimizer)
-    extra = {"config": plain(cfg), "meta": meta, "versions": runtime.library_versions(), "run_name": run_name(cfg)}
+    versions = {**runtime.library_versions(), **runtime.git_state(cfg.paths.root)}  # + the launch dir's commit
+    extra = {"config": plain(cfg), "meta": meta, "versions": versions, "run_name": run_name(cfg)}
     writer = open_writer(run_dir)
     try:
         result = fit(s.engine, s.model, optimizer, s.loader("train", train=True), s.loader("val"),
