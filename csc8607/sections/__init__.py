@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from csc8607.config import check_trainer_keys, validate
+from csc8607.config import check_added_keys, check_trainer_keys, command_line_overrides, validate
 from csc8607.errors import UserError
 
 SECTIONS = {
@@ -31,6 +31,7 @@ SWEEP_JOBS = {"grid", "optuna"}  # their jobs record any failure (bad values inc
 def run_section(cfg: DictConfig, run_dir: Path | str) -> Any:
     """Run the section the config names (default `train`); its return value goes to Hydra's sweeper."""
     check_trainer_keys(cfg.trainer)  # this command's keys; a resumed run's saved config is not re-judged
+    check_added_keys(cfg, command_line_overrides())
     if cfg.get("resume"):
         from csc8607.sections.train import resume_point
 

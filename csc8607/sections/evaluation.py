@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint
-from csc8607.config import with_overrides
+from csc8607.config import check_added_keys, with_overrides
 from csc8607.errors import UserError
-from csc8607.run import check_matches, setup
+from csc8607.run import check_matches, config_differences, setup
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
 EVAL_KEYS = ("ckpt", "split")
+MOVABLE = ("data.root", "data.source.root", "data.cache_dir", "data.decode_workers")  # where, not what
+SAME_DATA = ("split_sizes", "input_shape", "class_names", "split_fingerprint")
 
 
 def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Path | str) -> dict[str, Any]:
@@ -26,8 +29,15 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     if path.is_dir() and (path / "checkpoints" / "best.ckpt").is_file():
         path = path / "checkpoints" / "best.ckpt"  # a run dir stands for its best checkpoint
     state = checkpoint.load(path)
+    checkpoint.check_fields(state, path)
+    check_added_keys(composed, overrides)
     cfg = with_overrides(state["config"], composed, overrides, skip=EVAL_KEYS)
+    changed = [line for line in config_differences(state["config"], cfg, ("data.",)) if not line.startswith(MOVABLE)]
+    if changed:
+        raise UserError(f"evaluate.py evaluates the split the run recorded, with its preprocessing: {'; '.join(changed)} "
+                        f"would change them (only {', '.join(MOVABLE)} may differ)")
     s = setup(cfg)
+    check_same_data(state.get("meta") or {}, s.data.meta, path)
     check_matches(state, s.model, path, cfg)
     s.model.load_state_dict(state["model"])
     metrics = s.engine.evaluate(s.model, s.loader(split), detailed=True)
@@ -55,6 +65,20 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     writer.close()
     print(format_table(result, split))
     return result
+
+
+def check_same_data(recorded: dict[str, Any], rebuilt: dict[str, Any], path: Path) -> None:
+    """The splits rebuilt here are the run's: same sizes, classes, input shape, labels (the fingerprint, in
+    checkpoints that have it) and normalization; else (a moved data.root holding other files) refuse."""
+    differ = [f"{key} {recorded[key]} -> {rebuilt.get(key)}" for key in SAME_DATA
+              if key in recorded and recorded[key] != rebuilt.get(key)]
+    for key in ("mean", "std"):
+        before, now = (recorded.get("preprocess") or {}).get(key), rebuilt["preprocess"][key]
+        if before is not None and not math.isclose(sum(abs(a - b) for a, b in zip(before, now)), 0.0, abs_tol=1e-6):
+            differ.append(f"normalize.{key} {before} -> {now}")
+    if differ:
+        raise UserError(f"the data rebuilt for {path} is not the data the run recorded ({'; '.join(differ)[:300]}): "
+                        "point data.root at the dataset it was trained on")
 
 
 def format_table(result: dict[str, Any], split: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint, runtime
-from csc8607.config import command_line_overrides, flatten, plain, with_overrides
+from csc8607.config import command_line_overrides, flatten, monitor_mode, plain, with_overrides
 from csc8607.engine import Interrupted, fit
 from csc8607.errors import UserError
 from csc8607.models import count_parameters
@@ -23,6 +23,7 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
     path = Path(str(cfg.resume)).expanduser()
     ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
     state = checkpoint.load(ckpt)
+    checkpoint.check_fields(state, ckpt)
     saved = with_overrides(state["config"], cfg, command_line_overrides(), skip=("resume",))
     saved.resume = str(ckpt)
     saved.run_name = saved.get("run_name") or state.get("run_name")
@@ -77,7 +78,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     try:
         result = fit(s.engine, s.model, optimizer, s.loader("train", train=True), s.loader("val"),
                      max_epochs=trainer.max_epochs, run_dir=run_dir, monitor=trainer.monitor,
-                     mode=trainer.monitor_mode, writer=writer, scheduler=scheduler,
+                     mode=monitor_mode(trainer), writer=writer, scheduler=scheduler,
                      log_every=trainer.log_every_n_steps, checkpoint_extra=extra, resume=resume)
         final = result["history"][-1]
         best_epoch = result["best_epoch"]
