@@ -20,7 +20,9 @@ def main(cfg: DictConfig) -> None:
 
     from csc8607 import checkpoint
     from csc8607.errors import UserError
-    from csc8607.report import Context, render
+    import sys
+
+    from csc8607.report import UNREADABLE_SECTION, Context, render
     from csc8607.report_sections import ANSWERS, BODIES
     from csc8607.report_runs import find_runs
 
@@ -39,6 +41,10 @@ def main(cfg: DictConfig) -> None:
     else:
         checkpoint.write_text(path, text)
     print(f"report: {path} ({len(runs)} runs: {', '.join(sorted(runs)) or 'none'})")
+    damaged = text.count(UNREADABLE_SECTION)
+    if damaged:
+        print(f"warning: {damaged} sections or answers not generated (a run's file is corrupt, empty or missing): "
+              f"search {path} for '{UNREADABLE_SECTION}'", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -193,9 +193,11 @@ def with_overrides(saved: dict[str, Any], composed: DictConfig, overrides: list[
         new, old = OmegaConf.select(composed, key), OmegaConf.select(cfg, key)
         if isinstance(new, DictConfig) and isinstance(old, DictConfig) and "." not in key:
             theirs, ours = targets(old), targets(new)
-            if theirs != ours:
-                raise UserError(f"{override}: the run was built with {key} {theirs}, not {ours}: evaluate.py and "
-                                "resume= use the run's own; start a new run to change it")
+            differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            if differ:
+                raise UserError(f"{override}: the run was built with {', '.join(map(str, map(theirs.get, differ)))}, "
+                                f"not {', '.join(map(str, map(ours.get, differ)))}: evaluate.py and resume= use the "
+                                "run's own; start a new run to change it")
             continue
         if isinstance(old, str) and "." in key:
             group = key.split(".", 1)[0]
