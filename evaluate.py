@@ -17,12 +17,6 @@ from omegaconf import DictConfig  # noqa: E402
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from omegaconf import OmegaConf
-
-    from csc8607.errors import UserError
-
-    if OmegaConf.is_missing(cfg, "ckpt") or not cfg.ckpt:
-        raise UserError("Missing mandatory value: ckpt (python evaluate.py ckpt=outputs/.../checkpoints/best.ckpt)")
     from csc8607.sections.evaluation import evaluate_checkpoint
 
     hydra_cfg = HydraConfig.get()

@@ -81,10 +81,13 @@ def save(path: Path | str, state: dict[str, Any]) -> Path:
     try:
         with atomic(path) as tmp, open(tmp, "wb") as f:
             torch.save({"format": FORMAT, **state}, f)
-    except OSError as err:
-        if not disk_full(err):
+    except (OSError, RuntimeError) as err:
+        cause: BaseException | None = err  # torch's zip writer may raise its own error while closing after it
+        while cause is not None and not disk_full(cause):
+            cause = cause.__context__
+        if cause is None:
             raise
-        raise UserError(f"{os.strerror(err.errno).lower()} while writing {path}: the previous checkpoints are "
+        raise UserError(f"{os.strerror(cause.errno).lower()} while writing {path}: the previous checkpoints are "
                         "kept; free some space and continue with `python train.py resume=<the run dir>`") from err
     return Path(path)
 

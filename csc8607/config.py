@@ -70,10 +70,11 @@ def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
     for key in added:
         if key in known:
             continue
-        leaf = key.rsplit(".", 1)[-1]
+        parent_key, _, leaf = key.rpartition(".")
         same_leaf = sorted((k for k in known if k.rsplit(".", 1)[-1] == leaf), key=lambda k: (k not in main, k))
-        close = same_leaf or difflib.get_close_matches(key, known, n=1)
-        parent = OmegaConf.select(cfg, key.rsplit(".", 1)[0]) if "." in key else None
+        siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent_key]
+        close = same_leaf or [f"{parent_key}.{m}".lstrip(".") for m in difflib.get_close_matches(leaf, siblings, 1, 0.7)]
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else None
         if not close and isinstance(parent, DictConfig) and "_target_" in parent:
             continue
         hint = f" (did you mean {close[0]}?)" if close else ""

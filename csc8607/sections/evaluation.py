@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import checkpoint
 from csc8607.config import check_added_keys, with_overrides
@@ -22,6 +22,8 @@ SAME_DATA = ("split_sizes", "input_shape", "class_names", "split_fingerprint")
 
 def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Path | str) -> dict[str, Any]:
     """Rebuild data and model from the checkpoint, evaluate `composed.split`, write <out_dir>/test_metrics.json."""
+    if OmegaConf.is_missing(composed, "ckpt") or not composed.ckpt:
+        raise UserError("Missing mandatory value: ckpt (python evaluate.py ckpt=outputs/.../checkpoints/best.ckpt)")
     split = composed.split
     if split not in ("train", "val", "test"):
         raise UserError(f"split={split} must be train, val or test")
