@@ -73,7 +73,8 @@ def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
         parent_key, _, leaf = key.rpartition(".")
         same_leaf = sorted((k for k in known if k.rsplit(".", 1)[-1] == leaf), key=lambda k: (k not in main, k))
         siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent_key]
-        close = same_leaf or [f"{parent_key}.{m}".lstrip(".") for m in difflib.get_close_matches(leaf, siblings, 1, 0.7)]
+        similar = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.7)
+        close = same_leaf or [f"{parent_key}.{m}".lstrip(".") for m in similar]
         parent = OmegaConf.select(cfg, parent_key) if parent_key else None
         if not close and isinstance(parent, DictConfig) and "_target_" in parent:
             continue
@@ -104,8 +105,9 @@ def monitor_mode(trainer: DictConfig) -> str:
         check(mode != "auto", f"trainer.monitor={monitor} is not a logged metric (loss, accuracy, f1 or top5 of "
                               "train/ or val/); or set trainer.monitor_mode=max or min")
         return mode
+    better = "lower" if implied == "min" else "higher"
     check(mode in ("auto", implied), f"trainer.monitor_mode={mode} contradicts trainer.monitor={monitor} (better "
-                                     f"when {'lower' if implied == 'min' else 'higher'}): use monitor_mode={implied} or auto")
+                                     f"when {better}): use monitor_mode={implied} or auto")
     return implied
 
 

@@ -24,7 +24,8 @@ def check_augment(augment: dict) -> None:
         elif key in ("crop_padding", "cutout"):
             ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 0, "a whole number >= 0 (px)"
         else:
-            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1, "a number in [0, 1]"
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+            want = "a number in [0, 1]"
         if not ok:
             raise UserError(f"data.augment.{key}={value!r} must be {want}")
 
