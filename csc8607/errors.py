@@ -50,7 +50,7 @@ def user_message(err: BaseException) -> str:
     if isinstance(err, KeyboardInterrupt):
         return "interrupted (Ctrl-C)"
     if disk_full(err):
-        return f"no space left writing {getattr(err, 'filename', None) or 'a file'} ({os.strerror(err.errno)})"
+        return f"{os.strerror(err.errno).lower()} while writing {getattr(err, 'filename', None) or 'a file'}"
     if isinstance(err, UserError):
         return str(err)
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

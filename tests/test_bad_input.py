@@ -31,7 +31,7 @@ CASES = [
     (["optim.lr=-1e-3"], 2, "must be > 0"),
     (["trainer.batch_size=0"], 2, "trainer.batch_size=0 must be a whole number >= 1"),
     (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0"),
-    (["trainer.monitor_mode=up"], 2, "monitor_mode=up must be max or min"),
+    (["trainer.monitor_mode=up"], 2, "monitor_mode=up must be auto, max or min"),
     (["optim.lr=fast"], 2, "optim.lr='fast' must be a number"),
     (["trainer.precision=8"], 2, "trainer.precision=8 is not one of"),
     (["trainer.device=cuda"], 2, "CUDA is not available"),
