@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from conftest import REPO, job_dirs, read_json, run_cli
+from conftest import REPO, read_json, run_cli
 from csc8607 import checkpoint
 from csc8607.config import with_overrides
 from csc8607.errors import UserError, exit_on_user_error
