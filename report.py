@@ -5,10 +5,11 @@ Fills conf/report_template.md (headings, order and language kept) from the lates
 outputs/ and multirun/ and writes <out>/report.md and <out>/figures/*.png. A report.md that differs from the
 new one is kept first as report.<time>.md (your own text in it is never lost).
 """
-import hydra
-from omegaconf import DictConfig
+from csc8607.errors import exit_on_user_error, quiet_interrupts
 
-from csc8607.errors import exit_on_user_error
+quiet_interrupts()  # Ctrl-C from here on: one error line, exit 130
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="report")
