@@ -118,28 +118,41 @@ def validate(cfg: DictConfig) -> None:
         check(isinstance(node, DictConfig) and isinstance(node.get("_target_"), str),
               f"{group}{'._target_' if isinstance(node, DictConfig) else ''} is missing from the config (removed "
               f"with ~?): choose one with {group}=<name> (conf/{group}/*.yaml)")
-    trainer = cfg.trainer
-    for key in ("max_epochs", "batch_size", "eval_batch_size", "log_every_n_steps"):
-        value = trainer.get(key)
-        check(is_int(value) and value >= 1, f"trainer.{key}={value} must be a whole number >= 1")
-    monitor_mode(trainer)
+    validate_trainer(cfg.trainer)
     lr = cfg.optim.get("lr")
     check(is_number(lr), f"optim.lr={lr!r} must be a number")
     check(lr > 0, f"optim.lr={lr} must be > 0")
     weight_decay = cfg.optim.get("weight_decay", 0.0)
     check(is_number(weight_decay) and weight_decay >= 0, f"optim.weight_decay={weight_decay} must be >= 0")
+    for key, seed in (("seed", cfg.seed), ("data.split_seed", cfg.data.get("split_seed", 0))):
+        check(is_int(seed) and 0 <= seed < 2**32, f"{key}={seed!r} must be a whole number in [0, 2**32)")
+    scheduler = cfg.get("scheduler") or {}
+    for key in ("step_size", "T_max"):  # epochs: 0 divides by zero at the first scheduler step
+        if key in scheduler:
+            check(is_int(scheduler[key]) and scheduler[key] >= 1, f"scheduler.{key}={scheduler[key]} must be a "
+                                                                  "whole number >= 1 (epochs)")
+    for key in ("gamma", "eta_min"):
+        if key in scheduler:
+            check(is_number(scheduler[key]) and scheduler[key] >= 0, f"scheduler.{key}={scheduler[key]!r} must be "
+                                                                     "a number >= 0")
+
+
+def validate_trainer(trainer: DictConfig) -> None:
+    for key in ("max_epochs", "batch_size", "eval_batch_size", "log_every_n_steps"):
+        value = trainer.get(key)
+        check(is_int(value) and value >= 1, f"trainer.{key}={value} must be a whole number >= 1")
+    monitor_mode(trainer)
     grad_clip = trainer.get("grad_clip")
     check(grad_clip is None or (is_number(grad_clip) and grad_clip > 0),
           f"trainer.grad_clip={grad_clip} must be a number > 0, or null")
     threads = trainer.get("threads")
     check(threads is None or (is_int(threads) and threads >= 1), f"trainer.threads={threads} must be a whole "
                                                                   "number >= 1, or null (all cores)")
-    for key, seed in (("seed", cfg.seed), ("data.split_seed", cfg.data.get("split_seed", 0))):
-        check(is_int(seed) and 0 <= seed < 2**32, f"{key}={seed!r} must be a whole number in [0, 2**32)")
-    scheduler = cfg.get("scheduler") or {}
-    if "step_size" in scheduler:
-        check(is_int(scheduler.step_size) and scheduler.step_size >= 1,
-              f"scheduler.step_size={scheduler.step_size} must be a whole number >= 1 (epochs)")
+    for key, auto in (("channels_last", True), ("progress_bar", True), ("test_after_fit", False),
+                      ("tune_malloc", False)):
+        value = trainer.get(key, False)
+        check(isinstance(value, bool) or (auto and value == "auto"),
+              f"trainer.{key}={value} must be true or false{' or auto' if auto else ''}")
 
 
 def build(node: DictConfig, what: str, **kwargs: Any) -> Any:
