@@ -211,7 +211,10 @@ def test_resume_refuses_another_optimizer(trained_run: Path, tmp_path: Path, cap
     before = {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()}
     for args, message in (([f"resume={trained_run}", "optim=sgd"], "optim=sgd: the run was built with "
                                                                    "torch.optim.AdamW, not torch.optim.SGD"),
-                          ([f"resume={trained_run}", "scheduler=step"], "scheduler=step: the run was built with")):
+                          ([f"resume={trained_run}", "scheduler=step"], "scheduler=step: the run was built with"),
+                          ([f"resume={trained_run}", "data.test_fraction=0.5"],
+                           "resume= continues on the split the run recorded, with its preprocessing: "
+                           "data.test_fraction: 0.15 -> 0.5 would change them")):
         cfg = composed("config", args)
         code, err = refusal(lambda: run_section(cfg, tmp_path / "run"), capsys)
         assert code == 2 and message in err, err

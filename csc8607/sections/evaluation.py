@@ -11,12 +11,11 @@ from omegaconf import DictConfig, OmegaConf
 from csc8607 import checkpoint
 from csc8607.config import check_added_keys, with_overrides
 from csc8607.errors import UserError
-from csc8607.run import check_matches, config_differences, setup
+from csc8607.run import check_matches, check_same_split, setup
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
 EVAL_KEYS = ("ckpt", "split")
-MOVABLE = ("data.root", "data.source.root", "data.cache_dir", "data.decode_workers")  # where, not what
 SAME_DATA = ("split_sizes", "input_shape", "class_names", "split_fingerprint")
 
 
@@ -34,10 +33,7 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     checkpoint.check_fields(state, path)
     check_added_keys(composed, overrides)
     cfg = with_overrides(state["config"], composed, overrides, skip=EVAL_KEYS)
-    changed = [line for line in config_differences(state["config"], cfg, ("data.",)) if not line.startswith(MOVABLE)]
-    if changed:
-        raise UserError(f"evaluate.py evaluates the split the run recorded, with its preprocessing: {'; '.join(changed)} "
-                        f"would change them (only {', '.join(MOVABLE)} may differ)")
+    check_same_split(state["config"], cfg, "evaluate.py evaluates")
     s = setup(cfg)
     check_same_data(state.get("meta") or {}, s.data.meta, path)
     check_matches(state, s.model, path, cfg)

@@ -12,7 +12,7 @@ from csc8607.config import command_line_overrides, flatten, monitor_mode, plain,
 from csc8607.engine import Interrupted, fit
 from csc8607.errors import UserError
 from csc8607.models import count_parameters
-from csc8607.run import check_matches, run_name, setup
+from csc8607.run import check_matches, check_same_split, run_name, setup
 from csc8607.tb import open_writer, write_hparams
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
     state = checkpoint.load(ckpt)
     checkpoint.check_fields(state, ckpt)
     saved = with_overrides(state["config"], cfg, command_line_overrides(), skip=("resume",))
+    check_same_split(state["config"], saved, "resume= continues on")
     saved.resume = str(ckpt)
     saved.run_name = saved.get("run_name") or state.get("run_name")
     return saved, ckpt.resolve().parent.parent, state
