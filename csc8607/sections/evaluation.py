@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +71,8 @@ def check_same_data(recorded: dict[str, Any], rebuilt: dict[str, Any], path: Pat
               if key in recorded and recorded[key] != rebuilt.get(key)]
     for key in ("mean", "std"):
         before, now = (recorded.get("preprocess") or {}).get(key), rebuilt["preprocess"][key]
-        if before is not None and not math.isclose(sum(abs(a - b) for a, b in zip(before, now)), 0.0, abs_tol=1e-6):
+        # a loose tolerance: another image decoder version may shift the train mean a little, not 0.1%
+        if before is not None and (len(before) != len(now) or max(abs(a - b) for a, b in zip(before, now)) > 1e-3):
             differ.append(f"normalize.{key} {before} -> {now}")
     if differ:
         raise UserError(f"the data rebuilt for {path} is not the data the run recorded ({'; '.join(differ)[:300]}): "
