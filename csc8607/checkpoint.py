@@ -87,8 +87,9 @@ def save(path: Path | str, state: dict[str, Any]) -> Path:
             cause = cause.__context__
         if cause is None:
             raise
+        run_dir = Path(path).parent.parent if Path(path).parent.name == "checkpoints" else "<the run dir>"
         raise UserError(f"{os.strerror(cause.errno).lower()} while writing {path}: the previous checkpoints are "
-                        "kept; free some space and continue with `python train.py resume=<the run dir>`") from err
+                        f"kept; free some space and continue with `python train.py resume={run_dir}`") from err
     return Path(path)
 
 
