@@ -130,7 +130,8 @@ REFUSED = [
     (["optim.lr=${nope.x}"], "config: Interpolation key 'nope.x' not found"),
     (["data.augment.crop_padding=abc"], "data.augment.crop_padding='abc' must be a whole number >= 0"),
     (["data.augment.hflip=maybe"], "data.augment.hflip='maybe' must be true or false"),
-    (["+max_epochs=3"], "+max_epochs is a key no config defines and would be ignored (did you mean trainer.max_epochs?)"),
+    (["+max_epochs=3"], "+max_epochs is a key no config defines and would be ignored (did you mean "
+                        "trainer.max_epochs?)"),
     (["+data.normalize.meen=[0.5]"], "+data.normalize.meen is a key no config defines and would be ignored (did you "
                                      "mean data.normalize.mean?)"),
     (["trainer.monitor=val/loss", "trainer.monitor_mode=max"], "trainer.monitor_mode=max contradicts "
