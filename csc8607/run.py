@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from csc8607 import runtime
 from csc8607.config import build, flatten, validate
-from csc8607.data import ImageData
+from csc8607.data import Dataset
 from csc8607.engine import Engine
 from csc8607.errors import UserError
 
@@ -20,7 +20,7 @@ class Setup:
     """Everything a section needs, built once from the config."""
 
     cfg: DictConfig
-    data: ImageData
+    data: Dataset
     model: torch.nn.Module
     engine: Engine
     channels_last: bool

@@ -79,7 +79,7 @@ def check_external_data_config(cfg) -> None:
     """A data option whose files are not in the repo: a cacheable source that resolves, known augment keys."""
     from hydra.utils import get_method
 
-    from csc8607.data.loader import AUGMENTS
+    from csc8607.data.image import AUGMENTS
 
     data = cfg.data
     assert data._target_ == "csc8607.data.ImageData" and data.source._partial_ is True

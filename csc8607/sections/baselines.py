@@ -62,7 +62,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     s = setup(cfg)
     meta = s.data.meta
     task, c = meta["task"], meta["num_classes"]
-    counts = {split: torch.tensor(class_counts(part.labels, task, c), dtype=torch.float64)
+    counts = {split: torch.tensor(class_counts(part.targets, task, c), dtype=torch.float64)
               for split, part in s.data.splits.items()}
     sizes = meta["split_sizes"]
     prior = counts["train"] / sizes["train"]

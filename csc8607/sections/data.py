@@ -10,7 +10,6 @@ import torch
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint, figures
-from csc8607.data.core import channel_stats
 from csc8607.errors import UserError
 from csc8607.run import setup
 from csc8607.tb import open_writer
@@ -36,9 +35,7 @@ def examples(s: Any, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor
     loader = s.loader(split, train=split == "train", batch_size=count)
     loader.set_epoch(1)
     inputs, labels = next(iter(loader))
-    mean = torch.tensor(s.data.mean)[None, :, None, None]
-    std = torch.tensor(s.data.std)[None, :, None, None]
-    return (inputs.float().cpu() * std + mean).clamp(0.0, 1.0), labels.cpu()
+    return loader.transform.restore(inputs).cpu(), labels.cpu()
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
@@ -46,12 +43,12 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     s = setup(cfg)
     meta, names = s.data.meta, s.data.meta["class_names"]
     splits = s.data.splits
-    counts = {split: class_counts(part.labels, meta["task"], meta["num_classes"]) for split, part in splits.items()}
+    counts = {split: class_counts(part.targets, meta["task"], meta["num_classes"]) for split, part in splits.items()}
     train = counts["train"]
     imbalance = max(train) / min(train) if min(train) > 0 else float("inf")
     # decoded input sizes and pixel statistics (source sizes, when they vary, are in meta["notes"])
-    sizes = {split: dict(zip(("channel_mean", "channel_std"), channel_stats(part.images)),
-                         shape=list(part.images.shape[1:])) for split, part in splits.items()}
+    sizes = {split: dict(zip(("channel_mean", "channel_std"), s.data.statistics(part.inputs)),
+                         shape=list(part.inputs.shape[1:])) for split, part in splits.items()}
 
     # D11: the exact train batch the engine receives, checked against meta["input_shape"]
     inputs, _ = next(iter(s.loader("train", train=True)))
@@ -74,7 +71,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "class_counts": counts,
         "imbalance_ratio_train": imbalance,  # largest / smallest train class
         "input_sizes": sizes,
-        "grey_images": {split: grey_count(part.images) for split, part in splits.items()},  # D5
+        "grey_images": {split: grey_count(part.inputs) for split, part in splits.items()}
+        if meta["modality"] == "image" else None,  # D5
         "preprocess": meta["preprocess"],  # applied identically to train, val and test
         "augment": meta["augment"],  # train split only
         "train_batch_shape": batch_shape,

@@ -1,0 +1,57 @@
+"""Split (inputs + targets) and carving a split off another; Encoded, a split not decoded yet."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Split:
+    """One split: inputs (N, ...) of any dtype (uint8 images, float series or log-mels, int token ids) and
+    targets: (N,) int64 class indices, (N, L) float multi-hot, or (N,) float numbers (regression)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, index: np.ndarray) -> "Split":
+        index_t = torch.as_tensor(index, dtype=torch.long)
+        return Split(self.inputs[index_t], self.targets[index_t])
+
+
+@dataclass
+class Encoded:
+    """An undecoded split: items (paths, HF entries) that `opener` reads, and their targets; the input type's
+    decode step turns it into a Split."""
+
+    items: Sequence[Any]
+    targets: np.ndarray
+    opener: Callable[[Any], Any]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: float) -> tuple[Split, Split, str]:
+    """Split off `fraction` of `split` (stratified by class when possible); returns (rest, carved, how).
+
+    `of_pool` is the same amount as a fraction of the source's whole train pool, for the description.
+    """
+    from sklearn.model_selection import train_test_split  # imported here: a warm cache never needs it
+
+    labels = split.targets.numpy()
+    index = np.arange(len(labels))
+    strata = labels if stratify else None
+    if stratify:
+        counts = np.bincount(labels)
+        carved_count = int(np.ceil(fraction * len(labels)))
+        if counts[counts > 0].min() < 2 or min(carved_count, len(labels) - carved_count) < np.count_nonzero(counts):
+            strata = None  # a class with one example, or fewer examples to carve than classes: cannot stratify
+    rest, carved = train_test_split(index, test_size=fraction, random_state=seed, stratify=strata)
+    how = f"{of_pool:.0%} of the source's train pool, {'stratified' if strata is not None else 'random'}, seed {seed}"
+    return split.subset(np.sort(rest)), split.subset(np.sort(carved)), how
