@@ -69,3 +69,43 @@ def write_celeba(root: Path, count: int = 40, seed: int = 0) -> Path:
     (root / "list_attr_celeba.txt").write_text(f"{count}\n" + " ".join(names) + "\n" + "\n".join(rows) + "\n")
     (root / "list_eval_partition.txt").write_text("\n".join(parts) + "\n")
     return root
+
+
+def write_tone(path: Path, freq: float, seconds: float, rate: int = 8000, channels: int = 1) -> Path:
+    """A 16-bit PCM wav of a sine at `freq` Hz, written with the standard library's `wave`."""
+    import wave
+
+    t = np.arange(int(round(seconds * rate))) / rate
+    samples = (0.5 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.repeat(samples[:, None], channels, axis=1).tobytes())
+    return path
+
+
+TONES = {"low": 300.0, "high": 2000.0}
+
+
+def write_audio_folder(root: Path, per_class: int = 6, rate: int = 8000) -> Path:
+    """root/<class>/<i>.wav: a low and a high tone class, with durations around 1 s (some padded, some cropped)."""
+    for name, freq in TONES.items():
+        for i in range(per_class):
+            write_tone(root / name / f"{i}.wav", freq * (1 + 0.02 * i), 0.6 + 0.15 * i, rate, channels=1 + i % 2)
+    return root
+
+
+def write_esc50(root: Path, per_fold: int = 2) -> Path:
+    """ESC-50 layout with 2 categories x 5 folds: audio/{fold}-{id}-A-{target}.wav, meta/esc50.csv."""
+    rows = ["filename,fold,target,category,esc10,src_file,take"]
+    for fold in range(1, 6):
+        for target, (name, freq) in enumerate(TONES.items()):
+            for i in range(per_fold):
+                file = f"{fold}-{100 + i}-A-{target}.wav"
+                write_tone(root / "audio" / file, freq * (1 + 0.03 * i), 1.0, 11025)
+                rows.append(f"{file},{fold},{target},{name},False,{100 + i},A")
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -80,6 +80,7 @@ class Dataset:
     under a hash of (source config, split protocol, preprocessing) and memory-mapped by later runs.
     `settings` are the input type's preprocessing keys (part of the cache key); `task` overrides the source's
     (regression: the class names are read as numbers); `name` overrides the source's name in meta.
+    `source_keys` are data-level keys that the source config reads (`${..test_folds}`): recorded in meta.
     """
 
     modality = "array"
@@ -88,7 +89,7 @@ class Dataset:
                  test_fraction: float = 0.1, split_seed: int = 0, normalize: dict | None = None,
                  augment: dict | None = None, root: str | None = None, cache_dir: str | None = None,
                  decode_workers: int | None = None, task: str | None = None, name: str | None = None,
-                 settings: dict[str, Any] | None = None) -> None:
+                 settings: dict[str, Any] | None = None, **source_keys: Any) -> None:
         for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 < float(value) < 1.0:
                 raise UserError(f"data.{key}={value} must be between 0 and 1 (exclusive)")
@@ -140,6 +141,7 @@ class Dataset:
                            "normalize_from": "data.normalize" if given else info["normalize_from"]},
             "augment": dict(self.augment),
             "notes": dict(info["notes"]),
+            "source_keys": {k: cache.plain_value(v) for k, v in source_keys.items()},
             "cache": {"path": str(entry), "key": entry.name.rsplit("-", 1)[-1], "hit": hit is not None}
             if entry is not None else None,
         }
