@@ -149,17 +149,17 @@ class ImageData(Dataset):
                  channels: int = 3, image_size: list[int] | None = None, normalize: dict | None = None,
                  augment: dict | None = None, resize: int | None = None, root: str | None = None,
                  cache_dir: str | None = None, decode_workers: int | None = None, task: str | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, **source_keys: Any) -> None:
         image_size = None if image_size is None else [int(v) for v in image_size]
         settings = {"channels": int(channels), "image_size": image_size, "resize": resize}
         super().__init__(source, val_fraction, test_fraction, split_seed, normalize, augment, root, cache_dir,
-                         decode_workers, task, name, settings)
+                         decode_workers, task, name, settings, **source_keys)
 
     def decode(self, part: Any, name: str, workers: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         channels, size, resize = self.settings["channels"], self.settings["image_size"], self.settings["resize"]
         if isinstance(part, Encoded):
             images = decode_all(part, channels, size, resize, workers, desc=f"decode {name}")
-            return images, torch.as_tensor(part.targets)
+            return images, torch.as_tensor(part.targets)  # int64 classes, or float32 multi-hot
         return fit_size(convert_channels(part.inputs, channels), size, resize), part.targets
 
     def statistics(self, inputs: torch.Tensor) -> tuple[list[float], list[float]]:

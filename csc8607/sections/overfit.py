@@ -70,7 +70,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "max_epochs": int(opts.max_epochs),
         "epochs_run": len(history),
         "final_train_loss": final["train/loss"],
-        "final_train_accuracy": final["train/accuracy"],
+        "final_train_accuracy": final.get("train/accuracy"),  # None for regression (train/rmse is in history)
         "final_val_loss": final["val/loss"],
         "val_samples": len(val_index),
         "verdict": "PASS" if reached else "FAIL",

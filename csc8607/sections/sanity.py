@@ -65,8 +65,10 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     inputs, labels = next(iter(s.loader("train", train=True)))
     table = layer_table(model, inputs)
     total = count_parameters(model)
-    expected = expected_initial_loss(meta["task"], meta["num_classes"])
+    expected = expected_initial_loss(meta["task"], meta["num_classes"], meta.get("target_stats"))
     tolerance = float(cfg.sanity.tolerance)
+    if meta["task"] == "regression":
+        tolerance *= expected  # targets in their own units: the tolerance is relative to E[y²]
     model.train()
     model.zero_grad(set_to_none=True)
     with autocast(engine.device, engine.precision):
@@ -87,7 +89,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "output_shape": list(logits.shape),
         "initial_loss": loss.item(),
         "expected_initial_loss": expected,
-        "expected_rule": "-log(1/C) = ln C" if meta["task"] == "multiclass" else "ln 2 per logit (BCE)",
+        "expected_rule": {"multiclass": "-log(1/C) = ln C", "regression": "MSE of outputs near 0 = mean of y² "
+                          "(train variance + mean²)"}.get(meta["task"], "ln 2 per logit (BCE)"),
+        "target_stats": meta.get("target_stats"),
         "tolerance": tolerance,
         "grad_norms": norms,
         "checks": checks,
