@@ -29,11 +29,9 @@ def loss_targets(labels: torch.Tensor, task: str) -> torch.Tensor:
     return labels
 
 
-def expected_initial_loss(task: str, num_classes: int, target_stats: dict | None = None) -> float:
-    """Loss of an untrained model predicting uniformly: ln C for softmax, ln 2 per logit for BCE; for regression
-    an output near 0 gives the mean square of the targets (train variance + mean²)."""
-    if task == "regression":
-        return float(target_stats["variance"] + target_stats["mean"] ** 2)
+def expected_initial_loss(task: str, num_classes: int) -> float:
+    """Loss of an untrained model predicting uniformly: ln C for softmax, ln 2 per logit for BCE (regression: the
+    mean y² of the scored targets, which the caller has)."""
     return math.log(num_classes if task == "multiclass" else 2)
 
 

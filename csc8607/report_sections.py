@@ -36,7 +36,12 @@ def general(c: Context) -> str:
 
 def dataset(c: Context) -> str:
     d = c.json("data")["dataset"]
-    kind = "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux")
+    facts = d.get("input") or {}
+    kind = {"audio": f"audio (log-mel {facts.get('n_mels')} bandes × {facts.get('frames')} trames, "
+                     f"{facts.get('sample_rate')} Hz, {facts.get('duration_s')} s)",
+            "series": f"séries temporelles ({facts.get('channels')} canaux × {facts.get('length')} pas)"}.get(
+        d.get("modality", "image"),
+        "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux"))
     return (f"- **Source** : {d['source']} (`data={c.choice('data', 'data')}`)\n- **Type d’entrée** : {kind}\n"
             f"- **Tâche** : {d['task']}\n- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
             f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {d['num_classes']}")

@@ -109,3 +109,21 @@ def write_esc50(root: Path, per_fold: int = 2) -> Path:
     (root / "meta").mkdir(parents=True, exist_ok=True)
     (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def run_sections(cwd: Path, *args: str) -> dict[str, dict]:
+    """The data, baselines and sanity sections and a short training run (smoke) as the jobs of one `-m` call,
+    then evaluate.py on the trained checkpoint: {section: its result JSON} (+ "evaluate": test_metrics.json)."""
+    from omegaconf import OmegaConf
+
+    from conftest import job_dirs, read_json, run_cli
+
+    run_cli("train.py", "-m", "experiment=data,baselines,sanity,smoke", "trainer.max_epochs=1", "trainer.batch_size=8",
+            "trainer.threads=1", *args, cwd=cwd)
+    jobs = {OmegaConf.load(d / ".hydra" / "config.yaml").section: d for d in job_dirs(cwd / "multirun")}
+    results = {name: read_json(jobs[name] / f"{name}.json") for name in ("data", "baselines", "sanity")}
+    results["train"] = read_json(jobs["train"] / "metrics.json")
+    run_cli("evaluate.py", f"ckpt='{jobs['train'] / 'checkpoints' / 'best.ckpt'}'", cwd=cwd)  # quoted: = and , in it
+    results["evaluate"] = read_json(next((cwd / "outputs").rglob("test_metrics.json")))
+    assert all((jobs["data"] / name).is_file() for name in results["data"]["figures"])
+    return results

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import job_dirs, read_json, run_cli
-from input_fixtures import write_audio_folder, write_esc50, write_tone
+from conftest import run_cli
+from input_fixtures import run_sections, write_audio_folder, write_esc50, write_tone
 from csc8607.data.audio import AudioBatches, AudioData, log_mel, mel_filterbank
 from csc8607.data.audio_files import load_audio_folder, load_esc50
 from csc8607.errors import UserError
@@ -112,15 +112,14 @@ def test_bad_audio_is_one_error_line(bad: str, message: str, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("source", ["audio_folder", "esc50"])
-def test_audio_train_and_evaluate_end_to_end(source: str, tmp_path: Path) -> None:
+def test_audio_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Path) -> None:
     if source == "audio_folder":
         args = ["data=audio_folder", f"data.root={write_audio_folder(tmp_path / 'tones')}"]
     else:
         args = ["data=esc50", f"data.root={write_esc50(tmp_path / 'ESC-50-master')}", "data.sample_rate=8000",
                 "data.duration=1.0", "data.n_fft=256", "data.hop_length=80"]
-    run_cli("train.py", *args, *FAST, cwd=tmp_path)
-    (job,) = job_dirs(tmp_path / "outputs")
-    metrics = read_json(job / "metrics.json")
-    assert metrics["meta"]["modality"] == "audio" and metrics["test"] is not None
-    assert metrics["meta"]["input_shape"][:2] == [1, 64] and metrics["meta"]["augment"]["time_masks"] == 2
-    run_cli("evaluate.py", f"ckpt={job / 'checkpoints' / 'best.ckpt'}", cwd=tmp_path)
+    results = run_sections(tmp_path, *args, *FAST[:2])
+    meta = results["train"]["meta"]
+    assert meta["modality"] == "audio" and meta["input_shape"][:2] == [1, 64] and meta["augment"]["time_masks"] == 2
+    assert results["data"]["dataset"]["input"]["n_mels"] == 64 and results["sanity"]["verdict"] == "PASS"
+    assert "decoding" in results["data"]["dataset"]["notes"] and results["evaluate"]["metrics"]["accuracy"] >= 0

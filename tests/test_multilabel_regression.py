@@ -2,14 +2,15 @@
 MSE, MAE/RMSE/R², best by val RMSE), through the real command line."""
 from __future__ import annotations
 
+import math
 from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import job_dirs, read_json, run_cli
-from input_fixtures import write_celeba
+from conftest import run_cli
+from input_fixtures import run_sections, write_celeba
 from csc8607.data import ImageData
 from csc8607.data.celeba import load_celeba
 from csc8607.data.digits import load_digits
@@ -74,25 +75,30 @@ def test_regression_target_that_is_not_a_number_is_one_error(tmp_path: Path) -> 
     assert proc.returncode == 2 and len(errors) == 1 and "no attribute 'Bald'" in errors[0]
 
 
-def test_celeba_trains_with_bce_and_reports_f1(tmp_path: Path) -> None:
+def test_celeba_sections_train_with_bce_and_report_f1(tmp_path: Path) -> None:
     root = write_celeba(tmp_path / "celeba")
-    run_cli("train.py", "data=celeba", f"data.root={root}", "data.attributes=[Smiling,Male,Eyeglasses]",
-            "data.image_size=[16,16]", *FAST, cwd=tmp_path)
-    (job,) = job_dirs(tmp_path / "outputs")
-    metrics = read_json(job / "metrics.json")
-    assert metrics["meta"]["task"] == "multilabel" and metrics["meta"]["num_outputs"] == 3
-    assert {"f1", "f1_micro", "accuracy"} <= set(metrics["test"])
+    results = run_sections(tmp_path, "data=celeba", f"data.root={root}", "data.attributes=[Smiling,Male,Eyeglasses]",
+                           "data.image_size=[16,16]", *FAST[:2])
+    assert results["train"]["meta"]["task"] == "multilabel" and results["train"]["meta"]["num_outputs"] == 3
+    assert {"f1", "f1_micro", "accuracy"} <= set(results["train"]["test"])
+    assert len(results["data"]["class_counts"]["train"]) == 3  # positives per attribute
+    assert all("+" in label or label in ("Smiling", "Male", "Eyeglasses", "none")
+               for label in results["data"]["examples"]["train"])
+    assert abs(results["sanity"]["expected_initial_loss"] - math.log(2)) < 1e-9
 
 
-def test_regression_trains_on_digits_best_by_val_rmse(tmp_path: Path) -> None:
+def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path) -> None:
     (tmp_path / "refused").mkdir()
     proc = run_cli("train.py", "data.task=regression", *FAST, cwd=tmp_path / "refused", check=False)
     assert proc.returncode == 2 and "add trainer.monitor=val/rmse trainer.monitor_mode=min" in proc.stderr
-    run_cli("train.py", "data.task=regression", "trainer.monitor=val/rmse", "trainer.monitor_mode=min",
-            "trainer.max_epochs=2", *FAST[:2], cwd=tmp_path)
-    (job,) = job_dirs(tmp_path / "outputs")
-    metrics = read_json(job / "metrics.json")
+    results = run_sections(tmp_path, "data.task=regression", "trainer.monitor=val/rmse", "trainer.monitor_mode=min",
+                           *FAST[:2])
+    metrics = results["train"]
     history = metrics["history"]
     assert {"val/mae", "val/rmse", "val/r2", "train/rmse"} <= set(history[0]) and metrics["monitor"] == "val/rmse"
     assert metrics["best_value"] == min(row["val/rmse"] for row in history)
     assert {"mae", "rmse", "r2"} <= set(metrics["test"])
+    measured, expected = (results["baselines"]["val"][k]["train_mean"] for k in ("measured", "expected"))
+    assert abs(measured["rmse"] - expected["rmse"]) < 1e-4  # the train mean, scored by the engine
+    assert 0 < results["sanity"]["expected_initial_loss"] < 81 and results["sanity"]["verdict"] == "PASS"
+    assert len(results["data"]["class_counts"]["train"]) == 10  # target histogram bins

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import job_dirs, read_json, run_cli
-from input_fixtures import write_ts, write_uci_har
+from conftest import run_cli
+from input_fixtures import run_sections, write_ts, write_uci_har
 from csc8607.data.series import SeriesData
 from csc8607.data.series_files import load_uea, load_uci_har
 from csc8607.errors import UserError
@@ -84,16 +84,16 @@ def test_uci_har_layout(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("source", ["uea", "uci_har"])
-def test_series_train_and_evaluate_end_to_end(source: str, tmp_path: Path) -> None:
+def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Path) -> None:
     if source == "uea":
         write_ts(tmp_path / "ds" / "Waves_TRAIN.ts", per_class=10)
         write_ts(tmp_path / "ds" / "Waves_TEST.ts", per_class=3, seed=1)
         args = ["data=uea", f"data.root={tmp_path / 'ds'}", "data.name=Waves"]
     else:
         args = ["data=uci_har", f"data.root={write_uci_har(tmp_path / 'UCI HAR Dataset')}"]
-    run_cli("train.py", *args, *FAST, cwd=tmp_path)
-    (job,) = job_dirs(tmp_path / "outputs")
-    metrics = read_json(job / "metrics.json")
-    assert metrics["meta"]["modality"] == "series" and metrics["test"] is not None
-    assert np.isfinite(metrics["history"][0]["train/loss"])
-    run_cli("evaluate.py", f"ckpt={job / 'checkpoints' / 'best.ckpt'}", cwd=tmp_path)
+    results = run_sections(tmp_path, *args, "model=cnn1d", "model.width=8", "model.depth=1")
+    assert results["data"]["dataset"]["modality"] == "series" and results["data"]["grey_images"] is None
+    assert results["data"]["dataset"]["input"]["length"] in (32, 128) and results["sanity"]["verdict"] == "PASS"
+    majority = results["baselines"]["val"]
+    assert abs(majority["measured"]["majority"]["accuracy"] - majority["expected"]["majority"]["accuracy"]) < 1e-6
+    assert np.isfinite(results["train"]["history"][0]["train/loss"]) and results["evaluate"]["metrics"]["accuracy"] >= 0
