@@ -40,7 +40,8 @@ def test_folder_labels_resampling_and_fixed_duration(tmp_path: Path) -> None:
     root = write_audio_folder(tmp_path / "tones")
     data = AudioData(partial(load_audio_folder, root=str(root)), val_fraction=0.25, test_fraction=0.25)
     meta = data.meta
-    assert meta["modality"] == "audio" and meta["input_shape"] == [1, 64, 101] and meta["class_names"] == ["high", "low"]
+    assert meta["modality"] == "audio" and meta["input_shape"] == [1, 64, 101]
+    assert meta["class_names"] == ["high", "low"]
     assert data.splits["train"].inputs.dtype == torch.float16 and meta["input"]["sample_rate"] == 16000
     found = meta["notes"]["decoding"]["audio_folder train"]
     assert found["padded"] == 6 and found["cropped"] == 6 and found["source_rates"] == [8000]

@@ -9,12 +9,11 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from csc8607.data import cache
 from csc8607.data.loader import BatchLoader, Standardize
-from csc8607.data.split import Split, carve
+from csc8607.data.split import Split, carve, check_classes, numeric_targets
 from csc8607.errors import UserError
 
 TASKS = ("multiclass", "binary", "multilabel", "regression")
@@ -47,31 +46,6 @@ def channel_moments(inputs: torch.Tensor) -> tuple[list[float], list[float]]:
     return mean.tolist(), std.tolist()
 
 
-def numeric_targets(labels: torch.Tensor, class_names: list[str], name: str) -> torch.Tensor:
-    """data.task=regression: each class name read as the number it is (a label column of numbers)."""
-    values = []
-    for label in class_names:
-        try:
-            values.append(float(label))
-        except ValueError:
-            raise UserError(f"data.task=regression but {name} has a target {label!r} that is not a number") from None
-    return torch.tensor(values, dtype=torch.float32)[labels.long()]
-
-
-def check_classes(raw: SourceData) -> None:
-    """A classifier needs two classes, each present in the source's train split."""
-    if raw.task in ("multiclass", "binary") and len(raw.class_names) < 2:
-        raise UserError(f"dataset {raw.name} has {len(raw.class_names)} class ({', '.join(raw.class_names)}): "
-                        "a classifier needs at least 2")
-    train = raw.splits["train"]
-    if raw.task == "multiclass":
-        counts = np.bincount(np.asarray(train.targets),
-                             minlength=len(raw.class_names))
-        if (counts == 0).any():
-            empty = [raw.class_names[i] for i in np.flatnonzero(counts == 0)[:5]]
-            raise UserError(f"dataset {raw.name}: class(es) {', '.join(empty)} have no train example")
-
-
 class Dataset:
     """The dataset a run trains on: train/val/test splits, per-channel normalization, augmentation and `meta`.
 
@@ -101,23 +75,7 @@ class Dataset:
         self.check_augment(self.augment)
         protocol = {"val_fraction": float(val_fraction), "test_fraction": float(test_fraction),
                     "split_seed": int(split_seed), "task": task, "modality": self.modality, **self.settings}
-        identity = cache.source_identity(source) if cache_dir else None
-        entry = key = hit = None
-        if identity is not None:
-            key = cache.make_key(identity, protocol)
-            entry = cache.entry_dir(cache_dir, identity["function"].rsplit(".", 1)[-1], key)
-            hit = cache.load(entry, key)
-        with cache.building(entry) if entry is not None and hit is None else contextlib.nullcontext():
-            if entry is not None and hit is None:
-                hit = cache.load(entry, key)  # built meanwhile by another job of the sweep, which held the lock
-            if hit is not None:
-                arrays, info = hit
-                self.splits = {name: Split(inputs, targets) for name, (inputs, targets) in arrays.items()}
-            else:
-                raw = source() if callable(source) else source
-                self.splits, info = self._prepare(raw, protocol, task, decode_workers)
-                if entry is not None:
-                    cache.save(entry, key, {n: (s.inputs, s.targets) for n, s in self.splits.items()}, info)
+        info, cached = self._load_or_build(source, protocol, task, cache_dir, decode_workers)
         self.info = info
         self.task = info["task"]
         self.class_names = list(info["class_names"])
@@ -142,11 +100,35 @@ class Dataset:
             "augment": dict(self.augment),
             "notes": dict(info["notes"]),
             "source_keys": {k: cache.plain_value(v) for k, v in source_keys.items()},
-            "cache": {"path": str(entry), "key": entry.name.rsplit("-", 1)[-1], "hit": hit is not None}
-            if entry is not None else None,
+            "cache": cached,
         }
         if self.task == "regression":
             self.meta["target_stats"] = info.get("target_stats")
+
+    def _load_or_build(self, source: Any, protocol: dict, task: str | None, cache_dir: str | None,
+                       workers: int | None) -> tuple[dict, dict | None]:
+        """Set `self.splits` from the cache entry of (source, protocol), or from the source (then cache them);
+        returns the info and the cache's description for meta."""
+        identity = cache.source_identity(source) if cache_dir else None
+        entry = key = hit = None
+        if identity is not None:
+            key = cache.make_key(identity, protocol)
+            entry = cache.entry_dir(cache_dir, identity["function"].rsplit(".", 1)[-1], key)
+            hit = cache.load(entry, key)
+        with cache.building(entry) if entry is not None and hit is None else contextlib.nullcontext():
+            if entry is not None and hit is None:
+                hit = cache.load(entry, key)  # built meanwhile by another job of the sweep, which held the lock
+            if hit is not None:
+                arrays, info = hit
+                self.splits = {name: Split(inputs, targets) for name, (inputs, targets) in arrays.items()}
+            else:
+                raw = source() if callable(source) else source
+                self.splits, info = self._prepare(raw, protocol, task, workers)
+                if entry is not None:
+                    cache.save(entry, key, {n: (s.inputs, s.targets) for n, s in self.splits.items()}, info)
+        if entry is None:
+            return info, None
+        return info, {"path": str(entry), "key": entry.name.rsplit("-", 1)[-1], "hit": hit is not None}
 
     # --- what an input type provides --------------------------------------------------------------------------
     augments: frozenset[str] = frozenset()
@@ -156,7 +138,8 @@ class Dataset:
         unknown = set(augment) - set(self.augments)
         if unknown:
             known = ", ".join(sorted(self.augments)) or "none"
-            raise UserError(f"data.augment has unknown keys {sorted(unknown)} for {self.modality} inputs; known: {known}")
+            raise UserError(f"data.augment has unknown keys {sorted(unknown)} for {self.modality} inputs; "
+                            f"known: {known}")
 
     def decode(self, part: Any, name: str, workers: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """One split of the source -> (inputs, targets) arrays after the preprocessing every split gets."""

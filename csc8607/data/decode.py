@@ -1,4 +1,4 @@
-"""Image files and arrays: decode once into uint8 arrays: any PIL mode to the configured channels, any size to one size."""
+"""Images decoded once into uint8 arrays: any PIL mode to the configured channels, any size to one size."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""Split (inputs + targets) and carving a split off another; Encoded, a split not decoded yet."""
+"""Split (inputs + targets), carving a split off another, and target checks; Encoded, a split not decoded yet."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +6,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+
+from csc8607.errors import UserError
 
 
 @dataclass
@@ -55,3 +57,28 @@ def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: flo
     rest, carved = train_test_split(index, test_size=fraction, random_state=seed, stratify=strata)
     how = f"{of_pool:.0%} of the source's train pool, {'stratified' if strata is not None else 'random'}, seed {seed}"
     return split.subset(np.sort(rest)), split.subset(np.sort(carved)), how
+
+
+def numeric_targets(labels: torch.Tensor, class_names: list[str], name: str) -> torch.Tensor:
+    """data.task=regression: each class name read as the number it is (a label column of numbers)."""
+    values = []
+    for label in class_names:
+        try:
+            values.append(float(label))
+        except ValueError:
+            raise UserError(f"data.task=regression but {name} has a target {label!r} that is not a number") from None
+    return torch.tensor(values, dtype=torch.float32)[labels.long()]
+
+
+def check_classes(raw: Any) -> None:
+    """A classifier needs two classes, each present in the source's train split."""
+    if raw.task in ("multiclass", "binary") and len(raw.class_names) < 2:
+        raise UserError(f"dataset {raw.name} has {len(raw.class_names)} class ({', '.join(raw.class_names)}): "
+                        "a classifier needs at least 2")
+    train = raw.splits["train"]
+    if raw.task == "multiclass":
+        counts = np.bincount(np.asarray(train.targets),
+                             minlength=len(raw.class_names))
+        if (counts == 0).any():
+            empty = [raw.class_names[i] for i in np.flatnonzero(counts == 0)[:5]]
+            raise UserError(f"dataset {raw.name}: class(es) {', '.join(empty)} have no train example")

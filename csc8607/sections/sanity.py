@@ -58,6 +58,11 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
     return norms
 
 
+RULES = {"multiclass": "-log(1/C) = ln C",
+         "regression": "MSE of outputs near 0 = the batch's mean y² (train: variance + mean², in target_stats); "
+                       "tolerance relative to it"}
+
+
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     run_dir = Path(run_dir)
     s = setup(cfg)
@@ -90,8 +95,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "output_shape": list(logits.shape),
         "initial_loss": loss.item(),
         "expected_initial_loss": expected,
-        "expected_rule": {"multiclass": "-log(1/C) = ln C", "regression": "MSE of outputs near 0 = the batch's mean "
-                          "y² (train: variance + mean², in target_stats); tolerance relative"}.get(meta["task"], "ln 2 per logit (BCE)"),
+        "expected_rule": RULES.get(meta["task"], "ln 2 per logit (BCE)"),
         "target_stats": meta.get("target_stats"),
         "tolerance": tolerance,
         "grad_norms": norms,
