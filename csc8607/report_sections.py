@@ -216,6 +216,10 @@ def particularities(c: Context) -> str:
     counts = j.get("grey_images") if j["dataset"]["input_shape"][0] > 1 else None  # 1 channel: all grey anyway
     grey = f"- Images en niveaux de gris (R = G = B) : {', '.join(f'{s} : {n}' for s, n in counts.items())}\n" \
         if counts else ""
+    cardinality = j.get("label_cardinality")
+    if cardinality:
+        grey += ("- Cardinalité multi-label (attributs positifs par exemple, en moyenne) : "
+                 + ", ".join(f"{s} : {v:.2f}" for s, v in cardinality.items()) + "\n")
     return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
             f"- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`")
 
