@@ -13,6 +13,7 @@ from csc8607 import runtime
 from csc8607.config import build, flatten, validate
 from csc8607.data import ImageData
 from csc8607.engine import Engine
+from csc8607.models import build_model
 from csc8607.errors import UserError
 
 @dataclass
@@ -55,7 +56,7 @@ def setup(cfg: DictConfig) -> Setup:
     data = build(cfg.data, "data")
     meta = data.meta
     runtime.seed_everything(cfg.seed)  # model init does not depend on how much randomness the data used
-    model = build(cfg.model, "model", input_shape=meta["input_shape"], num_outputs=meta["num_outputs"])
+    model = build_model(cfg.model, meta, trainer.batch_size, device)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     progress = trainer.progress_bar
     progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
