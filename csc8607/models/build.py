@@ -1,8 +1,8 @@
 """Build the model of a run from its config and the data's meta, refusing clearly what cannot work.
 
 The contract of a model (ours, a library's, or the student's own): its constructor receives `input_shape`,
-`num_outputs` and any other meta key it names as a parameter (`num_classes`, `task`, ...), plus the keys of
-its config node; `forward` maps a batch (batch, *input_shape) to (batch, num_outputs). Before any weight is
+`num_outputs` and any other meta key it names as a parameter (`num_classes`, `task`, ...) that its config
+node does not set, plus the keys of that node; `forward` maps a batch (batch, *input_shape) to (batch, num_outputs). Before any weight is
 allocated, the model is built on PyTorch's meta device and run on a meta batch: this checks the shapes and
 estimates the memory a training step needs, so an oversized config is refused instead of being killed.
 """
@@ -35,8 +35,12 @@ def constructor_node(node: DictConfig) -> DictConfig:
 
 def locate(target: str) -> Callable[..., Any]:
     """The class or function named by `_target_`; if it cannot be imported, the full reason and how to fix it."""
+    import sys
+
     from hydra._internal.utils import _locate
 
+    if os.getcwd() not in sys.path:  # a student's module next to where the command runs (python adds only the script's)
+        sys.path.append(os.getcwd())
     try:
         return _locate(target)
     except Exception as err:  # noqa: BLE001 - any import failure of the user's module is reported whole
@@ -48,13 +52,14 @@ def locate(target: str) -> Callable[..., Any]:
                         f"folder to PYTHONPATH (PYTHONPATH=path/to/folder python train.py ...)") from None
 
 
-def meta_arguments(factory: Callable[..., Any], meta: dict[str, Any]) -> dict[str, Any]:
-    """The meta keys the constructor names as parameters (input_shape, num_outputs, num_classes, task, ...)."""
+def meta_arguments(factory: Callable[..., Any], meta: dict[str, Any], node: DictConfig) -> dict[str, Any]:
+    """The meta keys the constructor names as parameters (input_shape, num_outputs, num_classes, task, ...),
+    except those its config sets (a library model's `name` is the model's, not the dataset's)."""
     try:
         names = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        return {"input_shape": meta["input_shape"], "num_outputs": meta["num_outputs"]}
-    return {k: meta[k] for k in names if k in meta}
+        names = {"input_shape": None, "num_outputs": None}  # type: ignore[assignment]
+    return {k: meta[k] for k in names if k in meta and k not in node}
 
 
 def example_batch(meta: dict[str, Any], batch_size: int, device: str | torch.device) -> torch.Tensor:
@@ -114,7 +119,10 @@ def check_fits(node: DictConfig, kwargs: dict[str, Any], meta: dict[str, Any], b
     try:
         with torch.device("meta"):
             model = build(node, "model", **kwargs)
-    except (UserError, NotImplementedError, RuntimeError):
+    except UserError as err:
+        if "overflow" in str(err):  # a tensor with more than 2**63 bytes
+            raise UserError(f"model {target} is far too large to build ({str(err).partition(': ')[2]}): make it "
+                            f"smaller (model.* keys)") from None
         return False  # the real build reports the same error (or the model cannot be built on meta)
     params = count_parameters(model)
     checked, activations = True, 0
@@ -136,7 +144,7 @@ def build_model(node: DictConfig, meta: dict[str, Any], batch_size: int, device:
     """The model for `meta`'s data, checked (shapes, memory) before its weights are allocated."""
     node = constructor_node(node)
     target = str(node.get("_target_"))
-    kwargs = meta_arguments(locate(target), meta)
+    kwargs = meta_arguments(locate(target), meta, node)
     checked = check_fits(node, kwargs, meta, batch_size, device, target)
     model = build(node, "model", **kwargs)
     if not checked:
