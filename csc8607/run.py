@@ -65,7 +65,7 @@ def setup(cfg: DictConfig) -> Setup:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """Explicit run name: `run_name` if set, else the job's overrides (`optim.lr=0.001,model.width=16`)."""
+    """Explicit run name: `run_name` if set, else the job's overrides (`optim.lr=0.001,optim.weight_decay=0.0`)."""
     if cfg.get("run_name"):
         return str(cfg.run_name)
     try:

@@ -111,7 +111,7 @@ class SweepModelAxes(Callback):
 
 
 def empty_axes(config: DictConfig) -> list[str]:
-    """Sweep axes with no value or an empty item (`model.width=`, `optim.lr=1e-3,,3e-3`)."""
+    """Sweep axes with no value or an empty item (`optim.weight_decay=`, `optim.lr=1e-3,,3e-3`)."""
     axes = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
     axes += [o for o in config.hydra.overrides.task if "=" in o and not o.startswith("hydra.")]
     bad = []

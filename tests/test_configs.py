@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from conftest import REPO
 from csc8607.config import build
 from csc8607.data import ImageData
+from csc8607.models import build_model
 
 CONF = REPO / "conf"
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in ("data", "model", "optim", "scheduler", "experiment")}
@@ -65,7 +66,7 @@ def test_every_option_composes_and_instantiates(group: str, option: str) -> None
         return
     data = build(cfg.data, "data")
     assert isinstance(data, ImageData)
-    model = build(cfg.model, "model", input_shape=data.meta["input_shape"], num_outputs=data.meta["num_outputs"])
+    model = build_model(cfg.model, data.meta, 4, torch.device("cpu"))
     batch = next(iter(data.loader("train", 4, train=True)))
     assert model(batch[0]).shape == (4, data.meta["num_outputs"])
     optimizer = build(cfg.optim, "optim", _partial_=False, params=model.parameters())

@@ -166,6 +166,12 @@ def test_custom_module_trains_sweeps_evaluates_and_reports(tmp_path: Path) -> No
     assert "A (hidden)" in summary and "lr=0.001_wd=0.0_hidden=8_layers=1" in summary
     params = {int(r.split("|")[7]) for r in summary.splitlines() if "_hidden=" in r}
     assert len(params) == 2  # each job's parameter count (hidden 8 and 16)
+    run_cli("train.py", "experiment=compare", "compare.runs=multirun/grid", "hydra.run.dir=outputs/compare",
+            cwd=tmp_path)
+    assert (tmp_path / "outputs" / "compare" / "compare_hidden.png").is_file()
+    run_cli("report.py", cwd=tmp_path)
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "`A (hidden) = 16`, `B (layers) = 1`" in report and "| Hyp-A (hidden) | Hyp-B (layers) |" in report
     ckpt = next((tmp_path / "multirun" / "grid").glob("*/checkpoints/best.ckpt"))
     run_cli("evaluate.py", f"ckpt='{ckpt}'", "hydra.run.dir=outputs/eval", cwd=tmp_path)
     assert (tmp_path / "outputs" / "eval" / "test_metrics.json").is_file()
