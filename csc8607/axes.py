@@ -31,6 +31,12 @@ def label(cfg: Any, name: str) -> str:
     return f"{name} ({key.removeprefix('model.')})" if name in ("A", "B") and key else name
 
 
+def describe(cfg: Any) -> str:
+    """`A (width) = 32`, `B (depth) = 2`: the model's two hyperparameters as its config declares them."""
+    found, declared = values(cfg), keys(cfg)
+    return ", ".join(f"`{label(cfg, k)} = {found[k]}`" for k in ("A", "B") if k in declared)
+
+
 def run_name_part(*, _root_: Any) -> str:
     """`${model_axes:}` in a preset's run name: `_width=16_depth=2` for the model's A and B (empty without axes)."""
     axes = OmegaConf.select(_root_, "model.axes", default=None) or {}

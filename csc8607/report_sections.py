@@ -21,17 +21,14 @@ def run_commands(c: Context) -> list[tuple[str, str]]:
 
 
 def model_axes(cfg: Any) -> str:
-    """`A (width) = 32`, `B (depth) = 2`: the model's two hyperparameters as its config declares them."""
-    found = axes.values(cfg)
-    return ", ".join(f"`{axes.label(cfg, k)} = {found[k]}`" for k in "AB" if k in axes.keys(cfg)) or "aucun axe déclaré"
+    return axes.describe(cfg) or "aucun axe déclaré"
 
 
-def is_number(text: str) -> bool:
+def numeric_first(text: str) -> tuple[bool, float, str]:
     try:
-        float(text)
+        return False, float(text), text
     except ValueError:
-        return False
-    return True
+        return True, 0.0, text
 
 
 def general(c: Context) -> str:
@@ -131,8 +128,7 @@ def sweep_figure(c: Context, preset: str) -> str:
 
 def grid(c: Context) -> str:
     rows, job = sweep_rows(c, "grid"), sweep_job_config(c, "grid")
-    values = {k: sorted({r.get(k, "") for r in rows}, key=lambda v: (not is_number(v), float(v) if is_number(v) else v))
-              for k in axes.NAMES}
+    values = {k: sorted({r.get(k, "") for r in rows}, key=numeric_first) for k in axes.NAMES}
     names = {"lr": "LR", "wd": "Weight decay", "A": f"Hyperparamètre modèle {axes.label(job, 'A')}",
              "B": f"Hyperparamètre modèle {axes.label(job, 'B')}"}
     return ("- **Grilles** :\n" + "\n".join(f"  - {names[k]} : `{{{', '.join(values[k])}}}`" for k in axes.NAMES)
