@@ -6,6 +6,22 @@ import torch
 from torch import nn
 
 
+def check_arguments(model: str, input_shape: list[int], positive: dict[str, int], choices: dict[str, tuple],
+                    dropout: float) -> None:
+    """Refuse, naming the config key, a size below 1, a choice not offered, a dropout outside [0, 1), and inputs
+    that are not images (channels, height, width)."""
+    for name, value in positive.items():
+        if int(value) < 1:
+            raise ValueError(f"model.{name}={value} must be at least 1")
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ValueError(f"model.{name}={value} must be one of {', '.join(allowed)}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
+    if len(input_shape) != 3:
+        raise ValueError(f"model {model} takes images (channels, height, width), not inputs of shape {list(input_shape)}")
+
+
 def check_channels(groups: int, channels: int, what: str) -> None:
     """Grouped convolutions split the channels into `groups` equal parts: refuse widths they do not divide."""
     if groups < 1 or channels % groups:

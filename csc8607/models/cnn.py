@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from csc8607.models.blocks import Inception, SqueezeExcite, check_channels, conv3x3
+from csc8607.models.blocks import Inception, SqueezeExcite, check_arguments, check_channels, conv3x3
 
 CONVS = ("standard", "separable", "inception")
 
@@ -63,16 +63,8 @@ class ConvNet(nn.Module):
         se: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (("width", width), ("depth", depth), ("stages", stages), ("num_outputs", num_outputs),
-                            ("dilation", dilation), ("groups", groups)):
-            if int(value) < 1:
-                raise ValueError(f"model.{name}={value} must be at least 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
-        if conv not in CONVS:
-            raise ValueError(f"model.conv={conv} must be one of {', '.join(CONVS)}")
-        if len(input_shape) != 3:
-            raise ValueError(f"model ConvNet takes images (channels, height, width), not inputs of shape {list(input_shape)}")
+        check_arguments("ConvNet", input_shape, {"width": width, "depth": depth, "stages": stages, "dilation": dilation,
+                        "groups": groups, "num_outputs": num_outputs}, {"conv": (conv, CONVS)}, dropout)
         in_channels, height, width_px = input_shape
         layers: list[nn.Module] = []
         channels = in_channels

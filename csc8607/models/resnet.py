@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from csc8607.models.blocks import SqueezeExcite, check_channels, conv3x3
+from csc8607.models.blocks import SqueezeExcite, check_arguments, check_channels, conv3x3
 
 STEMS = ("auto", "small", "imagenet")
 
@@ -72,16 +72,12 @@ class ResNet(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         per_stage = [int(blocks)] * int(stages) if isinstance(blocks, int) else [int(b) for b in blocks]
+        if not per_stage and isinstance(blocks, int):
+            raise ValueError(f"model.stages={stages} must be at least 1")
         if not per_stage:
             raise ValueError("model.blocks=[] lists no stage: give one number of blocks per stage, e.g. [2, 2, 2, 2]")
-        for name, value in (("blocks", min(per_stage)), ("stages", len(per_stage)), ("width", width),
-                            ("groups", groups), ("dilation", dilation), ("num_outputs", num_outputs)):
-            if value < 1:
-                raise ValueError(f"model.{name}={value} must be at least 1")
-        if stem not in STEMS:
-            raise ValueError(f"model.stem={stem} must be one of {', '.join(STEMS)}")
-        if len(input_shape) != 3:
-            raise ValueError(f"model ResNet takes images (channels, height, width), not inputs of shape {list(input_shape)}")
+        check_arguments("ResNet", input_shape, {"blocks": min(per_stage), "width": width, "groups": groups,
+                        "dilation": dilation, "num_outputs": num_outputs}, {"stem": (stem, STEMS)}, dropout)
         in_channels, height, width_px = input_shape
         if stem == "auto":
             stem = "imagenet" if min(height, width_px) >= 128 else "small"
