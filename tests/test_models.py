@@ -208,6 +208,26 @@ def test_bad_models_are_refused_in_one_line(node: dict, shape: list[int], messag
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+class DataDependent(torch.nn.Module):
+    """A forward that reads a value (`.item()`): impossible on meta tensors, fine on real ones."""
+
+    def __init__(self, input_shape: list[int], outputs: int = 3) -> None:  # outputs: not meta's num_outputs
+        super().__init__()
+        self.head = torch.nn.Linear(input_shape[0], outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 if x.abs().max().item() < 1e6 else 0.0
+        return self.head(x.mean(dim=(2, 3))) * scale
+
+
+def test_a_model_that_cannot_run_on_meta_tensors_is_checked_on_real_ones() -> None:
+    model = build_model(OmegaConf.create({"_target_": "test_models.DataDependent"}), meta([3, 8, 8]), 4, CPU)
+    assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 3)
+    with pytest.raises(UserError, match=r"maps inputs of shape \(2, 3, 8, 8\) to \(2, 3\), not to \(2, 5\)"):
+        build_model(OmegaConf.create({"_target_": "test_models.DataDependent"}), {**meta([3, 8, 8]),
+                    "num_outputs": 5, "num_classes": 3}, 4, CPU)
+
+
 def limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))  # the old code failed here instead of refusing
 

@@ -92,8 +92,6 @@ def run_forward(model: nn.Module, batch: torch.Tensor, meta: dict[str, Any], tar
     try:
         with torch.no_grad():
             out = model.eval()(batch)
-    except NotImplementedError:
-        raise  # an operation without a meta kernel: the caller checks on real tensors instead
     except Exception as err:  # noqa: BLE001 - the model's own complaint about the input is the message
         raise UserError(f"model {target} rejects inputs of shape {tuple(batch.shape)} (meta input_shape "
                         f"{tuple(meta['input_shape'])}): {' '.join(f'{type(err).__name__}: {err}'.split())}") from None
@@ -113,7 +111,8 @@ def check_fits(node: DictConfig, kwargs: dict[str, Any], meta: dict[str, Any], b
                device: torch.device, target: str) -> bool:
     """Build the model on the meta device (no memory), check its shapes on a meta batch and refuse it when its
     weights, gradients, optimizer state and activations exceed the memory available on `device`.
-    Returns whether the shapes were checked (False when the model cannot run on the meta device)."""
+    Returns whether the shapes were checked and passed (False: the model failed on meta tensors, or could not be
+    built there; the real model is then checked on a real batch)."""
     from csc8607.runtime import available_memory
 
     try:
@@ -128,7 +127,7 @@ def check_fits(node: DictConfig, kwargs: dict[str, Any], meta: dict[str, Any], b
     checked, activations = True, 0
     try:
         activations = sum(run_forward(model, example_batch(meta, batch_size, "meta"), meta, target)) * 4
-    except NotImplementedError:
+    except UserError:  # decided on real tensors after the build: some operations cannot run on meta tensors
         checked = False
     needed = params * BYTES_PER_PARAMETER + activations
     available = available_memory(device)
