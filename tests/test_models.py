@@ -255,3 +255,38 @@ def test_timm_pretrained_offline_is_one_error_line(tmp_path: Path) -> None:
                    cwd=tmp_path, check=False, timeout=120)
     (line,) = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and "cannot get the resnet10t weights" in line and "model.weights=" in line
+
+
+def test_grid_preset_sweeps_the_model_axes_unless_the_command_line_sets_them() -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from csc8607.sweep import SweepModelAxes
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=grid", "model=resnet", "model.width=8"],
+                      return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    SweepModelAxes().on_multirun_start(cfg)
+    params = cfg.hydra.sweeper.params
+    assert params["model.blocks"] == "choice(1, 2)" and "model.width" not in params  # typed: one value, not swept
+    assert list(params)[:2] == ["optim.lr", "optim.weight_decay"]
+
+
+def test_layer_table_of_a_recurrent_model() -> None:
+    from csc8607.sections.sanity import layer_table
+
+    class Recurrent(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = torch.nn.LSTM(4, 6, batch_first=True)
+            self.head = torch.nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.rnn(x)[0][:, -1])
+
+    model = Recurrent()
+    rows = layer_table(model, torch.zeros(2, 5, 4))
+    assert [(r["layer"], r["output_shape"]) for r in rows] == [("rnn", [2, 5, 6]), ("head", [2, 3])]
+    assert sum(r["params"] for r in rows) == count_parameters(model)
