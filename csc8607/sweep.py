@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import axes, checkpoint
 from csc8607.engine import Interrupted
-from csc8607.sections.train import ExistingRun
+from csc8607.errors import ExistingRun
 
 log = logging.getLogger(__name__)
 COLUMNS = ["run", "status", *axes.NAMES, "params", "val_metric", "val_loss", "best_epoch", "wall_time_s", "checkpoint", "error"]
