@@ -173,11 +173,12 @@ def test_custom_module_trains_sweeps_evaluates_and_reports(tmp_path: Path) -> No
     report = (tmp_path / "report" / "report.md").read_text()
     assert "`A (hidden) = 16`, `B (layers) = 1`" in report and "| Hyp-A (hidden) | Hyp-B (layers) |" in report
     ckpt = next((tmp_path / "multirun" / "grid").glob("*/checkpoints/best.ckpt"))
-    run_cli("evaluate.py", f"ckpt='{ckpt}'", "hydra.run.dir=outputs/eval", cwd=tmp_path)
+    searchpath = args[0]  # the student's conf/ declares mynet.MyNet: a checkpoint naming it may be built
+    run_cli("evaluate.py", f"ckpt='{ckpt}'", searchpath, "hydra.run.dir=outputs/eval", cwd=tmp_path)
     assert (tmp_path / "outputs" / "eval" / "test_metrics.json").is_file()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = run_cli("evaluate.py", f"ckpt='{ckpt}'", cwd=elsewhere, check=False)
+    proc = run_cli("evaluate.py", f"ckpt='{ckpt}'", searchpath, cwd=elsewhere, check=False)
     (line,) = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and line.startswith("error: cannot import model._target_=mynet.MyNet")
     assert "ModuleNotFoundError: No module named 'mynet'" in line and "PYTHONPATH" in line
