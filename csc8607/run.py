@@ -13,8 +13,8 @@ from csc8607 import runtime
 from csc8607.config import MACHINE_KEYS, build, flatten, validate
 from csc8607.data import ImageData
 from csc8607.engine import Engine
-from csc8607.models import build_model
 from csc8607.errors import UserError
+from csc8607.models import build_model
 
 @dataclass
 class Setup:
