@@ -16,7 +16,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from csc8607 import checkpoint
+from csc8607 import axes, checkpoint
 from csc8607.report_runs import HINTS, RESULTS, command
 
 TODO = "> _À compléter par l'étudiant·e : …_"
@@ -126,12 +126,17 @@ def sweep_rows(c: Context, preset: str) -> list[dict[str, str]]:
 def sweep_table(c: Context, preset: str) -> str:
     """A sweep's summary as the template's grid table (one row per job)."""
     rows = sweep_rows(c, preset)
-    metric = OmegaConf.load(next(c.runs[preset].glob("*/.hydra/config.yaml"))).trainer.monitor
-    body = [[r["run"], r["lr"], r["wd"], r["width"], r["depth"], r["val_metric"] and f"{float(r['val_metric']):.4f}",
-             r["val_loss"] and f"{float(r['val_loss']):.4f}",
+    job = sweep_job_config(c, preset)
+    body = [[r["run"], r["lr"], r["wd"], r.get("A", ""), r.get("B", ""), r.get("params", ""),
+             r["val_metric"] and f"{float(r['val_metric']):.4f}", r["val_loss"] and f"{float(r['val_loss']):.4f}",
              f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
-    return table(["Run (nom explicite)", "LR", "WD", "Hyp-A (width)", "Hyp-B (depth)",
-                  f"Val metric (nom={metric})", "Val loss", "Notes"], body)
+    return table(["Run (nom explicite)", "LR", "WD", f"Hyp-{axes.label(job, 'A')}", f"Hyp-{axes.label(job, 'B')}",
+                  "#Paramètres", f"Val metric (nom={job.trainer.monitor})", "Val loss", "Notes"], body)
+
+
+def sweep_job_config(c: Context, preset: str) -> Any:
+    """The config of a sweep's first job (its model's axes, its monitor, its epochs)."""
+    return c.memo(("job", preset), lambda: OmegaConf.load(next(c.runs[preset].glob("*/.hydra/config.yaml"))))
 
 
 Renderer = tuple[tuple[str, ...], Callable[[Context], str]]

@@ -9,9 +9,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from csc8607 import checkpoint, figures
-from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, sweep_rows,
-                            sweep_table, table)
+from csc8607 import axes, checkpoint, figures
+from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, sweep_job_config,
+                            sweep_rows, sweep_table, table)
 from csc8607.report_optuna import commands as optuna_commands, optuna
 from csc8607.report_runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
 
@@ -24,6 +24,17 @@ def run_commands(c: Context) -> list[tuple[str, str]]:
             return [f"# {preset} : commande illisible ({first_line(err)}) ; refaire : {HINTS[preset]}"]
 
     return c.memo("commands", lambda: [(p, cmd) for p in RESULTS if p in c.runs for cmd in commands(p)])
+
+
+def model_axes(cfg: Any) -> str:
+    return axes.describe(cfg) or "aucun axe déclaré"
+
+
+def numeric_first(text: str) -> tuple[bool, float, str]:
+    try:
+        return False, float(text), text
+    except ValueError:
+        return True, 0.0, text
 
 
 def general(c: Context) -> str:
@@ -95,10 +106,10 @@ def augment(c: Context) -> str:
 
 
 def architecture(c: Context) -> str:
-    j, m = c.json("sanity"), c.config("sanity").model
+    j, cfg = c.json("sanity"), c.config("sanity")
     rows = [[r["layer"], r["type"], r["output_shape"], r["params"]] for r in j["layers"]]
     loss = "CrossEntropyLoss" if c.json("sanity")["expected_rule"].startswith("-log") else "BCEWithLogitsLoss"
-    return (f"- **Description couche par couche** (`{m._target_}`, width={m.width}, depth={m.depth}) :\n\n"
+    return (f"- **Description couche par couche** (`{cfg.model._target_}`, {model_axes(cfg)}) :\n\n"
             + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
             + f"\n\n- **Loss function** : {loss}\n- **Sortie du modèle** : forme = `{tuple(j['output_shape'])}`\n"
             f"- **Nombre total de paramètres** : `{j['total_params']}`")
@@ -116,8 +127,7 @@ def initial_loss(c: Context) -> str:
 def overfit(c: Context) -> str:
     j = c.json("overfit")
     return (f"- **Sous-ensemble train** : `N = {j['num_samples']}` exemples (sans augmentation)\n"
-            f"- **Hyperparamètres modèle utilisés** : `width = {j['model'].get('width')}`, "
-            f"`depth = {j['model'].get('depth')}`\n- **Optimisation** : LR = `{fmt(j['lr'])}`, weight decay = "
+            f"- **Hyperparamètres modèle utilisés** : {model_axes(c.config('overfit'))}\n- **Optimisation** : LR = `{fmt(j['lr'])}`, weight decay = "
             f"`{j['weight_decay']}`\n- **Nombre d’époques** : `{j['epochs_run']}` (train/loss finale "
             f"`{j['final_train_loss']:.4f}` < seuil {j['loss_threshold']} : **{j['verdict']}**)\n\n"
             + c.figure("overfit", "overfit_loss.png", "M3 train/loss sur le petit échantillon"))
@@ -150,21 +160,21 @@ def sweep_figure(c: Context, preset: str) -> str:
 
 
 def grid(c: Context) -> str:
-    rows = sweep_rows(c, "grid")
-    epochs = OmegaConf.load(next(c.runs["grid"].glob("*/.hydra/config.yaml"))).trainer.max_epochs
-    values = {k: sorted({r[k] for r in rows}, key=float) for k in ("lr", "wd", "width", "depth")}
-    return ("- **Grilles** :\n" + "\n".join(f"  - {name} : `{{{', '.join(values[k])}}}`" for k, name in
-            [("lr", "LR"), ("wd", "Weight decay"), ("width", "Hyperparamètre modèle A (width)"),
-             ("depth", "Hyperparamètre modèle B (depth)")])
-            + f"\n\n- **Durée des runs** : `{epochs}` époques par run, même seed\n\n" + sweep_table(c, "grid")
+    rows, job = sweep_rows(c, "grid"), sweep_job_config(c, "grid")
+    values = {k: sorted({r.get(k, "") for r in rows}, key=numeric_first) for k in axes.NAMES}
+    names = {"lr": "LR", "wd": "Weight decay", "A": f"Hyperparamètre modèle {axes.label(job, 'A')}",
+             "B": f"Hyperparamètre modèle {axes.label(job, 'B')}"}
+    return ("- **Grilles** :\n" + "\n".join(f"  - {names[k]} : `{{{', '.join(values[k])}}}`" for k in axes.NAMES)
+            + f"\n\n- **Durée des runs** : `{job.trainer.max_epochs}` époques par run, même seed\n\n"
+            + sweep_table(c, "grid")
             + "\n\n" + sweep_figure(c, "grid"))
 
 
 def full(c: Context) -> str:
     cfg, j = c.config("full"), c.json("full")
     return (f"- **Configuration finale** :\n  - LR = `{cfg.optim.lr}`\n  - Weight decay = `{cfg.optim.weight_decay}`\n"
-            f"  - Hyperparamètre modèle A (width) = `{cfg.model.width}`\n  - Hyperparamètre modèle B (depth) = "
-            f"`{cfg.model.depth}`\n  - Batch size = `{cfg.trainer.batch_size}`\n  - Époques = `{j['epochs']}`\n"
+            + "".join(f"  - Hyperparamètre modèle {axes.label(cfg, k)} = `{axes.values(cfg)[k]}`\n" for k in "AB")
+            + f"  - Batch size = `{cfg.trainer.batch_size}`\n  - Époques = `{j['epochs']}`\n"
             f"- **Checkpoint** : `{c.rel(j['best_ckpt'])}` (époque {j['best_epoch']}, {j['monitor']} = "
             f"`{j['best_value']:.4f}`)\n\n" + c.figure("full", "curves.png", "M6 courbes train/val"))
 

@@ -14,6 +14,7 @@ from csc8607.config import MACHINE_KEYS, build, flatten, validate
 from csc8607.data import Dataset
 from csc8607.engine import Engine
 from csc8607.errors import UserError
+from csc8607.models import build_model
 
 @dataclass
 class Setup:
@@ -56,7 +57,7 @@ def setup(cfg: DictConfig) -> Setup:
     meta = data.meta
     check_monitor(meta["task"], trainer)
     runtime.seed_everything(cfg.seed)  # model init does not depend on how much randomness the data used
-    model = build(cfg.model, "model", input_shape=meta["input_shape"], num_outputs=meta["num_outputs"])
+    model = build_model(cfg.model, meta, trainer.batch_size, device)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     progress = trainer.progress_bar
     progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
@@ -79,7 +80,7 @@ def check_monitor(task: str, trainer: DictConfig) -> None:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """Explicit run name: `run_name` if set, else the job's overrides (`optim.lr=0.001,model.width=16`)."""
+    """Explicit run name: `run_name` if set, else the job's overrides (`optim.lr=0.001,optim.weight_decay=0.0`)."""
     if cfg.get("run_name"):
         return str(cfg.run_name)
     try:

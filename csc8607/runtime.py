@@ -74,6 +74,20 @@ def pick_precision(name: str | int, device: torch.device) -> str:
     return name
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a new allocation can use on `device`: free GPU memory, or MemAvailable on Linux (None: unknown)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """Autocast context for the forward pass (a no-op at fp32)."""
     if precision == "32":

@@ -20,15 +20,13 @@ from typing import Any, Callable
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from csc8607 import checkpoint
+from csc8607 import axes, checkpoint
 from csc8607.config import monitor_mode
 from csc8607.engine import Interrupted
 from csc8607.errors import ExistingRun, UserError
 
 log = logging.getLogger(__name__)
-# summary column -> config key (lr, wd and the model hyperparameters A and B of the report)
-PARAMS = {"lr": "optim.lr", "wd": "optim.weight_decay", "width": "model.width", "depth": "model.depth"}
-COLUMNS = ["run", "status", *PARAMS, "val_metric", "val_loss", "best_epoch", "wall_time_s", "checkpoint", "error"]
+COLUMNS = ["run", "status", *axes.NAMES, "params", "val_metric", "val_loss", "best_epoch", "wall_time_s", "checkpoint", "error"]
 
 
 def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: Path | str) -> float:
@@ -53,17 +51,17 @@ def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: 
 def job_row(job_dir: Path) -> dict[str, Any]:
     """One summary row from a job dir: its config values, metrics.json (or failed.json)."""
     cfg = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
-    row: dict[str, Any] = {key: OmegaConf.select(cfg, path) for key, path in PARAMS.items()}
+    row: dict[str, Any] = axes.values(cfg)
     metrics_path, failed_path = job_dir / "metrics.json", job_dir / "failed.json"
     if metrics_path.exists():
         m = checkpoint.read_json(metrics_path)
         best = m["history"][m["best_epoch"] - 1]
-        row.update(run=m["run_name"], status="ok", val_metric=m["best_value"], val_loss=best["val/loss"],
+        row.update(run=m["run_name"], status="ok", params=m.get("params"), val_metric=m["best_value"], val_loss=best["val/loss"],
                    best_epoch=m["best_epoch"], wall_time_s=round(m["wall_time_s"], 2),
                    checkpoint=str((job_dir / "checkpoints" / "best.ckpt").resolve()), error="")
     else:
         failed = checkpoint.read_json(failed_path) if failed_path.exists() else {}
-        row.update(run=cfg.get("run_name") or job_dir.name, status="failed", val_metric=None, val_loss=None,
+        row.update(run=cfg.get("run_name") or job_dir.name, status="failed", params=None, val_metric=None, val_loss=None,
                    best_epoch=None, wall_time_s=round(failed.get("wall_time_s", 0.0), 2), checkpoint="",
                    error=failed.get("error", "no metrics.json nor failed.json (killed?)"))
     row["monitor"], row["mode"] = cfg.trainer.monitor, monitor_mode(cfg.trainer)
@@ -86,7 +84,8 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     checkpoint.write_text(sweep_dir / "summary.csv", table.getvalue())
     from csc8607.report import table
 
-    header = [c if c != "val_metric" else monitor for c in COLUMNS]
+    first = OmegaConf.load(next(sweep_dir.glob("*/.hydra/config.yaml"))) if rows else None
+    header = [monitor if c == "val_metric" else axes.label(first, c) if first is not None else c for c in COLUMNS]
     cells = [[f"{r[c]:.4f}" if isinstance(r[c], float) and c in ("val_metric", "val_loss") else
               ("" if r[c] is None else str(r[c])) for c in COLUMNS] for r in rows]
     order = "max" if maximize else "min"
@@ -95,8 +94,29 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     return rows
 
 
+class SweepModelAxes(Callback):
+    """Grid and Optuna presets: also sweep the model's A and B (`model.axes`) over the values of `model.space`,
+    unless the command line or the preset sets that key. Runs before the sweeper reads its params."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from omegaconf import open_dict, read_write
+
+        space = OmegaConf.to_container(config.model.get("space") or {}, resolve=True)
+        typed = {o.split("=", 1)[0].lstrip("+~") for o in config.hydra.overrides.task}
+        with read_write(config.hydra), open_dict(config.hydra):
+            params = config.hydra.sweeper.params
+            if params is None:
+                config.hydra.sweeper.params = params = {}
+            for key in (config.model.get("axes") or {}).values():
+                dotted = f"model.{key}"
+                if dotted not in typed and dotted not in params and space.get(key):  # type: ignore[union-attr]
+                    values = ", ".join("null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+                                       for v in space[key])  # type: ignore[index]
+                    params[dotted] = f"choice({values})"
+
+
 def empty_axes(config: DictConfig) -> list[str]:
-    """Sweep axes with no value or an empty item (`model.width=`, `optim.lr=1e-3,,3e-3`)."""
+    """Sweep axes with no value or an empty item (`optim.weight_decay=`, `optim.lr=1e-3,,3e-3`)."""
     axes = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
     axes += [o for o in config.hydra.overrides.task if "=" in o and not o.startswith("hydra.")]
     bad = []

@@ -35,6 +35,8 @@ CASES = [
     (["trainer.device=cuda"], 2, "CUDA is not available"),
     (["model.width=0", "trainer.max_epochs=1"], 2, "model.width=0 must be at least 1"),
     (["+model.widht=3"], 2, "+model.widht is a key no config defines and would be ignored (did you mean model.width?)"),
+    (["model=resnet", "model.blocks=[]"], 2, "model.blocks=[] lists no stage"),
+    (["model=torchvision", "model.name=resnet1"], 2, "model.name=resnet1 is not a torchvision model (did you mean"),
     (["data.val_fraction=1.5"], 2, "data.val_fraction=1.5 must be between 0 and 1"),
     (["trainer.monitor=val/auc", "trainer.max_epochs=1"], 2, "trainer.monitor=val/auc is not a logged metric"),
     (["model=resnet999"], 1, "Could not find 'model/resnet999'"),

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from conftest import REPO
 from csc8607.config import build
 from csc8607.data import Dataset
+from csc8607.models import build_model
 
 CONF = REPO / "conf"
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in ("data", "model", "optim", "scheduler", "experiment")}
@@ -67,10 +68,10 @@ def test_every_option_composes_and_instantiates(group: str, option: str) -> None
     data = build(cfg.data, "data")
     assert isinstance(data, Dataset)
     if group == "model" and option in SERIES_MODELS:  # (channels, length) inputs: a batch of series
-        model = build(cfg.model, "model", input_shape=[3, 40], num_outputs=5)
+        model = build_model(cfg.model, {**data.meta, "input_shape": [3, 40], "num_outputs": 5}, 4, torch.device("cpu"))
         assert model(torch.randn(4, 3, 40)).shape == (4, 5)
     else:
-        model = build(cfg.model, "model", input_shape=data.meta["input_shape"], num_outputs=data.meta["num_outputs"])
+        model = build_model(cfg.model, data.meta, 4, torch.device("cpu"))
         batch = next(iter(data.loader("train", 4, train=True)))
         assert model(batch[0]).shape == (4, data.meta["num_outputs"])
     optimizer = build(cfg.optim, "optim", _partial_=False, params=model.parameters())

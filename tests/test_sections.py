@@ -241,7 +241,7 @@ def test_full_trains_the_sweeps_winner(grid_sweep: Path, tmp_path: Path) -> None
     assert export["from_sweep"]["job"] == str(Path(best["checkpoint"]).parents[1])
     assert export["from_sweep"]["value"] == pytest.approx(float(best["val_metric"]))
     saved = checkpoint.load(run_dir / "checkpoints" / "best.ckpt")["config"]
-    assert saved["model"]["width"] == int(best["width"]) and saved["optim"]["lr"] == float(best["lr"])
+    assert saved["model"]["width"] == int(best["A"]) and saved["optim"]["lr"] == float(best["lr"])
     assert saved["optim"]["weight_decay"] == 0.01
     proc = run_cli("train.py", "experiment=full", f"full.from_sweep={tmp_path}", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "no finished job under" in proc.stderr

@@ -1,5 +1,7 @@
-"""Models are built from the data's meta: `instantiate(cfg.model, input_shape=..., num_outputs=...)`."""
-from csc8607.models.cnn import ConvNet, count_parameters
+"""Models are built from the data's meta (csc8607.models.build: the contract a model's constructor follows)."""
+from csc8607.models.build import build_model, count_parameters
+from csc8607.models.cnn import ConvNet
 from csc8607.models.cnn1d import ConvNet1d
+from csc8607.models.resnet import ResNet
 
-__all__ = ["ConvNet", "ConvNet1d", "count_parameters"]
+__all__ = ["ConvNet", "ConvNet1d", "ResNet", "build_model", "count_parameters"]

@@ -4,14 +4,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from csc8607.models.blocks import Inception, SqueezeExcite, check_arguments, check_channels, conv3x3
+
+CONVS = ("standard", "separable", "inception")
+
 
 class ConvBlock(nn.Module):
-    """conv3x3 -> BN -> ReLU, with an identity (or 1x1-projection) shortcut when `residual`."""
+    """conv -> BN -> (SE), with an identity (or 1x1-projection) shortcut when `residual`, then ReLU.
 
-    def __init__(self, in_channels: int, out_channels: int, residual: bool, batch_norm: bool) -> None:
+    `conv`: standard 3x3 (grouped and/or dilated), depthwise-separable 3x3, or an Inception-like block.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, residual: bool, batch_norm: bool, conv: str = "standard",
+                 dilation: int = 1, groups: int = 1, se: int = 0) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm)
-        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        if conv == "inception":
+            self.conv: nn.Module = Inception(in_channels, out_channels)
+        else:
+            self.conv = conv3x3(in_channels, out_channels, dilation=dilation, groups=groups,
+                                separable=conv == "separable", bias=not batch_norm)
+        self.norm = nn.BatchNorm2d(out_channels) if batch_norm and conv != "inception" else nn.Identity()
+        self.se = SqueezeExcite(out_channels, se) if se else nn.Identity()
         self.act = nn.ReLU(inplace=True)
         self.shortcut: nn.Module | None = None
         if residual:
@@ -19,7 +32,7 @@ class ConvBlock(nn.Module):
             self.shortcut = nn.Identity() if same else nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.norm(self.conv(x))
+        out = self.se(self.norm(self.conv(x)))
         if self.shortcut is not None:
             out = out + self.shortcut(x)
         return self.act(out)
@@ -29,7 +42,8 @@ class ConvNet(nn.Module):
     """Input -> [stage: `depth` ConvBlocks, then 2x2 max-pool]x`stages` -> global average pool -> dropout -> linear.
 
     Stage i has round(width * width_mult**i) channels. A stage pools only while the feature map is at
-    least 2 px on each side, so the same config runs from 1x8x8 to 3x224x224 inputs.
+    least 2 px on each side, so the same config runs from 1x8x8 to 3x224x224 inputs. `groups` applies to every
+    block but the first (whose input is the image's few channels).
     """
 
     def __init__(
@@ -43,20 +57,25 @@ class ConvNet(nn.Module):
         residual: bool = True,
         batch_norm: bool = True,
         dropout: float = 0.0,
+        conv: str = "standard",
+        dilation: int = 1,
+        groups: int = 1,
+        se: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (("width", width), ("depth", depth), ("stages", stages), ("num_outputs", num_outputs)):
-            if int(value) < 1:
-                raise ValueError(f"model.{name}={value} must be at least 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
+        check_arguments("ConvNet", input_shape, {"width": width, "depth": depth, "stages": stages, "dilation": dilation,
+                        "groups": groups, "num_outputs": num_outputs}, {"conv": (conv, CONVS)}, dropout)
         in_channels, height, width_px = input_shape
         layers: list[nn.Module] = []
         channels = in_channels
         for stage in range(stages):
             out_channels = max(1, round(width * width_mult**stage))
             for _ in range(depth):
-                layers.append(ConvBlock(channels, out_channels, residual, batch_norm))
+                block_groups = groups if layers else 1
+                if block_groups > 1:
+                    check_channels(groups, channels, f"the input of a stage-{stage + 1} block")
+                    check_channels(groups, out_channels, f"stage {stage + 1}")
+                layers.append(ConvBlock(channels, out_channels, residual, batch_norm, conv, dilation, block_groups, se))
                 channels = out_channels
             if stage < stages - 1 and min(height, width_px) >= 2:
                 layers.append(nn.MaxPool2d(2))
@@ -70,7 +89,3 @@ class ConvNet(nn.Module):
         x = self.pool(self.features(x)).flatten(1)
         return self.head(self.dropout(x))
 
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (report M1)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -22,7 +22,7 @@ SECTIONS = {
     "lr_finder": "csc8607.sections.lr_finder",  # M4: LR range test
     "grid": "csc8607.sections.grid",  # M5: one grid job (failures recorded), summary by csc8607.sweep
     "full": "csc8607.sections.full",  # M6: full training, exported to artifacts/
-    "compare": "csc8607.sections.compare",  # M7: curve overlays by LR, WD, width, depth
+    "compare": "csc8607.sections.compare",  # M7: curve overlays by LR, WD and the model's A and B
     "optuna": "csc8607.sections.optuna",  # M8: one Optuna trial (same job as grid)
 }
 SWEEP_JOBS = {"grid", "optuna"}  # their jobs record any failure (bad values included) instead of ending the sweep

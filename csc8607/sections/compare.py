@@ -1,5 +1,6 @@
 """M7 — curve comparisons: train loss, val loss and the val metric against the epoch for chosen runs, one PNG
-per hyperparameter (LR, weight decay, model A, model B), each run coloured and labelled by that value.
+per hyperparameter (LR, weight decay, the model's A and B as its config declares them), each run coloured and
+labelled by that value.
 
 `compare.runs` is a sweep dir (every job below it with a metrics.json) or a list of run dirs.
 """
@@ -11,10 +12,9 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from csc8607 import checkpoint, figures
+from csc8607 import axes, checkpoint, figures
 from csc8607.config import monitor_mode
 from csc8607.errors import UserError
-from csc8607.sweep import PARAMS
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,16 @@ def find_runs(runs: Any, root: Path) -> list[Path]:
     return found
 
 
+def by_key(asked: str, runs: list[dict[str, Any]]) -> str:
+    """A `compare.by` item as lr, wd, A or B; the model key an axis names (`width`) is accepted for its letter."""
+    if asked in axes.NAMES:
+        return asked
+    letters = {name for r in runs for name, key in r["keys"].items() if key == f"model.{asked}"}
+    if len(letters) == 1:
+        return letters.pop()
+    raise UserError(f"compare.by: {asked} is not one of {', '.join(axes.NAMES)} nor a model axis of the runs")
+
+
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     run_dir = Path(run_dir)
     runs = []
@@ -47,7 +57,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         runs.append({"dir": str(path), "name": metrics["run_name"], "history": metrics["history"],
                      "monitor": metrics["monitor"], "mode": monitor_mode(conf.trainer),
                      "best_value": metrics["best_value"],
-                     **{key: OmegaConf.select(conf, dotted) for key, dotted in PARAMS.items()}})
+                     **axes.values(conf), "keys": axes.keys(conf)})
     monitor, mode = runs[0]["monitor"], runs[0]["mode"]  # the compared runs' own metric and direction
     if {(r["monitor"], r["mode"]) for r in runs} != {(monitor, mode)}:
         raise UserError(f"compare.runs: the runs monitor different metrics "
@@ -55,22 +65,23 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     panels = {"train/loss": "train/loss", "val/loss": "val/loss", monitor: monitor}
     result: dict[str, Any] = {"runs": [{k: v for k, v in r.items() if k != "history"} for r in runs], "comparisons": {}}
     writer = open_writer(run_dir)
-    for key in cfg.compare.by:
-        if key not in PARAMS:
-            raise UserError(f"compare.by: {key} is not one of {', '.join(PARAMS)}")
+    for asked in cfg.compare.by:
+        key = by_key(str(asked), runs)
+        dotted = ", ".join(sorted({r["keys"].get(key, "?") for r in runs}))
+        name = dotted.removeprefix("model.") if key in ("A", "B") and "," not in dotted else key
         groups: dict[str, dict[str, list]] = {panel: {} for panel in panels}
         numeric = all(isinstance(r[key], (int, float)) for r in runs)
         for r in sorted(runs, key=lambda r: (r[key] if numeric else str(r[key]), r["name"])):
             epochs = [row["epoch"] for row in r["history"]]
             for panel, tag in panels.items():
-                groups[panel].setdefault(f"{key}={r[key]}", []).append((epochs, [row[tag] for row in r["history"]]))
-        png = figures.grouped_plot(run_dir / f"compare_{key}.png", groups, "epoch",
-                                   title=f"M7 comparison by {key} ({PARAMS[key]}), {len(runs)} runs")
-        figures.to_tensorboard(writer, f"compare/{key}", png)
+                groups[panel].setdefault(f"{name}={r[key]}", []).append((epochs, [row[tag] for row in r["history"]]))
+        png = figures.grouped_plot(run_dir / f"compare_{name}.png", groups, "epoch",
+                                   title=f"M7 comparison by {key} ({dotted}), {len(runs)} runs")
+        figures.to_tensorboard(writer, f"compare/{name}", png)
         by_value: dict[str, list[float]] = {}
         for r in runs:
             by_value.setdefault(str(r[key]), []).append(r["best_value"])
-        result["comparisons"][key] = {"png": png.name, "best_by_value": {
+        result["comparisons"][name] = {"png": png.name, "best_by_value": {
             v: max(b) if mode == "max" else min(b) for v, b in by_value.items()}}
     writer.close()
     checkpoint.write_json(run_dir / "compare.json", result)

@@ -1,5 +1,5 @@
 """M5 — mini grid search: every job of `python train.py experiment=grid` is a short training run (own dir,
-checkpoint, TensorBoard run with HParams, explicit run name lr=…_wd=…_width=…_depth=…). A job that fails is
+checkpoint, TensorBoard run with HParams, explicit run name lr=…_wd=…_<A>=…_<B>=…). A job that fails is
 recorded in failed.json instead of ending the sweep; `csc8607.sweep.SweepSummary` writes the summary table."""
 from __future__ import annotations
 

@@ -27,13 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def layer_table(model: nn.Module, inputs: torch.Tensor) -> list[dict[str, Any]]:
-    """One row per leaf module in call order: name, type, output shape, own parameter count."""
+    """One row per call of a leaf module (or of a module holding parameters of its own, e.g. a custom layer with
+    nn.Parameter) in call order: name, type, output shape (an RNN's: its output sequence), own parameter count."""
     rows: list[dict[str, Any]] = []
     hooks = []
     for name, module in model.named_modules():
-        if name and not list(module.children()):
-            def hook(mod: nn.Module, _inp: Any, out: Any, name: str = name) -> None:
-                shape = list(out.shape) if isinstance(out, torch.Tensor) else None
+        if (name and not list(module.children())) or any(True for _ in module.parameters(recurse=False)):
+            def hook(mod: nn.Module, _inp: Any, out: Any, name: str = name or "(model)") -> None:
+                first = out[0] if isinstance(out, (tuple, list)) and out else out
+                shape = list(first.shape) if isinstance(first, torch.Tensor) else None
                 rows.append({"layer": name, "type": type(mod).__name__, "output_shape": shape,
                              "params": sum(p.numel() for p in mod.parameters(recurse=False))})
             hooks.append(module.register_forward_hook(hook))
