@@ -1,0 +1,159 @@
+"""A throw-away one-node SLURM cluster (munge, slurmctld, slurmd) and PostgreSQL server for the cluster tests.
+
+Everything lives in one directory and listens on localhost: config files written here, daemons started in the
+foreground of their own process, stopped with SIGTERM at the end. The binaries come from Debian's `slurm-wlm`,
+`munge` and `postgresql` packages (`.ci/run` installs them). Process tracking and task plugins that need no
+cgroups (`proctrack/linuxproc`, `task/none`), so it also runs in a container.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch")
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def missing_binaries() -> list[str]:
+    """The service binaries this machine lacks (empty: the cluster lane can run)."""
+    missing = [b for b in SLURM_BINARIES if not (shutil.which(b) or Path("/usr/sbin", b).exists())]
+    return missing + [f"{POSTGRES_BIN}/{b}" for b in ("initdb", "postgres") if not (POSTGRES_BIN / b).exists()]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def binary(name: str) -> str:
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+def wait_for(check, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up within {timeout:.0f} s")
+
+
+@dataclass
+class Services:
+    """The running daemons and the environment a client (sbatch, squeue, psycopg2) needs to reach them."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    postgres_url: str = ""
+
+    def start(self, name: str, cmd: list[str], user: str | None = None) -> subprocess.Popen:
+        log = open(self.root / f"{name}.out", "w")
+        if user:
+            cmd = ["runuser", "-u", user, "--", *cmd]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        """SIGTERM each daemon (last started first), SIGKILL the ones still there after 10 s."""
+        subprocess.run(["scancel", "--full", "--user=root"], env={**os.environ, **self.env}, capture_output=True)
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+    def run(self, *cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=60)
+
+
+def start_munge(s: Services) -> None:
+    key, sock = s.root / "munge.key", s.root / "munge.socket"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o400)
+    s.start("munged", [binary("munged"), "--foreground", "--force", f"--key-file={key}", f"--socket={sock}",
+                       f"--pid-file={s.root / 'munged.pid'}", f"--log-file={s.root / 'munged.log'}",
+                       f"--seed-file={s.root / 'munged.seed'}"])
+    wait_for(sock.exists, "munged")
+
+
+SLURM_CONF = """\
+ClusterName=csc8607
+SlurmctldHost={host}
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={root}/munge.socket
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU_Memory
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2
+MpiDefault=none
+ReturnToService=2
+KillWait=5
+MessageTimeout=30
+InactiveLimit=0
+MinJobAge=300
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def start_slurm(s: Services) -> None:
+    """slurmctld and slurmd for one node holding this machine's CPUs and (most of) its memory."""
+    host = socket.gethostname().split(".")[0]
+    mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 * 3 // 4
+    (s.root / "state").mkdir()
+    (s.root / "spool").mkdir()
+    conf = s.root / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=host, root=s.root, ctld_port=free_port(), d_port=free_port(),
+                                      cpus=os.cpu_count(), mem_mb=mem_mb))
+    s.env["SLURM_CONF"] = str(conf)
+    s.start("slurmctld", [binary("slurmctld"), "-D", "-i", "-f", str(conf)])
+    wait_for(lambda: s.run("sinfo", "-h").returncode == 0, "slurmctld")
+    s.start("slurmd", [binary("slurmd"), "-D", "-f", str(conf), "-N", host])
+    wait_for(lambda: s.run("sinfo", "-h", "-o", "%t").stdout.strip() in ("idle", "mix", "alloc"), "slurmd")
+
+
+def start_postgres(s: Services) -> None:
+    """A fresh PostgreSQL cluster on a local port, owned by the `postgres` user (initdb refuses root)."""
+    data, port = s.root / "pgdata", free_port()
+    data.mkdir()
+    user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    if os.geteuid() == 0:
+        shutil.chown(data, user)
+        s.root.chmod(0o755)
+    run_as = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
+    subprocess.run([*run_as, str(POSTGRES_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "optuna"],
+                   check=True, capture_output=True)
+    s.start("postgres", [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data),
+                         "-h", "127.0.0.1"], user=user if os.geteuid() == 0 else None)
+    s.postgres_url = f"postgresql://optuna@127.0.0.1:{port}/postgres"
+    wait_for(lambda: subprocess.run(["bash", "-c", f"echo > /dev/tcp/127.0.0.1/{port}"],
+                                    capture_output=True).returncode == 0, "postgres")
