@@ -99,6 +99,8 @@ def open_study(url: str | None, study_name: str | None, directions: list[str], h
 
 def storage_problem(err: Exception) -> str:
     """The first line of a database error, without sqlalchemy's class prefix and background link."""
+    while err.__cause__ is not None:  # optuna's StorageInternalError wraps the database's own error
+        err = err.__cause__  # type: ignore[assignment]
     text = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
     if "not parse" in text and "URL" in text:
         return "not a database URL: write it as sqlite:///path/to/optuna.db or postgresql://user@host/db"

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch")
+SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "slurmdbd", "sbatch", "mariadbd")
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
@@ -66,7 +66,11 @@ class Services:
 
     def stop(self) -> None:
         """SIGTERM each daemon (last started first), SIGKILL the ones still there after 10 s."""
-        subprocess.run(["scancel", "--full", "--user=root"], env={**os.environ, **self.env}, capture_output=True)
+        if "SLURM_CONF" in self.env:
+            try:  # jobs still there would outlive slurmd
+                self.run("scancel", "--full", f"--user={pwd.getpwuid(os.geteuid()).pw_name}")
+            except subprocess.TimeoutExpired:
+                pass
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -76,8 +80,8 @@ class Services:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
 
-    def run(self, *cmd: str) -> subprocess.CompletedProcess:
-        return subprocess.run(cmd, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=60)
+    def run(self, *cmd: str, timeout: float = 20) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=timeout)
 
 
 def start_munge(s: Services) -> None:
@@ -99,7 +103,7 @@ SlurmctldPort={ctld_port}
 SlurmdPort={d_port}
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={root}/munge.socket
+AuthInfo=socket={root}/munge.socket,cred_expire=10
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool
 SlurmctldPidFile={root}/slurmctld.pid
@@ -109,7 +113,10 @@ SlurmdLogFile={root}/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort={dbd_port}
+AccountingStoragePass={root}/munge.socket
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 SchedulerType=sched/backfill
@@ -125,16 +132,54 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
 
+SLURMDBD_CONF = """\
+AuthType=auth/munge
+AuthInfo=socket={root}/munge.socket
+DbdHost=localhost
+DbdPort={dbd_port}
+SlurmUser=root
+PidFile={root}/slurmdbd.pid
+LogFile={root}/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={db_port}
+StorageUser=root
+StorageLoc=slurm_acct_db
+"""
+
+
+def start_accounting(s: Services) -> int:
+    """MariaDB (a throw-away datadir) and slurmdbd: SLURM's accounting, which `sacct` (and so submitit, to see
+    a job that ended without a result, e.g. cancelled) reads. Returns slurmdbd's port."""
+    data, db_port, dbd_port = s.root / "mysql", free_port(), free_port()
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                    "--auth-root-authentication-method=normal"], check=True, capture_output=True)
+    s.start("mariadb", [binary("mariadbd"), "--no-defaults", f"--datadir={data}", "--user=root",
+                        f"--socket={s.root / 'mysql.sock'}", f"--port={db_port}", "--bind-address=127.0.0.1",
+                        "--skip-grant-tables", "--innodb-buffer-pool-size=16M"])
+    wait_for(lambda: subprocess.run(["bash", "-c", f"echo > /dev/tcp/127.0.0.1/{db_port}"],
+                                    capture_output=True).returncode == 0, "mariadb")
+    conf = s.root / "slurmdbd.conf"
+    conf.write_text(SLURMDBD_CONF.format(root=s.root, dbd_port=dbd_port, db_port=db_port))
+    conf.chmod(0o600)
+    s.start("slurmdbd", [binary("slurmdbd"), "-D"])  # reads slurmdbd.conf next to $SLURM_CONF
+    wait_for(lambda: subprocess.run(["bash", "-c", f"echo > /dev/tcp/127.0.0.1/{dbd_port}"],
+                                    capture_output=True).returncode == 0, "slurmdbd")
+    return dbd_port
+
+
 def start_slurm(s: Services) -> None:
-    """slurmctld and slurmd for one node holding this machine's CPUs and (most of) its memory."""
+    """slurmdbd, slurmctld and slurmd for one node holding this machine's CPUs and (most of) its memory."""
+    conf = s.root / "slurm.conf"
+    s.env["SLURM_CONF"] = str(conf)
+    dbd_port = start_accounting(s)
     host = socket.gethostname().split(".")[0]
     mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 * 3 // 4
     (s.root / "state").mkdir()
     (s.root / "spool").mkdir()
-    conf = s.root / "slurm.conf"
     conf.write_text(SLURM_CONF.format(host=host, root=s.root, ctld_port=free_port(), d_port=free_port(),
-                                      cpus=os.cpu_count(), mem_mb=mem_mb))
-    s.env["SLURM_CONF"] = str(conf)
+                                      cpus=os.cpu_count(), mem_mb=mem_mb,
+                                      dbd_port=dbd_port))
     s.start("slurmctld", [binary("slurmctld"), "-D", "-i", "-f", str(conf)])
     wait_for(lambda: s.run("sinfo", "-h").returncode == 0, "slurmctld")
     s.start("slurmd", [binary("slurmd"), "-D", "-f", str(conf), "-N", host])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -35,11 +36,13 @@ class ExistingRun(UserError):
 
 def earlier_run(cfg: DictConfig, run_dir: Path) -> str | None:
     """What this job dir already holds: "finished", "interrupted" or None. Without `skip_finished=true` an
-    earlier result is refused rather than overwritten (re-running a sweep into its own sweep dir)."""
+    earlier result is refused rather than overwritten (re-running a sweep into its own sweep dir); a job SLURM
+    requeued (time limit, preemption) is the same job again, so it keeps or continues its own run."""
     state = "finished" if (run_dir / "metrics.json").exists() else None
     if state is None and (run_dir / "checkpoints" / "last.ckpt").exists():
         state = "interrupted"
-    if state and not cfg.get("skip_finished"):
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0  # SLURM requeued this job: continue it
+    if state and not (cfg.get("skip_finished") or requeued):
         raise ExistingRun(f"{run_dir} already holds a {state} run: add skip_finished=true to keep finished jobs and "
                         "resume interrupted ones, or choose a new hydra.sweep.dir / hydra.run.dir")
     return state
