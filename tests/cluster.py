@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ class Services:
     env: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
     postgres_url: str = ""
+    cleanup: list[Path] = field(default_factory=list)
 
     def start(self, name: str, cmd: list[str], user: str | None = None) -> subprocess.Popen:
         log = open(self.root / f"{name}.out", "w")
@@ -79,6 +81,8 @@ class Services:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+        for path in self.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
 
     def run(self, *cmd: str, timeout: float = 20) -> subprocess.CompletedProcess:
         return subprocess.run(cmd, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=timeout)
@@ -188,12 +192,12 @@ def start_slurm(s: Services) -> None:
 
 def start_postgres(s: Services) -> None:
     """A fresh PostgreSQL cluster on a local port, owned by the `postgres` user (initdb refuses root)."""
-    data, port = s.root / "pgdata", free_port()
-    data.mkdir()
+    port = free_port()
+    data = Path(tempfile.mkdtemp(prefix="csc8607-pgdata-"))  # outside pytest's 0700 tmp dirs, which postgres
+    s.cleanup.append(data)                                   # (the user initdb runs as, as root) cannot enter
     user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     if os.geteuid() == 0:
         shutil.chown(data, user)
-        s.root.chmod(0o755)
     run_as = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
     subprocess.run([*run_as, str(POSTGRES_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "optuna"],
                    check=True, capture_output=True)
