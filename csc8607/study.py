@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import optuna
@@ -31,17 +32,18 @@ class HeartbeatStorage(RDBStorage):
         self.lock = threading.Lock()
         threading.Thread(target=self.beat, name="optuna-heartbeat", daemon=True).start()
 
-    def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
+    def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
+        """Every new trial goes through here (optuna's cached storage calls it directly)."""
         stale = self.fail_stale_trials(study_id)
         if stale:
             numbers = [self.get_trial_number_from_id(t) for t in stale]
             log.warning("trial(s) %s had no heartbeat for %d s (worker killed?): marked FAIL", numbers,
                         self.grace_period)
-        trial_id = super().create_new_trial(study_id, template_trial)
-        self.record_heartbeat(trial_id)
+        trial = super()._create_new_trial(study_id, template_trial)
+        self.record_heartbeat(trial._trial_id)
         with self.lock:
-            self.beating.add(trial_id)
-        return trial_id
+            self.beating.add(trial._trial_id)
+        return trial
 
     def beat(self) -> None:
         """Record a heartbeat for each unfinished trial of this process, every `heartbeat_interval` seconds."""
@@ -58,6 +60,21 @@ class HeartbeatStorage(RDBStorage):
                         self.record_heartbeat(trial_id)
                 except Exception as err:  # noqa: BLE001 - a database hiccup: the next beat tries again
                     log.warning("heartbeat of trial id %d not recorded: %s", trial_id, str(err).splitlines()[0])
+
+
+def create_storage(url: str, heartbeat_interval: int, grace_period: int, attempts: int = 5) -> HeartbeatStorage:
+    """HeartbeatStorage(url); workers started together on an empty database race to create Optuna's tables:
+    the losers (a unique-constraint error) try again once the winner's tables exist."""
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(attempts):
+        try:
+            return HeartbeatStorage(url, heartbeat_interval, grace_period)
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def describe_url(url: str) -> str:
@@ -79,7 +96,7 @@ def open_study(url: str | None, study_name: str | None, directions: list[str], h
     shown = describe_url(str(url))
     key = "hydra.sweeper.storage"
     try:
-        storage = HeartbeatStorage(str(url), heartbeat_interval, grace_period)
+        storage = create_storage(str(url), heartbeat_interval, grace_period)
     except ImportError as err:
         raise UserError(f"{key}={shown}: the Python driver for this database is not installed ({err}); "
                         "for PostgreSQL: pip install psycopg2-binary") from None
