@@ -114,7 +114,7 @@ def test_two_slurm_workers_fill_one_postgresql_study_and_a_killed_one_fails_its_
         cluster: Services, tmp_path: Path) -> None:
     """Two SLURM jobs run the Optuna preset on one PostgreSQL study; one is SIGKILLed mid-trial. Its trial stops
     beating and the other worker, still running, marks it FAIL (Optuna's heartbeat, not a pid on this host);
-    every trial is counted once; report.py's M8 reads that storage."""
+    every trial is counted once; the killed trial's run resumes; report.py's M8 reads that storage."""
     study = [f"hydra.sweeper.storage={cluster.postgres_url}", "hydra.sweeper.study_name=shared",
              "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3", "experiment=optuna",
              "model.width=choice(4, 8)", "model.depth=1", "trainer.threads=1"]
@@ -132,6 +132,10 @@ def test_two_slurm_workers_fill_one_postgresql_study_and_a_killed_one_fails_its_
     assert states == ["COMPLETE"] * 4 + ["FAIL"], (states, (tmp_path / f"slurm-{survivor}.out").read_text()[-3000:])
     assert len({t.number for t in trials}) == 5 and len(job_dirs(tmp_path / "multirun")) == 5
     assert not (killed / "metrics.json").exists()  # it was killed mid-trial: the FAIL is the heartbeat's doing
+    # what scancel left is resumable: one more epoch from its last.ckpt, in its own dir
+    done = max(int(e) for e in re.findall(r"epoch (\d+)/500", (killed / "train.log").read_text()))
+    run_cli("train.py", f"resume={killed}", f"trainer.max_epochs={done + 1}", cwd=tmp_path)
+    assert read_json(killed / "metrics.json")["epochs"] == done + 1
 
     report = run_cli("report.py", cwd=tmp_path, check=False)
     m8 = (tmp_path / "report" / "report.md").read_text() if (tmp_path / "report" / "report.md").exists() else ""
