@@ -47,8 +47,8 @@ class HeartbeatStorage(RDBStorage):
 
     def beat(self) -> None:
         """Record a heartbeat for each unfinished trial of this process, every `heartbeat_interval` seconds."""
-        stop = threading.Event()
-        while not stop.wait(self.heartbeat_interval):
+        while True:
+            time.sleep(self.heartbeat_interval)
             with self.lock:
                 trial_ids = list(self.beating)
             for trial_id in trial_ids:
@@ -59,7 +59,7 @@ class HeartbeatStorage(RDBStorage):
                     else:
                         self.record_heartbeat(trial_id)
                 except Exception as err:  # noqa: BLE001 - a database hiccup: the next beat tries again
-                    log.warning("heartbeat of trial id %d not recorded: %s", trial_id, str(err).splitlines()[0])
+                    log.warning("heartbeat of trial id %d not recorded: %s", trial_id, storage_problem(err))
 
 
 def create_storage(url: str, heartbeat_interval: int, grace_period: int, attempts: int = 5) -> HeartbeatStorage:

@@ -11,7 +11,6 @@ import csv
 import io
 import logging
 import math
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -22,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import checkpoint
 from csc8607.engine import Interrupted
+from csc8607.errors import stop as stop_sweep  # one-line error, exit 2
 from csc8607.sections.train import ExistingRun
 
 log = logging.getLogger(__name__)
@@ -109,12 +109,6 @@ def empty_axes(config: DictConfig) -> list[str]:
         if not value.strip() or (simple_list and "," in value and any(not v.strip() for v in value.split(","))):
             bad.append(key.lstrip("+~"))
     return bad
-
-
-def stop_sweep(message: str) -> None:
-    """End the whole sweep with a one-line error and exit status 2 (SystemExit passes through Hydra)."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
 
 
 class SweepSummary(Callback):

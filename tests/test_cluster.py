@@ -134,7 +134,7 @@ def test_two_slurm_workers_fill_one_postgresql_study_and_a_killed_one_fails_its_
     assert not (killed / "metrics.json").exists()  # it was killed mid-trial: the FAIL is the heartbeat's doing
     # what scancel left is resumable: one more epoch from its last.ckpt, in its own dir
     done = max(int(e) for e in re.findall(r"epoch (\d+)/500", (killed / "train.log").read_text()))
-    run_cli("train.py", f"resume={killed}", f"trainer.max_epochs={done + 1}", cwd=tmp_path)
+    run_cli("train.py", f"resume='{killed}'", f"trainer.max_epochs={done + 1}", cwd=tmp_path)
     assert read_json(killed / "metrics.json")["epochs"] == done + 1
 
     report = run_cli("report.py", cwd=tmp_path, check=False)

@@ -2,7 +2,6 @@
 lives in the `hydra_plugins` namespace package (`hydra.sweeper._target_` of conf/hydra/sweeper/study.yaml)."""
 from __future__ import annotations
 
-import sys
 from typing import Any, List
 
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
@@ -12,16 +11,15 @@ class StudySweeper(OptunaSweeper):
     """OptunaSweeper whose `storage` URL is opened (and checked) up front as a heartbeat storage."""
 
     def __init__(self, storage: Any, heartbeat_interval: int, grace_period: int, **options: Any) -> None:
+        from csc8607.errors import UserError, stop
         from csc8607.study import open_study
-        from csc8607.errors import UserError
 
         direction = options["direction"]
         directions = [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
         try:
             storage = open_study(storage, options["study_name"], directions, heartbeat_interval, grace_period)
         except UserError as err:  # before any trial: one line, exit 2 (SystemExit passes through Hydra)
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            sys.exit(2)
+            stop(str(err))
         super().__init__(storage=storage, **options)
 
     def sweep(self, arguments: List[str]) -> None:
@@ -33,6 +31,6 @@ class StudySweeper(OptunaSweeper):
             import optuna
 
             impl = self.sweeper
-            if impl.storage is not None and optuna.load_study(study_name=impl.study_name, storage=impl.storage
-                                                              ).get_trials(states=[optuna.trial.TrialState.COMPLETE]):
+            if impl.storage is None or optuna.load_study(study_name=impl.study_name, storage=impl.storage
+                                                         ).get_trials(states=[optuna.trial.TrialState.COMPLETE]):
                 raise
