@@ -100,7 +100,7 @@ def start_munge(s: Services) -> None:
 
 SLURM_CONF = """\
 ClusterName=csc8607
-SlurmctldHost={host}
+SlurmctldHost={host}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort={ctld_port}
