@@ -5,10 +5,11 @@ Data and model are rebuilt from the checkpoint's own config; keys given on the c
 (e.g. `data.root=...`, `trainer.device=cpu`). Writes <split>_metrics.json and tb/ into its own run dir.
 """
 import csc8607  # noqa: F401  (first: csc8607.STARTED_AT times the start-up, heavy imports included)
-import hydra
-from omegaconf import DictConfig
+from csc8607.errors import exit_on_user_error, quiet_interrupts
 
-from csc8607.errors import exit_on_user_error
+quiet_interrupts()  # Ctrl-C from here on (imports, config, a first decode): one error line, exit 130
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -16,12 +17,6 @@ from csc8607.errors import exit_on_user_error
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from omegaconf import OmegaConf
-
-    from csc8607.errors import UserError
-
-    if OmegaConf.is_missing(cfg, "ckpt"):
-        raise UserError("Missing mandatory value: ckpt (python evaluate.py ckpt=outputs/.../checkpoints/best.ckpt)")
     from csc8607.rundir import claim
     from csc8607.sections.evaluation import evaluate_checkpoint
 

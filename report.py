@@ -5,10 +5,11 @@ Fills conf/report_template.md (headings, order and language kept) from the lates
 outputs/ and multirun/ and writes <out>/report.md and <out>/figures/*.png. A report.md that differs from the
 new one is kept first as report.<time>.md (your own text in it is never lost).
 """
-import hydra
-from omegaconf import DictConfig
+from csc8607.errors import exit_on_user_error, quiet_interrupts
 
-from csc8607.errors import exit_on_user_error
+quiet_interrupts()  # Ctrl-C from here on: one error line, exit 130
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="report")
@@ -20,7 +21,9 @@ def main(cfg: DictConfig) -> None:
 
     from csc8607 import checkpoint
     from csc8607.errors import UserError
-    from csc8607.report import Context, render
+    import sys
+
+    from csc8607.report import UNREADABLE_SECTION, Context, render
     from csc8607.report_sections import ANSWERS, BODIES
     from csc8607.report_runs import find_runs
 
@@ -39,6 +42,10 @@ def main(cfg: DictConfig) -> None:
     else:
         checkpoint.write_text(path, text)
     print(f"report: {path} ({len(runs)} runs: {', '.join(sorted(runs)) or 'none'})")
+    damaged = text.count(UNREADABLE_SECTION)
+    if damaged:
+        print(f"warning: {damaged} sections or answers not generated (a run's file is corrupt, empty or missing): "
+              f"search {path} for '{UNREADABLE_SECTION}'", file=sys.stderr)
 
 
 if __name__ == "__main__":

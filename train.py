@@ -5,10 +5,11 @@ Outputs go to Hydra's job dir (outputs/DATE/TIME or multirun/DATE/TIME/N_overrid
 metrics.json, .hydra/ (config and overrides), train.log.
 """
 import csc8607  # noqa: F401  (first: csc8607.STARTED_AT times the start-up, heavy imports included)
-import hydra
-from omegaconf import DictConfig
+from csc8607.errors import exit_on_user_error, quiet_interrupts
 
-from csc8607.errors import exit_on_user_error
+quiet_interrupts()  # Ctrl-C from here on (imports, config, a first decode): one error line, exit 130
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import torch
 
-from csc8607.errors import UserError
+from csc8607.errors import UserError, disk_full
 
 FORMAT = "csc8607-checkpoint-v1"
 
@@ -76,9 +76,20 @@ def install(path: Path, write: Any) -> Path | None:
 
 
 def save(path: Path | str, state: dict[str, Any]) -> Path:
-    """Write `state` (plus a format tag) atomically."""
-    with atomic(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+    """Write `state` (plus a format tag) atomically. A full disk leaves the previous file as it was and says so
+    (torch.save writes through a Python file here so that the OS error, not a zip-writer error, comes back)."""
+    try:
+        with atomic(path) as tmp, open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, **state}, f)
+    except (OSError, RuntimeError) as err:
+        cause: BaseException | None = err  # torch's zip writer may raise its own error while closing after it
+        while cause is not None and not disk_full(cause):
+            cause = cause.__context__
+        if cause is None:
+            raise
+        run_dir = Path(path).parent.parent if Path(path).parent.name == "checkpoints" else "<the run dir>"
+        raise UserError(f"{os.strerror(cause.errno).lower()} while writing {path}: the previous checkpoints are "
+                        f"kept; free some space and continue with `python train.py resume={run_dir}`") from err
     return Path(path)
 
 
@@ -103,6 +114,19 @@ def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a csc8607 checkpoint (no '{FORMAT}' tag): was it written by train.py?")
     return state
+
+
+def check_fields(state: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint (hand-made or damaged) that lacks what evaluate.py and resume= read from it."""
+    best, epoch = state.get("best_value"), state.get("epoch")
+    problems = [f"no `{key}`" for key in ("config", "model") if not isinstance(state.get(key), dict)]
+    if best is not None and not (isinstance(best, (int, float)) and not isinstance(best, bool)):
+        problems.append(f"best_value={best!r} is not a number")
+    if epoch is not None and not (isinstance(epoch, int) and not isinstance(epoch, bool)):
+        problems.append(f"epoch={epoch!r} is not a whole number")
+    if problems:
+        raise UserError(f"checkpoint {path} is incomplete or damaged ({'; '.join(problems)}): use a checkpoint "
+                        "written by train.py")
 
 
 def write_text(path: Path | str, text: str) -> Path:

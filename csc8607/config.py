@@ -31,22 +31,128 @@ def check_trainer_keys(trainer: DictConfig) -> None:
         raise UserError(f"trainer.{key} is not a trainer setting and would be ignored{hint}")
 
 
+def defined_keys(conf_dir: Path = MAIN_CONFIG.parent) -> set[str]:
+    """Every key path any file of conf/ defines (a group's file under its group, a preset's at the root)."""
+    keys: set[str] = set()
+    for path in conf_dir.rglob("*.yaml"):
+        group = path.parent.relative_to(conf_dir).as_posix()
+        if group.startswith("hydra") or path.name == "report.yaml":  # report.py's keys are not a run's
+            continue
+        node = OmegaConf.load(path)
+        prefix = "" if group == "." or "@package _global_" in path.read_text()[:200] else group.replace("/", ".") + "."
+        if isinstance(node, DictConfig):
+            keys.update(prefix + key for key in flatten_keys(node) if key != "defaults")
+    return keys
+
+
+def flatten_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Key paths of a config node, inner nodes included, without resolving interpolations."""
+    out = []
+    for key in node.keys():
+        out.append(f"{prefix}{key}")
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            out += flatten_keys(child, f"{prefix}{key}.")
+    return out
+
+
+def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
+    """Refuse a `+key=value` (or `++`) that no file of conf/ defines: a typo (`+max_epochs=3`,
+    `+data.normalize.meen=...`) would be ignored. A key of a `_target_` node with no close match is left to
+    instantiate, which refuses what its callable does not take (and accepts e.g. `+optim.amsgrad=true`)."""
+    added = [o.split("=", 1)[0].lstrip("+") for o in overrides if o.startswith("+") and "=" in o]
+    if not added or not MAIN_CONFIG.exists():
+        return
+    groups = {path.name for path in MAIN_CONFIG.parent.iterdir() if path.is_dir()}  # `+experiment=x` picks a file
+    added = [k for k in added if "/" not in k and k not in groups and not k.startswith(("hydra", "trainer."))]
+    known = defined_keys()
+    main = set(flatten_keys(OmegaConf.load(MAIN_CONFIG)))  # preferred suggestions: the main config's keys
+    for key in added:
+        if key in known:
+            continue
+        parent_key, _, leaf = key.rpartition(".")
+        same_leaf = sorted((k for k in known if k.rsplit(".", 1)[-1] == leaf), key=lambda k: (k not in main, k))
+        siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent_key]
+        similar = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.7)
+        close = same_leaf or [f"{parent_key}.{m}".lstrip(".") for m in similar]
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else None
+        if not close and isinstance(parent, DictConfig) and "_target_" in parent:
+            continue
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"+{key} is a key no config defines and would be ignored{hint}")
+
+
+GROUPS = ("data", "model", "optim")  # the config groups every run builds from (`_target_` nodes)
+SCORES = {"accuracy", "f1", "top5"}  # logged metrics where higher is better (a loss: lower)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def monitor_mode(trainer: DictConfig) -> str:
+    """`trainer.monitor_mode`, `auto` read from the metric's name: min for a loss, max for a score; an explicit
+    mode that contradicts the metric (a loss maximized) is refused rather than picking the worst epoch."""
+    monitor, mode = str(trainer.monitor), str(trainer.get("monitor_mode", "auto"))
+    check(mode in ("auto", "max", "min"), f"trainer.monitor_mode={mode} must be auto, max or min")
+    metric = monitor.rsplit("/", 1)[-1]
+    implied = "min" if metric == "loss" else "max" if metric in SCORES else None
+    if implied is None:
+        check(mode != "auto", f"trainer.monitor={monitor} is not a logged metric (loss, accuracy, f1 or top5 of "
+                              "train/ or val/); or set trainer.monitor_mode=max or min")
+        return mode
+    better = "lower" if implied == "min" else "higher"
+    check(mode in ("auto", implied), f"trainer.monitor_mode={mode} contradicts trainer.monitor={monitor} (better "
+                                     f"when {better}): use monitor_mode={implied} or auto")
+    return implied
+
+
 def validate(cfg: DictConfig) -> None:
     """Reject values that would crash later or silently train nothing, naming the key to change."""
-    trainer = cfg.trainer
-    for key in ("max_epochs", "batch_size", "eval_batch_size"):
-        value = trainer.get(key)
-        check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-              f"trainer.{key}={value} must be a whole number >= 1")
-    check(trainer.monitor_mode in ("max", "min"), f"trainer.monitor_mode={trainer.monitor_mode} must be max or min")
+    for group in GROUPS:
+        node = cfg.get(group)
+        check(isinstance(node, DictConfig) and isinstance(node.get("_target_"), str),
+              f"{group}{'._target_' if isinstance(node, DictConfig) else ''} is missing from the config (removed "
+              f"with ~?): choose one with {group}=<name> (conf/{group}/*.yaml)")
+    validate_trainer(cfg.trainer)
     lr = cfg.optim.get("lr")
-    check(isinstance(lr, (int, float)) and not isinstance(lr, bool), f"optim.lr={lr!r} must be a number")
+    check(is_number(lr), f"optim.lr={lr!r} must be a number")
     check(lr > 0, f"optim.lr={lr} must be > 0")
     weight_decay = cfg.optim.get("weight_decay", 0.0)
-    check(isinstance(weight_decay, (int, float)) and weight_decay >= 0, f"optim.weight_decay={weight_decay} must be >= 0")
-    if trainer.get("grad_clip") is not None:
-        check(trainer.grad_clip > 0, f"trainer.grad_clip={trainer.grad_clip} must be > 0 or null")
-    check(isinstance(cfg.seed, int), f"seed={cfg.seed!r} must be a whole number")
+    check(is_number(weight_decay) and weight_decay >= 0, f"optim.weight_decay={weight_decay} must be >= 0")
+    for key, seed in (("seed", cfg.seed), ("data.split_seed", cfg.data.get("split_seed", 0))):
+        check(is_int(seed) and 0 <= seed < 2**32, f"{key}={seed!r} must be a whole number in [0, 2**32)")
+    scheduler = cfg.get("scheduler") or {}
+    for key in ("step_size", "T_max"):  # epochs: 0 divides by zero at the first scheduler step
+        if key in scheduler:
+            check(is_int(scheduler[key]) and scheduler[key] >= 1, f"scheduler.{key}={scheduler[key]} must be a "
+                                                                  "whole number >= 1 (epochs)")
+    for key in ("gamma", "eta_min"):
+        if key in scheduler:
+            check(is_number(scheduler[key]) and scheduler[key] >= 0, f"scheduler.{key}={scheduler[key]!r} must be "
+                                                                     "a number >= 0")
+
+
+def validate_trainer(trainer: DictConfig) -> None:
+    for key in ("max_epochs", "batch_size", "eval_batch_size", "log_every_n_steps"):
+        value = trainer.get(key)
+        check(is_int(value) and value >= 1, f"trainer.{key}={value} must be a whole number >= 1")
+    monitor_mode(trainer)
+    grad_clip = trainer.get("grad_clip")
+    check(grad_clip is None or (is_number(grad_clip) and grad_clip > 0),
+          f"trainer.grad_clip={grad_clip} must be a number > 0, or null")
+    threads = trainer.get("threads")
+    check(threads is None or (is_int(threads) and threads >= 1), f"trainer.threads={threads} must be a whole "
+                                                                  "number >= 1, or null (all cores)")
+    for key, auto in (("channels_last", True), ("progress_bar", True), ("test_after_fit", False),
+                      ("tune_malloc", False)):
+        value = trainer.get(key, False)
+        check(isinstance(value, bool) or (auto and value == "auto"),
+              f"trainer.{key}={value} must be true or false{' or auto' if auto else ''}")
 
 
 def build(node: DictConfig, what: str, **kwargs: Any) -> Any:
@@ -93,21 +199,48 @@ def with_overrides(saved: Any, composed: DictConfig, overrides: list[str], skip:
     """A run's saved config (read from `source`) with the keys given on this command line taken from `composed`.
 
     Used by evaluate.py and `resume=`: the checkpoint's config rules, except what the user just typed and where this
-    machine keeps its files. Its `_target_`s are checked first (csc8607.trust): a saved config runs no code of its own.
+    machine keeps its files. A group choice (`data=image_folder`, needed to reach `data.root`) keeps the run's own
+    node, not the group's defaults; one naming other callables (`optim=sgd` over an AdamW run) is refused. A saved
+    value that was the overridden key's value in the run and is again in this composition (data.source.root =
+    data.root) follows it. The result's `_target_`s are checked (csc8607.trust): a saved config runs no code of its
+    own.
     """
     if not isinstance(saved, dict) or not saved:
         raise UserError(f"{source} holds no config (was it written by train.py?)")
     cfg = OmegaConf.create(saved)
-    typed = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    machine = [k for k in MACHINE_KEYS if OmegaConf.select(cfg, k) is not None]  # a cache left off stays off
-    for key in [*machine, *typed]:
+    for key in MACHINE_KEYS:
+        if OmegaConf.select(cfg, key) is not None:  # a cache left off stays off
+            OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False, force_add=True)
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
         if key in skip or key.startswith("hydra"):
             continue
-        OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False, force_add=True)
+        if override.startswith("~"):
+            raise UserError(f"{override}: a run's recorded config cannot lose keys here (evaluate.py, resume=)")
+        new, old = OmegaConf.select(composed, key), OmegaConf.select(cfg, key)
+        if isinstance(new, DictConfig) and isinstance(old, DictConfig) and "." not in key:
+            theirs, ours = targets(old), targets(new)
+            differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            if differ:
+                raise UserError(f"{override}: the run was built with {', '.join(map(str, map(theirs.get, differ)))}, "
+                                f"not {', '.join(map(str, map(ours.get, differ)))}: evaluate.py and resume= use the "
+                                "run's own; start a new run to change it")
+            continue
+        if isinstance(old, str) and "." in key:
+            group = key.split(".", 1)[0]
+            for other, value in flatten(cfg[group], f"{group}.").items():
+                if value == old and other != key and OmegaConf.select(composed, other) == new:
+                    OmegaConf.update(cfg, other, new, merge=False)
+        OmegaConf.update(cfg, key, new, merge=False, force_add=True)
     from csc8607.trust import check_targets
 
     check_targets(cfg, source, overrides)
     return cfg
+
+
+def targets(node: DictConfig) -> dict[str, str]:
+    """The callables a config node names: `_target_` key path -> target."""
+    return {key: value for key, value in flatten(node).items() if key.endswith("_target_")}
 
 
 def command_line_overrides() -> list[str]:

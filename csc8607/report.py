@@ -12,15 +12,29 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from csc8607 import checkpoint
-from csc8607.report_runs import HINTS, RESULTS
+from csc8607.report_runs import HINTS, RESULTS, command
 
 TODO = "> _À compléter par l'étudiant·e : …_"
 GENERATED = ("> _Rapport généré par `python report.py` à partir des runs (chiffres et figures) ; les parties "
              "« À compléter » sont à rédiger._")
 QUESTION = re.compile(r"^\*\*([DM]\d+)\.\*\*")
+UNREADABLE_SECTION = "Section non générée"  # what a section unreadable from its files says
+UNREADABLE = (OSError, ValueError, OmegaConfBaseException, yaml.YAMLError)  # a file missing, cut short or garbled
+
+
+class ReportInputError(Exception):
+    """A file a section reads is missing, empty or corrupt (the message names it)."""
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text and isinstance(err, ReportInputError) else \
+        f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -40,22 +54,49 @@ class Context:
             self.memos[key] = compute()
         return self.memos[key]
 
+    def read(self, path: Path, load: Callable[[Path], Any]) -> Any:
+        """`load(path)`; a missing, empty or corrupt file raises ReportInputError naming it."""
+        try:
+            data = load(path)
+        except FileNotFoundError:
+            raise ReportInputError(f"`{self.rel(path)}` manque") from None
+        except UNREADABLE as err:
+            raise ReportInputError(f"`{self.rel(path)}` est illisible ({first_line(err)})") from None
+        if data is None:
+            raise ReportInputError(f"`{self.rel(path)}` est vide")
+        return data
+
     def json(self, preset: str) -> Any:
-        return self.memo(("json", preset), lambda: checkpoint.read_json(self.runs[preset] / RESULTS[preset]))
+        path = self.runs[preset] / RESULTS[preset]
+        return self.memo(("json", preset), lambda: self.read(path, checkpoint.read_json))
 
     def config(self, preset: str) -> Any:
-        return self.memo(("config", preset), lambda: OmegaConf.load(self.runs[preset] / ".hydra" / "config.yaml"))
+        path = self.runs[preset] / ".hydra" / "config.yaml"
+        return self.memo(("config", preset), lambda: self.read(path, OmegaConf.load))
 
     def choice(self, preset: str, group: str) -> str:
         """The config group option a run was composed with (e.g. its `data=`), from its .hydra/hydra.yaml."""
-        hydra = self.memo(("hydra", preset), lambda: OmegaConf.load(self.runs[preset] / ".hydra" / "hydra.yaml"))
+        path = self.runs[preset] / ".hydra" / "hydra.yaml"
+        hydra = self.memo(("hydra", preset), lambda: self.read(path, OmegaConf.load))
         return str(hydra.hydra.runtime.choices[group])
+
+    def unreadable(self, presets: tuple[str, ...], err: BaseException) -> str:
+        """What a section says when a file it reads is corrupt, empty or gone, and the commands that remake it."""
+        redo = [self.remake(p) for p in presets] if presets else ["python report.py"]
+        return f"_{UNREADABLE_SECTION} : {first_line(err)} ; à refaire : {' puis '.join(f'`{r}`' for r in redo)}_"
+
+    def remake(self, preset: str) -> str:
+        """The command that made the run of `preset` (from its records), else the preset's usual command."""
+        try:
+            return command(self.runs[preset], preset) if preset in self.runs else HINTS[preset]
+        except (*UNREADABLE, ReportInputError):
+            return HINTS[preset]
 
     def figure(self, preset: str, name: str, caption: str) -> str:
         """Copy a run's PNG to figures/<preset>_<name> (atomically); the Markdown image linking it."""
         target = self.figures / f"{preset}_{name}"
         with checkpoint.atomic(target) as tmp:
-            shutil.copyfile(self.runs[preset] / name, tmp)
+            self.read(self.runs[preset] / name, lambda path: shutil.copyfile(path, tmp))
         return f"![{caption}](figures/{target.name})"
 
     def missing(self, *presets: str) -> str | None:
@@ -97,8 +138,13 @@ Renderer = tuple[tuple[str, ...], Callable[[Context], str]]
 
 
 def fill(c: Context, renderer: Renderer) -> str:
+    """A section's text; when one of its files is corrupt, empty or gone (deleted while the report reads it), a
+    line saying so and how to remake it: the rest of the report is still written."""
     needed, render = renderer
-    return c.missing(*needed) or render(c)
+    try:
+        return c.missing(*needed) or render(c)
+    except (*UNREADABLE, ReportInputError, KeyError, IndexError, TypeError, StopIteration) as err:
+        return c.unreadable(needed, err)
 
 
 def render(template: str, c: Context, bodies: dict[str, Renderer], answers: dict[str, Renderer]) -> str:

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from csc8607.errors import UserError
 
@@ -43,10 +46,15 @@ def find_runs(root: Path, chosen: dict[str, Any] | None = None) -> dict[str, Pat
             job = hydra_dir.parent
             if not (hydra_dir / "config.yaml").exists():
                 continue
-            preset = preset_of(job)
-            run = run_of(job, preset) if preset in RESULTS else None
+            try:
+                preset = preset_of(job)
+                run = run_of(job, preset) if preset in RESULTS else None
+                stamp = (run / RESULTS[preset]).stat().st_mtime if run is not None else 0.0
+            except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as err:  # damaged or vanishing
+                print(f"warning: skipped {job}: {type(err).__name__}: {str(err).strip().splitlines()[0][:200]}",
+                      file=sys.stderr)
+                continue
             if run is not None:
-                stamp = (run / RESULTS[preset]).stat().st_mtime
                 if preset not in found or stamp > found[preset][0]:
                     found[preset] = (stamp, run)
     runs = {preset: run for preset, (_, run) in found.items()}

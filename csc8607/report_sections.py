@@ -10,14 +10,20 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from csc8607 import checkpoint, figures
-from csc8607.report import Context, Renderer, fmt, sweep_rows, sweep_table, table
+from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, sweep_rows,
+                            sweep_table, table)
 from csc8607.report_optuna import commands as optuna_commands, optuna
-from csc8607.report_runs import RESULTS, command  # RESULTS: the presets in the report's order
+from csc8607.report_runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
 
 def run_commands(c: Context) -> list[tuple[str, str]]:
     """(preset, command) of each run found, in the report's order; every run of the Optuna study."""
-    return c.memo("commands", lambda: [(p, cmd) for p in RESULTS if p in c.runs
-                                       for cmd in (optuna_commands(c) if p == "optuna" else [command(c.runs[p], p)])])
+    def commands(preset: str) -> list[str]:
+        try:
+            return optuna_commands(c) if preset == "optuna" else [command(c.runs[preset], preset)]
+        except (*UNREADABLE, ReportInputError, KeyError, IndexError) as err:  # one run's records damaged
+            return [f"# {preset} : commande illisible ({first_line(err)}) ; refaire : {HINTS[preset]}"]
+
+    return c.memo("commands", lambda: [(p, cmd) for p in RESULTS if p in c.runs for cmd in commands(p)])
 
 
 def general(c: Context) -> str:

@@ -83,6 +83,18 @@ def config_differences(saved: dict[str, Any], cfg: DictConfig, prefixes: tuple[s
     return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in keys]
 
 
+MOVABLE = ("data.root", "data.source.root", "data.cache_dir", "data.decode_workers")  # where the data is, not what
+
+
+def check_same_split(saved: dict[str, Any], cfg: DictConfig, who: str) -> None:
+    """Refuse data keys that change the splits or the preprocessing of a recorded run (evaluate.py, resume=):
+    `data.test_fraction=0.6` would put training images in its test split."""
+    changed = [line for line in config_differences(saved, cfg, ("data.",)) if not line.startswith(MOVABLE)]
+    if changed:
+        raise UserError(f"{who} the split the run recorded, with its preprocessing: {'; '.join(changed)} would "
+                        f"change them (only {', '.join(MOVABLE)} may differ)")
+
+
 def check_matches(state: dict[str, Any], model: torch.nn.Module, path: Path, cfg: DictConfig | None = None) -> None:
     """Refuse a checkpoint whose weights do not fit the model built from the (possibly overridden) config,
     naming the config keys that differ from the checkpoint's own."""

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from csc8607.errors import ExistingRun, UserError, stop, unwritable_reason
+from csc8607.errors import ExistingRun, UserError, fail, unwritable_reason
 
 PENDING = ".hydra-new"  # hydra.output_subdir: where Hydra writes a job's record until the job claims its dir
 RESUMABLE = {"train", "full", "grid", "optuna"}  # sections whose finished runs skip_finished keeps
@@ -119,14 +119,14 @@ def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> Non
     """Before Hydra writes anything: exit 2 when the run (or any job of the sweep) dir holds a run."""
     reason = unwritable_reason(str(directory))
     if reason:
-        stop(f"cannot write the output dir {directory} ({reason}): set {key} to a writable path")
+        fail(f"cannot write the output dir {directory} ({reason}): set {key} to a writable path")
     if config.get("resume") or config.get("skip_finished"):
         return  # the job itself decides (same config kept, different config refused)
     dirs = sorted(p.parent.parent for p in directory.glob("*/.hydra/config.yaml")) if sweep else [directory]
     held = [(d, s) for d in dirs if (s := held_state(d))]
     if held:
         more = f" (and {len(held) - 1} more job dirs)" if len(held) > 1 else ""
-        stop(refusal(held[0][0], held[0][1]) + more)
+        fail(refusal(held[0][0], held[0][1]) + more)
 
 
 class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]

@@ -51,6 +51,8 @@ def pick_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as err:
         raise UserError(f"trainer.device={name!r} is not a torch device (use auto, cpu, cuda, cuda:N or mps)") from err
+    if device.type not in ("cpu", "cuda", "mps"):  # meta holds no values, xpu/hpu/... are not supported here
+        raise UserError(f"trainer.device={name} is not supported: use auto, cpu, cuda, cuda:N or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"trainer.device={name} but CUDA is not available here: use trainer.device=auto or cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():

@@ -20,9 +20,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import checkpoint
+from csc8607.config import monitor_mode
 from csc8607.engine import Interrupted
-from csc8607.errors import ExistingRun
-from csc8607.errors import stop as stop_sweep  # one-line error, exit 2
+from csc8607.errors import ExistingRun, UserError
+from csc8607.errors import fail as stop_sweep  # one-line error, exit 2
 
 log = logging.getLogger(__name__)
 # summary column -> config key (lr, wd and the model hyperparameters A and B of the report)
@@ -50,7 +51,11 @@ def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: 
         log.error("job failed (recorded in %s): %s: %s", Path(run_dir) / "failed.json", type(err).__name__, err)
         if tell_failure:
             raise TrialFailed(f"{type(err).__name__}: {err}".splitlines()[0]) from None
-        return -math.inf if cfg.trainer.monitor_mode == "max" else math.inf
+        try:
+            maximize = monitor_mode(cfg.trainer) == "max"
+        except UserError:  # the failure was the monitor itself: the sweeper's own direction is unknown here
+            maximize = True
+        return -math.inf if maximize else math.inf
 
 
 def job_row(job_dir: Path) -> dict[str, Any]:
@@ -69,7 +74,7 @@ def job_row(job_dir: Path) -> dict[str, Any]:
         row.update(run=cfg.get("run_name") or job_dir.name, status="failed", val_metric=None, val_loss=None,
                    best_epoch=None, wall_time_s=round(failed.get("wall_time_s", 0.0), 2), checkpoint="",
                    error=failed.get("error", "no metrics.json nor failed.json (killed?)"))
-    row["monitor"], row["mode"] = cfg.trainer.monitor, cfg.trainer.monitor_mode
+    row["monitor"], row["mode"] = cfg.trainer.monitor, monitor_mode(cfg.trainer)
     return row
 
 

@@ -1,12 +1,27 @@
 """Bad input: a clear message, a non-zero exit, and no earlier result touched."""
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
-from conftest import run_cli
+from conftest import REPO, read_json, run_cli
+from csc8607 import checkpoint
+from csc8607.config import with_overrides
+from csc8607.errors import UserError, exit_on_user_error
+from csc8607.sections import run_section
+from csc8607.sections.evaluation import evaluate_checkpoint
 
 CASES = [
     # (args, expected exit code, text the message must contain)
@@ -14,12 +29,12 @@ CASES = [
     (["optim.lr=-1e-3"], 2, "must be > 0"),
     (["trainer.batch_size=0"], 2, "trainer.batch_size=0 must be a whole number >= 1"),
     (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0"),
-    (["trainer.monitor_mode=up"], 2, "monitor_mode=up must be max or min"),
+    (["trainer.monitor_mode=up"], 2, "monitor_mode=up must be auto, max or min"),
     (["optim.lr=fast"], 2, "optim.lr='fast' must be a number"),
     (["trainer.precision=8"], 2, "trainer.precision=8 is not one of"),
     (["trainer.device=cuda"], 2, "CUDA is not available"),
     (["model.width=0", "trainer.max_epochs=1"], 2, "model.width=0 must be at least 1"),
-    (["+model.widht=3"], 2, "cannot build model"),
+    (["+model.widht=3"], 2, "+model.widht is a key no config defines and would be ignored (did you mean model.width?)"),
     (["data.val_fraction=1.5"], 2, "data.val_fraction=1.5 must be between 0 and 1"),
     (["trainer.monitor=val/auc", "trainer.max_epochs=1"], 2, "trainer.monitor=val/auc is not a logged metric"),
     (["model=resnet999"], 1, "Could not find 'model/resnet999'"),
@@ -69,6 +84,241 @@ def test_bad_checkpoints_leave_the_run_untouched(trained_run: Path, tmp_path: Pa
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-1500:])
     after = {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()}
     assert after == before
+
+
+@pytest.fixture(autouse=True)
+def no_hydra_config_left() -> Iterator[None]:
+    """`composed` sets Hydra's global config as an app does; later tests must not see it."""
+    yield
+    HydraConfig.instance().cfg = None  # type: ignore[assignment]
+
+
+def composed(config: str, overrides: list[str]) -> DictConfig:
+    """The config a command line composes (conf/ as train.py/evaluate.py see it), with Hydra's runtime set."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def refusal(task, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    """Run `task` as the scripts do (exit_on_user_error): its exit code and its stderr."""
+    with pytest.raises(SystemExit) as stop:
+        exit_on_user_error(task)()
+    return stop.value.code, capsys.readouterr().err
+
+
+# in process (the scripts' path from composition to the error line is the one tested above): (overrides, message)
+REFUSED = [
+    (["trainer.grad_clip=abc"], "trainer.grad_clip=abc must be a number > 0, or null"),
+    (["trainer.threads=-1"], "trainer.threads=-1 must be a whole number >= 1"),
+    (["trainer.threads=abc"], "trainer.threads=abc must be a whole number >= 1"),
+    (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0 must be a whole number >= 1"),
+    (["scheduler=step", "scheduler.step_size=0"], "scheduler.step_size=0 must be a whole number >= 1"),
+    (["scheduler=cosine", "scheduler.T_max=0"], "scheduler.T_max=0 must be a whole number >= 1"),
+    (["scheduler=step", "scheduler.gamma=abc"], "scheduler.gamma='abc' must be a number >= 0"),
+    (["trainer.channels_last=abc"], "trainer.channels_last=abc must be true or false or auto"),
+    (["seed=100000000000000000000000"], "seed=100000000000000000000000 must be a whole number in [0, 2**32)"),
+    (["seed=-1"], "seed=-1 must be a whole number in [0, 2**32)"),
+    (["trainer.device=meta"], "trainer.device=meta is not supported"),
+    (["trainer.device=xpu"], "trainer.device=xpu is not supported"),
+    (["~optim"], "optim is missing from the config (removed with ~?): choose one with optim=<name>"),
+    (["~data"], "data is missing from the config"),
+    (["~model._target_"], "model._target_ is missing from the config"),
+    (["optim.lr=${nope.x}"], "config: Interpolation key 'nope.x' not found"),
+    (["data.augment.crop_padding=abc"], "data.augment.crop_padding='abc' must be a whole number >= 0"),
+    (["data.augment.hflip=maybe"], "data.augment.hflip='maybe' must be true or false"),
+    (["+max_epochs=3"], "+max_epochs is a key no config defines and would be ignored (did you mean "
+                        "trainer.max_epochs?)"),
+    (["+data.normalize.meen=[0.5]"], "+data.normalize.meen is a key no config defines and would be ignored (did you "
+                                     "mean data.normalize.mean?)"),
+    (["trainer.monitor=val/loss", "trainer.monitor_mode=max"], "trainer.monitor_mode=max contradicts "
+                                                                "trainer.monitor=val/loss"),
+    (["trainer.monitor=val/accuracy", "trainer.monitor_mode=min"], "use monitor_mode=max or auto"),
+    (["experiment=optuna", "trainer.monitor=val/loss"], "hydra.sweeper.direction=maximize contradicts "
+                                                        "trainer.monitor=val/loss (monitor_mode min)"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", REFUSED, ids=[" ".join(c[0]) for c in REFUSED])
+def test_refused_in_one_line(overrides: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
+    cfg = composed("config", [*overrides, "trainer.max_epochs=1"])
+    code, err = refusal(lambda: run_section(cfg, tmp_path / "run"), capsys)
+    assert code == 2 and message in err, err
+    assert err.count("error:") == 1 and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_plus_keys_that_a_config_defines_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`+` is how a key of another option or preset is added: those pass (and so do a callable's own arguments)."""
+    from csc8607.config import check_added_keys
+
+    for overrides in (["+data.decode_workers=0"], ["+optim.amsgrad=true"], ["++overfit.num_samples=8"]):
+        check_added_keys(composed("config", overrides), overrides)
+    with pytest.raises(UserError, match="did you mean optim.momentum"):
+        check_added_keys(composed("config", ["+optim.momentun=0.9"]), ["+optim.momentun=0.9"])
+
+
+def test_auto_monitor_mode_keeps_the_lowest_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """trainer.monitor=val/loss with monitor_mode left alone: best.ckpt is the epoch of the lowest val/loss."""
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
+    cfg = composed("config", ["trainer.monitor=val/loss", "trainer.max_epochs=3", "model.width=4", "model.depth=1",
+                              "optim.lr=0.05", "trainer.threads=1", "trainer.test_after_fit=false"])
+    run_section(cfg, tmp_path / "run")
+    metrics = read_json(tmp_path / "run" / "metrics.json")
+    losses = [row["val/loss"] for row in metrics["history"]]
+    assert metrics["best_value"] == min(losses) and losses.index(min(losses)) + 1 == metrics["best_epoch"]
+    assert torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)["best_value"] == min(losses)
+
+
+def evaluate_in_process(args: list[str], out: Path) -> None:
+    cfg = composed("eval", args)
+    evaluate_checkpoint(cfg, list(HydraConfig.get().overrides.task), out)
+
+
+def test_evaluate_refuses_another_split_or_preprocessing(trained_run: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    other = dict(state, meta=dict(state["meta"], split_fingerprint="0" * 16))  # the same config, other labels
+    checkpoint.save(tmp_path / "other_split.ckpt", other)
+    checkpoint.save(tmp_path / "no_config.ckpt", {k: v for k, v in state.items() if k != "config"})
+    checkpoint.save(tmp_path / "text_best.ckpt", dict(state, best_value="high"))
+    cases = [
+        ([f"ckpt={ckpt}", "data.test_fraction=0.6"], "data.test_fraction: 0.15 -> 0.6 would change them"),
+        ([f"ckpt={ckpt}", "data.normalize.mean=[0.5]"], "data.normalize.mean: auto -> [0.5] would change them"),
+        ([f"ckpt={ckpt}", "data=image_folder", f"data.root={tmp_path}"],
+         "data=image_folder: the run was built with csc8607.data.digits.load_digits, not "
+         "csc8607.data.folders.load_image_folder"),
+        ([f"ckpt={tmp_path / 'other_split.ckpt'}"], "is not the data the run recorded (split_fingerprint"),
+        ([f"ckpt={tmp_path / 'no_config.ckpt'}"], "is incomplete or damaged (no `config`)"),
+        ([f"ckpt={tmp_path / 'text_best.ckpt'}"], "best_value='high' is not a number"),
+        (["ckpt=null"], "Missing mandatory value: ckpt"),
+        ([f"ckpt={ckpt}", "+data.normalize.meen=[0.5]"], "did you mean data.normalize.mean?"),
+    ]
+    for args, message in cases:
+        code, err = refusal(lambda: evaluate_in_process(args, tmp_path / "eval"), capsys)
+        assert code == 2 and message in err and err.count("error:") == 1, (args, err)
+    assert not (tmp_path / "eval").exists()
+    evaluate_in_process([f"ckpt={ckpt}", "trainer.eval_batch_size=7", "seed=3"], tmp_path / "eval")  # allowed
+    assert read_json(tmp_path / "eval" / "test_metrics.json")["meta"]["split_sizes"] == state["meta"]["split_sizes"]
+
+
+def test_resume_refuses_another_optimizer(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    before = {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()}
+    for args, message in (([f"resume={trained_run}", "optim=sgd"], "optim=sgd: the run was built with "
+                                                                   "torch.optim.AdamW, not torch.optim.SGD"),
+                          ([f"resume={trained_run}", "scheduler=step"], "scheduler=step: the run was built with"),
+                          ([f"resume={trained_run}", "data.test_fraction=0.5"],
+                           "resume= continues on the split the run recorded, with its preprocessing: "
+                           "data.test_fraction: 0.15 -> 0.5 would change them")):
+        cfg = composed("config", args)
+        code, err = refusal(lambda: run_section(cfg, tmp_path / "run"), capsys)
+        assert code == 2 and message in err, err
+    assert {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()} == before
+
+
+def test_a_group_choice_keeps_the_runs_own_settings_and_moves_the_root() -> None:
+    """`evaluate.py ckpt=R data=image_folder data.root=NEW` (the group is needed to reach data.root): R's own
+    image size, not the group's default, and the source reads NEW (it read R's root through ${..root})."""
+    saved = {"seed": 1, "data": {"_target_": "csc8607.data.ImageData", "root": "/old", "image_size": [16, 16],
+                                 "source": {"_target_": "csc8607.data.folders.load_image_folder", "root": "/old"}}}
+    cfg = composed("eval", ["ckpt=x", "data=image_folder", "data.root=/new"])
+    result = with_overrides(saved, cfg, ["ckpt=x", "data=image_folder", "data.root=/new"], skip=("ckpt",))
+    assert result.data.image_size == [16, 16] and result.data.root == "/new" and result.data.source.root == "/new"
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs (root only): a real full disk."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (the RLIMIT_FSIZE case covers the same path)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+FILL = """
+import resource, signal, sys
+from pathlib import Path
+import torch
+from csc8607 import checkpoint
+from csc8607.errors import UserError
+folder, limited = Path(sys.argv[1]), sys.argv[2] == "1"
+checkpoint.save(folder / "last.ckpt", {"model": {"w": torch.zeros(1000)}, "epoch": 1})
+if limited:  # a size limit instead of a full disk: writes past it fail with EFBIG
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    checkpoint.save(folder / "last.ckpt", {"model": {"w": torch.zeros(100_000)}, "epoch": 2})
+except UserError as err:
+    print(err)
+"""
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "rlimit"])
+def test_full_disk_keeps_the_previous_checkpoint(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    folder = request.getfixturevalue("small_filesystem") if kind == "tmpfs" else tmp_path
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", FILL, str(folder), str(int(kind == "rlimit"))], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    reason = "no space left on device" if kind == "tmpfs" else "file too large"
+    assert f"{reason} while writing {folder / 'last.ckpt'}: the previous checkpoints are kept" in proc.stdout
+    assert checkpoint.load(folder / "last.ckpt")["epoch"] == 1
+    assert [p.name for p in folder.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def fifo_is_read(fifo: Path) -> bool:
+    """True once a process opened `fifo` for reading (then this opens it for writing, and keeps it open)."""
+    try:
+        os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # left open: the reader stays blocked until it is killed
+        return True
+    except OSError as err:
+        assert err.errno == errno.ENXIO
+        return False
+
+
+@pytest.mark.parametrize("moment", ["start-up", "cache decode"])
+def test_ctrl_c_exits_130_without_traceback(moment: str, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) before training: one line, exit 130."""
+    from image_fixtures import write_image_folder
+
+    root = write_image_folder(tmp_path / "ds", per_class=3)
+    fifo = root / "train" / "cat" / "zz_blocks.png"  # an image whose read blocks: the decode is under way
+    os.mkfifo(fifo)
+    args = ["data=image_folder", f"data.root={root}", "data.decode_workers=2", "trainer.max_epochs=1"]
+    env = dict(os.environ, CSC8607_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        if moment == "start-up":  # Hydra made the run dir: the job is importing torch, building data
+            wait_for(lambda: any((tmp_path / "outputs").glob("*/*/.hydra")))
+        else:
+            wait_for(lambda: fifo_is_read(fifo))
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and err.strip().endswith("error: interrupted (Ctrl-C)")  # after a decode bar
+    assert err.count("error:") == 1
 
 
 def storage_cases(tmp: Path) -> list[tuple[str, str]]:

@@ -3,9 +3,11 @@ Tiny-ImageNet folder fixture), M8 from a real Optuna study resumed once."""
 from __future__ import annotations
 
 import csv
+import shutil
 import math
 import re
 from pathlib import Path
+from typing import Any, Callable
 
 import optuna
 import pytest
@@ -237,3 +239,41 @@ def test_reproducibility_lists_the_commands_of_whatever_ran(tmp_path: Path) -> N
     assert "- **Seed** : `42`" in repro and "(run `overfit`)" in repro and "Aucun run" not in repro
     assert "python train.py experiment=overfit model.width=4 model.depth=1 trainer.threads=1 overfit.max_epochs=2 "\
         "overfit.loss_threshold=5" in repro
+
+
+def test_one_damaged_file_spoils_only_its_sections(project: Path, tmp_path: Path) -> None:
+    """A truncated JSON, an empty one, a missing PNG, an invalid .hydra/config.yaml, a run dir deleted while the
+    report reads: the sections of that file say what is wrong and which command remakes it; the rest is written."""
+    from csc8607.report import Context, render
+    from csc8607.report_runs import find_runs
+    from csc8607.report_sections import ANSWERS, BODIES
+
+    def report_of(damage: Callable[[Path], Any], after: Callable[[dict], Any] | None = None) -> str:
+        """The report of a copy of the project damaged by `damage(root)` (and by `after(runs)` once found)."""
+        shutil.rmtree(tmp_path / "p", ignore_errors=True)
+        root = Path(shutil.copytree(project, tmp_path / "p", symlinks=True))
+        damage(root)
+        runs = find_runs(root)
+        if after is not None:
+            after(runs)
+        text = render(TEMPLATE, Context(runs, root, root / "report"), BODIES, ANSWERS)
+        assert headings(text) == headings(TEMPLATE) and questions(text) == questions(TEMPLATE)
+        return text
+
+    def cut(root: Path) -> None:
+        path = section_run(root, "data") / "data.json"
+        path.write_text(path.read_text()[:100])
+
+    text = report_of(cut)
+    assert "data.json` est illisible (JSONDecodeError" in text and "à refaire : `python train.py -m experiment=" in text
+    assert "Nombre total de paramètres" in text and "Métriques test" in text  # sanity and evaluate still there
+    text = report_of(lambda root: (section_run(root, "data") / "data.json").write_text(""))
+    assert "data.json` est illisible" in text and "Nombre total de paramètres" in text
+    text = report_of(lambda root: (section_run(root, "baselines") / "baselines.png").unlink())
+    assert "baselines.png` manque ; à refaire : `python train.py -m experiment=" in section(text, "**M0.**")
+    assert "Nombre total de paramètres" in text
+    text = report_of(lambda root: (section_run(root, "sanity") / ".hydra" / "config.yaml").write_text("a: [b\n"))
+    assert "_Aucun run : `python train.py experiment=sanity`_" in text and "Métriques test" in text
+    text = report_of(lambda root: None, after=lambda runs: shutil.rmtree(runs["sanity"]))  # deleted while read
+    assert "sanity.json` manque ; à refaire : `python train.py experiment=sanity`" in text
+    assert "Nombre de classes" in text and "Métriques test" in text

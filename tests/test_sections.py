@@ -218,8 +218,8 @@ def test_grid_summary_records_failed_jobs(grid_sweep: Path) -> None:
 
 
 def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
-    # the compare job's own monitor_mode is not the runs': the best per value follows the runs' (max accuracy)
-    run_cli("train.py", "experiment=compare", f"compare.runs={grid_sweep}", "trainer.monitor_mode=min", cwd=tmp_path)
+    # the compare job's own monitor (and so mode) is not the runs': the best per value follows the runs' (max accuracy)
+    run_cli("train.py", "experiment=compare", f"compare.runs={grid_sweep}", "trainer.monitor=val/loss", cwd=tmp_path)
     (run_dir,) = job_dirs(tmp_path / "outputs")
     result = read_json(run_dir / "compare.json")
     assert len(result["runs"]) == 2 and set(result["comparisons"]) == {"lr", "wd", "width", "depth"}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -78,6 +79,16 @@ def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: flo
     rest, carved = train_test_split(index, test_size=fraction, random_state=seed, stratify=strata)
     how = f"{of_pool:.0%} of the source's train pool, {'stratified' if strata is not None else 'random'}, seed {seed}"
     return split.subset(np.sort(rest)), split.subset(np.sort(carved)), how
+
+
+def fingerprint(splits: dict[str, Split]) -> str:
+    """A short hash of each split's size, item shape and labels in order: evaluate.py compares it with the one a
+    checkpoint recorded, so that another fraction, seed or file set is not evaluated as the run's test split."""
+    digest = hashlib.sha256()
+    for name, split in splits.items():
+        digest.update(f"{name}:{len(split)}:{tuple(split.images.shape[1:])};".encode())
+        digest.update(np.ascontiguousarray(split.labels.numpy()).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -163,6 +174,7 @@ class ImageData:
             "input_shape": list(self.splits["train"].images.shape[1:]),
             "class_names": self.class_names,
             "split_sizes": {name: len(s) for name, s in self.splits.items()},
+            "split_fingerprint": fingerprint(self.splits),
             "split_protocol": info["split_protocol"],
             "split_seed": split_seed,
             "preprocess": {"channels": channels, "image_size": image_size, "resize": resize,

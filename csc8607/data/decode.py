@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -119,7 +120,9 @@ def decode_chunk(items: list[Any], opener: Callable[[Any], Image.Image], channel
 
 
 def single_thread() -> None:
-    """Pool initializer: a forked child must not enter the parent's OpenMP pool (it would deadlock)."""
+    """Pool initializer: a forked child must not enter the parent's OpenMP pool (it would deadlock), and leaves
+    Ctrl-C to the parent, which stops the pool (one error line instead of a traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 

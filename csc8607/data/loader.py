@@ -18,6 +18,16 @@ def check_augment(augment: dict) -> None:
     unknown = set(augment) - AUGMENTS
     if unknown:
         raise UserError(f"data.augment has unknown keys {sorted(unknown)}; known: {', '.join(sorted(AUGMENTS))}")
+    for key, value in augment.items():
+        if key in ("hflip", "vflip"):
+            ok, want = isinstance(value, bool), "true or false"
+        elif key in ("crop_padding", "cutout"):
+            ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 0, "a whole number >= 0 (px)"
+        else:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+            want = "a number in [0, 1]"
+        if not ok:
+            raise UserError(f"data.augment.{key}={value!r} must be {want}")
 
 
 def draw_augment(n: int, augment: dict, shape: tuple[int, ...], generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from csc8607 import checkpoint, figures
+from csc8607.config import monitor_mode
 from csc8607.errors import UserError
 from csc8607.sweep import PARAMS
 from csc8607.tb import open_writer
@@ -44,7 +45,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         metrics = checkpoint.read_json(path / "metrics.json")
         conf = OmegaConf.load(path / ".hydra" / "config.yaml")
         runs.append({"dir": str(path), "name": metrics["run_name"], "history": metrics["history"],
-                     "monitor": metrics["monitor"], "mode": conf.trainer.monitor_mode,
+                     "monitor": metrics["monitor"], "mode": monitor_mode(conf.trainer),
                      "best_value": metrics["best_value"],
                      **{key: OmegaConf.select(conf, dotted) for key, dotted in PARAMS.items()}})
     monitor, mode = runs[0]["monitor"], runs[0]["mode"]  # the compared runs' own metric and direction

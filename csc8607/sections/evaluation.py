@@ -5,20 +5,23 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import checkpoint
-from csc8607.config import with_overrides
+from csc8607.config import check_added_keys, with_overrides
 from csc8607.errors import UserError
-from csc8607.run import check_matches, setup
+from csc8607.run import check_matches, check_same_split, setup
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
 EVAL_KEYS = ("ckpt", "split")
+SAME_DATA = ("split_sizes", "input_shape", "class_names", "split_fingerprint")
 
 
 def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Path | str) -> dict[str, Any]:
     """Rebuild data and model from the checkpoint, evaluate `composed.split`, write <out_dir>/test_metrics.json."""
+    if OmegaConf.is_missing(composed, "ckpt") or not composed.ckpt:
+        raise UserError("Missing mandatory value: ckpt (python evaluate.py ckpt=outputs/.../checkpoints/best.ckpt)")
     split = composed.split
     if split not in ("train", "val", "test"):
         raise UserError(f"split={split} must be train, val or test")
@@ -26,10 +29,12 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     if path.is_dir() and (path / "checkpoints" / "best.ckpt").is_file():
         path = path / "checkpoints" / "best.ckpt"  # a run dir stands for its best checkpoint
     state = checkpoint.load(path)
-    out_dir = Path(out_dir)
-    cfg = with_overrides(state.get("config"), composed, overrides, skip=EVAL_KEYS,
-                         source=f"checkpoint {path}")
+    checkpoint.check_fields(state, path)
+    check_added_keys(composed, overrides)
+    cfg = with_overrides(state["config"], composed, overrides, skip=EVAL_KEYS, source=f"checkpoint {path}")
+    check_same_split(state["config"], cfg, "evaluate.py evaluates")
     s = setup(cfg)
+    check_same_data(state.get("meta") or {}, s.data.meta, path)
     check_matches(state, s.model, path, cfg)
     s.model.load_state_dict(state["model"])
     metrics = s.engine.evaluate(s.model, s.loader(split), detailed=True)
@@ -48,6 +53,7 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
         "val_minus_" + split: gap,
         "meta": s.data.meta,
     }
+    out_dir = Path(out_dir)
     checkpoint.write_json(out_dir / f"{split}_metrics.json", result)
     writer = open_writer(out_dir)
     for key, value in metrics.items():
@@ -56,6 +62,21 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     writer.close()
     print(format_table(result, split))
     return result
+
+
+def check_same_data(recorded: dict[str, Any], rebuilt: dict[str, Any], path: Path) -> None:
+    """The splits rebuilt here are the run's: same sizes, classes, input shape, labels (the fingerprint, in
+    checkpoints that have it) and normalization; else (a moved data.root holding other files) refuse."""
+    differ = [f"{key} {recorded[key]} -> {rebuilt.get(key)}" for key in SAME_DATA
+              if key in recorded and recorded[key] != rebuilt.get(key)]
+    for key in ("mean", "std"):
+        before, now = (recorded.get("preprocess") or {}).get(key), rebuilt["preprocess"][key]
+        # a loose tolerance: another image decoder version may shift the train mean a little, not 0.1%
+        if before is not None and (len(before) != len(now) or max(abs(a - b) for a, b in zip(before, now)) > 1e-3):
+            differ.append(f"normalize.{key} {before} -> {now}")
+    if differ:
+        raise UserError(f"the data rebuilt for {path} is not the data the run recorded ({'; '.join(differ)[:300]}): "
+                        "point data.root at the dataset it was trained on")
 
 
 def format_table(result: dict[str, Any], split: str) -> str:

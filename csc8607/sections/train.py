@@ -8,11 +8,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint, runtime
-from csc8607.config import command_line_overrides, flatten, plain, with_overrides
+from csc8607.config import command_line_overrides, flatten, monitor_mode, plain, with_overrides
 from csc8607.engine import Interrupted, fit
 from csc8607.errors import UserError
 from csc8607.models import count_parameters
-from csc8607.run import check_matches, run_name, setup
+from csc8607.run import check_matches, check_same_split, run_name, setup
 from csc8607.rundir import held_state
 from csc8607.tb import open_writer, write_hparams
 
@@ -27,13 +27,15 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
     path = Path(str(cfg.resume)).expanduser()
     ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
     state = checkpoint.load(ckpt)
+    checkpoint.check_fields(state, ckpt)
     run_dir = ckpt.resolve().parent.parent
     if ckpt.name != "last.ckpt" or ckpt.resolve().parent.name != "checkpoints" or not (run_dir / ".hydra").is_dir():
         raise UserError(f"resume={cfg.resume}: not a run's checkpoints/last.ckpt; resume takes a run dir (or its "
                         "last.ckpt). An exported or best checkpoint is not a run: evaluate it with evaluate.py, or "
                         "train a new run")
-    saved = with_overrides(state.get("config"), cfg, command_line_overrides(), skip=("resume",),
+    saved = with_overrides(state["config"], cfg, command_line_overrides(), skip=("resume",),
                            source=f"checkpoint {ckpt}")
+    check_same_split(state["config"], saved, "resume= continues on")
     saved.resume = str(ckpt)
     saved.run_name = saved.get("run_name") or state.get("run_name")
     return saved, run_dir, state
@@ -72,7 +74,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     try:
         result = fit(s.engine, s.model, optimizer, s.loader("train", train=True), s.loader("val"),
                      max_epochs=trainer.max_epochs, run_dir=run_dir, monitor=trainer.monitor,
-                     mode=trainer.monitor_mode, writer=writer, scheduler=scheduler,
+                     mode=monitor_mode(trainer), writer=writer, scheduler=scheduler,
                      log_every=trainer.log_every_n_steps, checkpoint_extra=extra, resume=resume)
         final = result["history"][-1]
         best_epoch = result["best_epoch"]

@@ -11,7 +11,7 @@ class StudySweeper(OptunaSweeper):
     """OptunaSweeper whose `storage` URL is opened (and checked) up front as a heartbeat storage."""
 
     def __init__(self, storage: Any, heartbeat_interval: int, grace_period: int, **options: Any) -> None:
-        from csc8607.errors import UserError, stop
+        from csc8607.errors import UserError, fail
         from csc8607.study import open_study
 
         direction = options["direction"]
@@ -19,7 +19,7 @@ class StudySweeper(OptunaSweeper):
         try:
             storage = open_study(storage, options["study_name"], directions, heartbeat_interval, grace_period)
         except UserError as err:  # before any trial: one line, exit 2 (SystemExit passes through Hydra)
-            stop(str(err))
+            fail(str(err))
         super().__init__(storage=storage, **options)
 
     def sweep(self, arguments: List[str]) -> None:
