@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from csc8607 import STARTED_AT, checkpoint
 from csc8607.errors import UserError
-from csc8607.metrics import Scores, loss_function, loss_targets
+from csc8607.metrics import Scores, headline, loss_function, loss_targets
 from csc8607.runtime import autocast, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ class Engine:
                     on_step: Callable[[int, float], None] | None = None, log_every: int = 10,
                     progress: EpochProgress | None = None,
                     stop_requested: Callable[[], str | None] | None = None) -> dict[str, float]:
-        """One pass over `batches` in train mode; returns mean loss and accuracy.
+        """One pass over `batches` in train mode; returns mean loss and the task's headline metric (accuracy, or
+        RMSE for regression).
 
         `on_step(step, loss)` is called every `log_every` optimizer steps (the only host syncs of the loop).
         `progress` continues an interrupted epoch (`batches` must then start after its done batches);
@@ -119,7 +120,7 @@ class Engine:
         """
         model.train()
         progress = progress or EpochProgress()
-        scores = Scores(self.task, self.num_classes, self.device, top5=False)  # train/accuracy only
+        scores = Scores(self.task, self.num_classes, self.device, top5=False)  # the headline metric only
         scores.load(progress.score_counts)
         loss_sum = torch.tensor(progress.loss_sum, device=self.device)
         seen, done = progress.seen, progress.batches_done
@@ -142,7 +143,8 @@ class Engine:
                 raise Interrupted(signal_name, EpochProgress(done, loss_sum.item(), seen, state))
         mean_loss = (loss_sum / max(seen, 1)).item()
         self._check_finite(mean_loss)
-        return {"loss": mean_loss, "accuracy": scores.compute()["accuracy"]}
+        key = headline(self.task)
+        return {"loss": mean_loss, key: scores.compute()[key]}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Batches, detailed: bool = False) -> dict[str, Any]:

@@ -179,3 +179,55 @@ def to_tensorboard(writer: Any, tag: str, path: Path | str, step: int = 0) -> No
     """Put a written PNG into TensorBoard's Images tab."""
     image = plt.imread(str(path))[..., :3]
     writer.add_image(tag, np.ascontiguousarray(image.transpose(2, 0, 1)), step)
+
+
+def example_grid(rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None, draw: Any,
+                 cell: tuple[float, float]) -> tuple[Any, Any]:
+    """One row of examples per key, `draw(ax, example)` in each cell titled `<key>: <label>`; returns (fig, last
+    drawn artist)."""
+    ncols = max(len(examples) for examples in rows.values())
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(cell[0] * ncols, cell[1] * len(rows)), squeeze=False)
+    artist = None
+    for r, (name, examples) in enumerate(rows.items()):
+        for c in range(ncols):
+            ax = axes[r][c]
+            if c >= len(examples):
+                ax.axis("off")
+                continue
+            artist = draw(ax, examples[c])
+            ax.tick_params(labelsize=5)
+            label = (titles or {}).get(name, [""] * len(examples))[c]
+            ax.set_title(f"{name}: {label}" if label else name, fontsize=8)
+    return fig, artist
+
+
+def spectrogram_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None = None) -> Path:
+    """Log-mel spectrograms (N, 1, n_mels, frames) in dB, one row of examples per key, with frame/mel axes."""
+    low = min(float(s.min()) for s in rows.values())
+    high = max(float(s.max()) for s in rows.values())
+
+    def draw(ax: Any, spec: np.ndarray) -> Any:
+        ax.set_xlabel("frame", fontsize=6)
+        ax.set_ylabel("mel band", fontsize=6)
+        return ax.imshow(spec[0], origin="lower", aspect="auto", vmin=low, vmax=high, cmap="magma")
+
+    fig, image = example_grid(rows, titles, draw, (2.6, 2.2))
+    fig.colorbar(image, ax=fig.axes, shrink=0.6, label="dB")
+    return save(fig, path)
+
+
+def series_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None = None,
+                channel_names: Sequence[str] | None = None) -> Path:
+    """Series (N, C, T): one line plot per example, one line per channel (at most 9), one row per key."""
+    names = list(channel_names or [f"ch {i}" for i in range(9)])
+
+    def draw(ax: Any, series: np.ndarray) -> Any:
+        for k, line in enumerate(series[:9]):
+            ax.plot(line, linewidth=0.8, label=names[k])
+        ax.set_xlabel("step", fontsize=6)
+        return ax
+
+    fig, _ = example_grid(rows, titles, draw, (2.6, 1.9))
+    fig.axes[0].legend(fontsize=5, loc="upper right")
+    fig.tight_layout()
+    return save(fig, path)

@@ -1,4 +1,4 @@
-"""Loss and metrics chosen from the task (multiclass, binary with one logit, multilabel).
+"""Loss and metrics chosen from the task (multiclass, binary with one logit, multilabel, regression).
 
 The metrics are read off counts kept during a pass (a confusion matrix, top-5 hits) with torchmetrics'
 definitions (tests/test_metrics.py checks every value against torchmetrics). Computing them here instead of
@@ -14,22 +14,30 @@ from torch import nn
 
 
 def loss_function(task: str) -> nn.Module:
-    """CrossEntropy for multiclass; BCEWithLogits for binary (one logit) and multilabel."""
+    """CrossEntropy for multiclass; BCEWithLogits for binary (one logit) and multilabel; MSE for regression."""
+    if task == "regression":
+        return nn.MSELoss()
     return nn.CrossEntropyLoss() if task == "multiclass" else nn.BCEWithLogitsLoss()
 
 
 def loss_targets(labels: torch.Tensor, task: str) -> torch.Tensor:
     """Labels in the form the task's loss expects."""
-    if task == "binary":
-        return labels.float().view(-1, 1)
+    if task in ("binary", "regression"):
+        return labels.float().view(len(labels), -1)
     if task == "multilabel":
         return labels.float()
     return labels
 
 
 def expected_initial_loss(task: str, num_classes: int) -> float:
-    """Loss of an untrained model predicting uniformly: ln C for softmax, ln 2 per logit for BCE."""
+    """Loss of an untrained model predicting uniformly: ln C for softmax, ln 2 per logit for BCE (regression: the
+    mean y² of the scored targets, which the caller has)."""
     return math.log(num_classes if task == "multiclass" else 2)
+
+
+def headline(task: str) -> str:
+    """The metric a task is summarised by (train epochs, figures): accuracy, or RMSE for regression."""
+    return "rmse" if task == "regression" else "accuracy"
 
 
 def ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -42,8 +50,8 @@ class Scores:
     """Running counts of one pass over batches, and the task's metrics computed from them.
 
     multiclass: a C x C confusion matrix (rows: true class) and top-5 hits; binary: a 2 x 2 confusion matrix
-    (logit > 0 is positive); multilabel: one 2 x 2 matrix per label. `counts` is the whole state (saved to
-    continue an interrupted epoch).
+    (logit > 0 is positive); multilabel: one 2 x 2 matrix per label; regression: the sums n, Σ|e|, Σe², Σy, Σy²
+    (e = prediction - target). `counts` is the whole state (saved to continue an interrupted epoch).
     """
 
     def __init__(self, task: str, num_classes: int, device: torch.device | str = "cpu", top5: bool = True) -> None:
@@ -52,6 +60,8 @@ class Scores:
         shape = {"multiclass": (num_classes, num_classes), "binary": (2, 2)}.get(task, (num_classes, 2, 2))
         self.counts = {"confusion": torch.zeros(shape, dtype=torch.int64, device=device),
                        "top5_hits": torch.zeros((), dtype=torch.int64, device=device)}
+        if task == "regression":
+            self.counts = {"sums": torch.zeros(5, dtype=torch.float64, device=device)}
 
     def load(self, counts: dict[str, torch.Tensor]) -> None:
         """Continue from the `counts` of an earlier (interrupted) part of the pass."""
@@ -60,6 +70,12 @@ class Scores:
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Add one batch: logits (N, C) or (N, 1) and labels (N,) or (N, L) for multilabel."""
+        if self.task == "regression":
+            y = labels.double().view(len(labels), -1)
+            error = logits.double().view_as(y) - y
+            self.counts["sums"] += torch.stack([error.new_tensor(float(y.numel())), error.abs().sum(),
+                                                (error**2).sum(), y.sum(), (y**2).sum()])
+            return
         if self.task == "multiclass":
             cells = labels.long() * self.num_classes + logits.argmax(dim=1)
             if self.top5:
@@ -75,7 +91,13 @@ class Scores:
 
     def compute(self, detailed: bool = False) -> dict[str, float | list]:
         """accuracy and macro-F1 (and top5 above 10 classes); `detailed` adds per-class accuracy and the
-        confusion matrix (rows: true class)."""
+        confusion matrix (rows: true class). Multilabel adds micro F1 (f1 is the macro mean); regression gives
+        MAE, RMSE and R² (1 - Σe² / Σ(y - ȳ)²)."""
+        if self.task == "regression":
+            n, abs_sum, sq_sum, y_sum, y2_sum = self.counts["sums"].cpu().tolist()
+            spread = y2_sum - y_sum**2 / max(n, 1)
+            return {"mae": abs_sum / max(n, 1), "rmse": math.sqrt(sq_sum / max(n, 1)),
+                    "r2": 1.0 - sq_sum / spread if spread > 0 else 0.0}
         confusion = self.counts["confusion"].cpu()
         out: dict[str, float | list] = {}
         if self.task == "multiclass":
@@ -92,10 +114,15 @@ class Scores:
         else:
             tn, fp, fn, tp = confusion.reshape(-1, 4).unbind(1)
             out["accuracy"] = ratio((tp + tn).sum(), confusion.sum()).item()
-            out["f1"] = ratio(2 * tp, 2 * tp + fp + fn).mean().item()
+            f1 = ratio(2 * tp, 2 * tp + fp + fn)
+            out["f1"] = f1.mean().item()
+            if self.task == "multilabel":
+                out["f1_micro"] = ratio(2 * tp.sum(), 2 * tp.sum() + fp.sum() + fn.sum()).item()
             per_class = ratio(tp + tn, tp + tn + fp + fn)
         if detailed:
             if self.task != "binary":
                 out["per_class_accuracy"] = per_class.tolist()
+            if self.task == "multilabel":
+                out["per_class_f1"] = f1.tolist()
             out["confusion_matrix"] = confusion.tolist()
         return out

@@ -45,24 +45,48 @@ def general(c: Context) -> str:
 
 def dataset(c: Context) -> str:
     d = c.json("data")["dataset"]
-    kind = "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux")
+    facts = d.get("input") or {}
+    kind = {"audio": f"audio (log-mel {facts.get('n_mels')} bandes × {facts.get('frames')} trames, "
+                     f"{facts.get('sample_rate')} Hz, {facts.get('duration_s')} s)",
+            "series": f"séries temporelles ({facts.get('channels')} canaux × {facts.get('length')} pas)"}.get(
+        d.get("modality", "image"),
+        "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux"))
     return (f"- **Source** : {d['source']} (`data={c.choice('data', 'data')}`)\n- **Type d’entrée** : {kind}\n"
             f"- **Tâche** : {d['task']}\n- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
             f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {d['num_classes']}")
 
 
+def input_length(d: dict) -> str:
+    """D2's "longueur moyenne": what every example has after preprocessing (audio: seconds and frames)."""
+    facts = d.get("input") or {}
+    if d.get("modality") == "audio":
+        return f" ; {facts.get('duration_s')} s = {facts.get('frames')} trames chacun (ramenés à cette durée)"
+    if d.get("modality") == "series":
+        return f" ; {facts.get('length')} pas chacun"
+    return ""
+
+
 def splits(c: Context) -> str:
     j = c.json("data")
     rows = [[s.capitalize(), j["split_sizes"][s], f"classes de {min(n)} à {max(n)} exemples (ratio "
-             f"{max(n) / max(min(n), 1):.2f})"] for s, n in j["class_counts"].items()]
+             f"{max(n) / max(min(n), 1):.2f}){input_length(j['dataset'])}"] for s, n in j["class_counts"].items()]
     return table(["Split", "#Exemples", "Particularités (déséquilibre, longueur moyenne, etc.)"], rows)
 
 
 def preprocess(c: Context) -> str:
-    p = c.json("data")["preprocess"]
+    j = c.json("data")
+    p, modality = j["preprocess"], j["dataset"].get("modality", "image")
+    norm = f"normalize = (mean={[round(m, 4) for m in p['mean']]}, std={[round(s, 4) for s in p['std']]})"
+    if modality == "audio":
+        return (f"- Audio : mono, resample à {p['sample_rate']} Hz, durée fixe {p['duration']} s (début conservé si plus "
+                f"long, silence ajouté à la fin si plus court), log-mel n_mels = {p['n_mels']}, n_fft = {p['n_fft']}, hop_length = "
+                f"{p['hop_length']} (fenêtre {p['window']}, échelle {p['mel_scale']}), en dB (plancher max − "
+                f"{p['top_db']} dB), {norm} (statistiques de train)")
+    if modality == "series":
+        return (f"- Séries : longueur {p['length'] or 'de la source (toutes égales)'}, fenêtres "
+                f"{p['window'] or 'aucune'} (pas {p['stride']}), normalisation par canal (train) : {norm}")
     size = "taille de la source" if p["image_size"] is None else f"{p['image_size']}"
-    return (f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, "
-            f"normalize = (mean={[round(m, 4) for m in p['mean']]}, std={[round(s, 4) for s in p['std']]})")
+    return f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, {norm}"
 
 
 def augment(c: Context) -> str:
@@ -198,6 +222,10 @@ def particularities(c: Context) -> str:
     counts = j.get("grey_images") if j["dataset"]["input_shape"][0] > 1 else None  # 1 channel: all grey anyway
     grey = f"- Images en niveaux de gris (R = G = B) : {', '.join(f'{s} : {n}' for s, n in counts.items())}\n" \
         if counts else ""
+    cardinality = j.get("label_cardinality")
+    if cardinality:
+        grey += ("- Cardinalité multi-label (attributs positifs par exemple, en moyenne) : "
+                 + ", ".join(f"{s} : {v:.2f}" for s, v in cardinality.items()) + "\n")
     return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
             f"- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`")
 

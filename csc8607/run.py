@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from csc8607 import runtime
 from csc8607.config import MACHINE_KEYS, build, flatten, validate
-from csc8607.data import ImageData
+from csc8607.data import Dataset
 from csc8607.engine import Engine
 from csc8607.errors import UserError
 
@@ -20,7 +20,7 @@ class Setup:
     """Everything a section needs, built once from the config."""
 
     cfg: DictConfig
-    data: ImageData
+    data: Dataset
     model: torch.nn.Module
     engine: Engine
     channels_last: bool
@@ -54,6 +54,7 @@ def setup(cfg: DictConfig) -> Setup:
         channels_last = device.type == "cuda" or precision == "bf16"
     data = build(cfg.data, "data")
     meta = data.meta
+    check_monitor(meta["task"], trainer)
     runtime.seed_everything(cfg.seed)  # model init does not depend on how much randomness the data used
     model = build(cfg.model, "model", input_shape=meta["input_shape"], num_outputs=meta["num_outputs"])
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
@@ -61,6 +62,20 @@ def setup(cfg: DictConfig) -> Setup:
     progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
     engine = Engine(meta["task"], meta["num_classes"], device, precision, trainer.get("grad_clip"), progress)
     return Setup(cfg, data, model, engine, bool(channels_last))
+
+
+REGRESSION_MONITORS = {"val/rmse": "min", "val/mae": "min", "val/loss": "min", "val/r2": "max"}
+
+
+def check_monitor(task: str, trainer: DictConfig) -> None:
+    """A regression run has no accuracy: its monitor must be one of its metrics, in that metric's direction."""
+    if task != "regression":
+        return
+    mode = REGRESSION_MONITORS.get(trainer.monitor)
+    if mode is None or trainer.monitor_mode != mode:
+        raise UserError(f"data.task=regression is scored by {', '.join(REGRESSION_MONITORS)}, not "
+                        f"trainer.monitor={trainer.monitor} ({trainer.monitor_mode}): add trainer.monitor=val/rmse "
+                        "trainer.monitor_mode=min")
 
 
 def run_name(cfg: DictConfig) -> str:

@@ -14,10 +14,11 @@ from omegaconf import OmegaConf
 
 from conftest import REPO
 from csc8607.config import build
-from csc8607.data import ImageData
+from csc8607.data import Dataset
 
 CONF = REPO / "conf"
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in ("data", "model", "optim", "scheduler", "experiment")}
+SERIES_MODELS = {"cnn1d"}
 OFFLINE_DATA = {"digits"}  # data options built here; the others need files (generated in test_datasets.py)
 NUMBER_LIKE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
@@ -64,10 +65,14 @@ def test_every_option_composes_and_instantiates(group: str, option: str) -> None
         check_external_data_config(cfg)  # built from generated local copies in test_datasets.py
         return
     data = build(cfg.data, "data")
-    assert isinstance(data, ImageData)
-    model = build(cfg.model, "model", input_shape=data.meta["input_shape"], num_outputs=data.meta["num_outputs"])
-    batch = next(iter(data.loader("train", 4, train=True)))
-    assert model(batch[0]).shape == (4, data.meta["num_outputs"])
+    assert isinstance(data, Dataset)
+    if group == "model" and option in SERIES_MODELS:  # (channels, length) inputs: a batch of series
+        model = build(cfg.model, "model", input_shape=[3, 40], num_outputs=5)
+        assert model(torch.randn(4, 3, 40)).shape == (4, 5)
+    else:
+        model = build(cfg.model, "model", input_shape=data.meta["input_shape"], num_outputs=data.meta["num_outputs"])
+        batch = next(iter(data.loader("train", 4, train=True)))
+        assert model(batch[0]).shape == (4, data.meta["num_outputs"])
     optimizer = build(cfg.optim, "optim", _partial_=False, params=model.parameters())
     assert isinstance(optimizer, torch.optim.Optimizer) and optimizer.param_groups[0]["lr"] == cfg.optim.lr
     if cfg.get("scheduler") and cfg.scheduler.get("_target_"):
@@ -77,16 +82,15 @@ def test_every_option_composes_and_instantiates(group: str, option: str) -> None
 
 def check_external_data_config(cfg) -> None:
     """A data option whose files are not in the repo: a cacheable source that resolves, known augment keys."""
-    from hydra.utils import get_method
-
-    from csc8607.data.loader import AUGMENTS
+    from hydra.utils import get_class, get_method
 
     data = cfg.data
-    assert data._target_ == "csc8607.data.ImageData" and data.source._partial_ is True
+    kind = get_class(data._target_)
+    assert issubclass(kind, Dataset) and data.source._partial_ is True
     assert callable(get_method(data.source._target_))
     raw = OmegaConf.to_container(data, resolve=False)
     assert raw["cache_dir"] == "${paths.cache}" and "root" in raw
-    assert set(data.augment) <= AUGMENTS
+    assert set(data.augment) <= kind.augments
 
 
 def test_environment_yml_matches_setup_cfg() -> None:

@@ -7,7 +7,7 @@ import torch
 
 from csc8607.data import ImageData, SourceData, Split
 from csc8607.data.digits import load_digits
-from csc8607.data.loader import apply_augment, crop_flip, crop_flip_batched, draw_augment
+from csc8607.data.image import apply_augment, crop_flip, crop_flip_batched, draw_augment
 from csc8607.errors import UserError
 
 
@@ -16,11 +16,11 @@ def test_digits_split_is_stratified_disjoint_and_70_15_15() -> None:
     sizes = data.meta["split_sizes"]
     assert sum(sizes.values()) == 1797 and sizes["val"] == sizes["test"] == 270
     # every image pixel pattern of digits is unique enough: compare flattened bytes across splits
-    keys = {name: {bytes(img.numpy().tobytes()) for img in split.images} for name, split in data.splits.items()}
+    keys = {name: {bytes(img.numpy().tobytes()) for img in split.inputs} for name, split in data.splits.items()}
     assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"] and not keys["val"] & keys["test"]
-    full = np.bincount(load_digits().splits["train"].labels.numpy()) / 1797
+    full = np.bincount(load_digits().splits["train"].targets.numpy()) / 1797
     for split in data.splits.values():
-        share = np.bincount(split.labels.numpy(), minlength=10) / len(split)
+        share = np.bincount(split.targets.numpy(), minlength=10) / len(split)
         assert np.abs(share - full).max() < 0.01  # stratified: class shares match the pool's
     assert "stratified" in data.meta["split_protocol"]["val"] and data.meta["split_seed"] == 0
 
@@ -29,8 +29,8 @@ def test_split_depends_on_seed_only() -> None:
     a = ImageData(load_digits, 0.15, 0.15, split_seed=1, channels=1)
     b = ImageData(load_digits, 0.15, 0.15, split_seed=1, channels=1)
     c = ImageData(load_digits, 0.15, 0.15, split_seed=2, channels=1)
-    assert torch.equal(a.splits["val"].images, b.splits["val"].images)
-    assert not torch.equal(a.splits["val"].images, c.splits["val"].images)
+    assert torch.equal(a.splits["val"].inputs, b.splits["val"].inputs)
+    assert not torch.equal(a.splits["val"].inputs, c.splits["val"].inputs)
 
 
 def test_normalized_train_batches_have_zero_mean_unit_std() -> None:
@@ -93,7 +93,7 @@ def test_too_few_images_to_stratify_fall_back_to_a_random_split() -> None:
     data = ImageData(source, val_fraction=0.1, test_fraction=0.1, channels=1)
     assert data.meta["split_sizes"] == {"train": 96, "val": 12, "test": 12}
     assert "random" in data.meta["split_protocol"]["val"] and "random" in data.meta["split_protocol"]["test"]
-    seen = torch.cat([s.images[:, 0, 0, 0] for s in data.splits.values()])
+    seen = torch.cat([s.inputs[:, 0, 0, 0] for s in data.splits.values()])
     assert len(seen.unique()) == 120  # every image in exactly one split
 
 

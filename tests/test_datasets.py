@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from functools import partial
@@ -47,7 +48,7 @@ def folder_data(root: Path, cache: Path | None = None, **kwargs) -> ImageData:
 
 
 def contents(split) -> set[bytes]:
-    return {img.numpy().tobytes() for img in split.images}
+    return {img.numpy().tobytes() for img in split.inputs}
 
 
 def test_tiny_imagenet_folder_protocol_names_and_odd_images(folder: Path, files: dict) -> None:
@@ -60,7 +61,7 @@ def test_tiny_imagenet_folder_protocol_names_and_odd_images(folder: Path, files:
     assert "official" in meta["split_protocol"]["test"] and "stratified" in meta["split_protocol"]["val"]
     assert meta["input_shape"] == [3, 64, 64] and meta["root"] == str(folder)
     # stratified: every class keeps its share in val
-    assert np.bincount(data.splits["val"].labels.numpy()).tolist() == [2, 2, 2]
+    assert np.bincount(data.splits["val"].targets.numpy()).tolist() == [2, 2, 2]
     # no image in two splits (all generated images are distinct), and no image lost or duplicated
     sets = {name: contents(split) for name, split in data.splits.items()}
     assert not sets["train"] & sets["val"] and not sets["train"] & sets["test"] and not sets["val"] & sets["test"]
@@ -79,6 +80,31 @@ def test_image_modes_become_the_configured_channels() -> None:
         assert to_array(image, 3).shape == (3, 8, 8) and to_array(image, 1).shape == (1, 8, 8)
     assert (to_array(rgba, 3) == to_array(rgb, 3)).all()  # alpha dropped, colours kept
     assert to_array(rgb, 1).dtype == np.uint8
+
+
+def test_16_bit_png_is_scaled_to_8_bits_not_saturated(tmp_path: Path) -> None:
+    ramp = (np.arange(64, dtype=np.uint16) * 1040).reshape(8, 8)  # 0 .. 65520
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    for channels in (1, 3):
+        array = to_array(Image.open(tmp_path / "deep.png"), channels)
+        assert array.shape == (channels, 8, 8)
+        assert (array == np.round(ramp / 257.0).astype(np.uint8)).all()  # 65535 -> 255, 32768 -> 128
+    assert len(np.unique(array)) == 64  # the old convert("L") clipped every value above 255 to 255
+
+
+def test_one_class_or_an_empty_class_folder_is_refused(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    lonely = write_image_folder(tmp_path / "lonely", classes=("cat",))
+    proc = run_cli("train.py", "data=image_folder", f"data.root={lonely}", "trainer.max_epochs=1", cwd=tmp_path,
+                   check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr
+    assert "1 class (cat)" in errors[0] and "at least 2" in errors[0]
+    pets = write_image_folder(tmp_path / "pets")
+    (pets / "train" / "bird").mkdir()
+    with pytest.raises(UserError, match="class folder .*bird has no image files"):
+        ImageData(partial(load_image_folder, root=str(pets)), channels=3, image_size=[32, 32])
 
 
 def test_resize_then_center_crop_and_straight_resize() -> None:
@@ -104,8 +130,8 @@ def test_hf_parquet_and_save_to_disk_decode_like_the_folder(folder: Path, hf_dir
         assert data.meta["split_sizes"] == reference.meta["split_sizes"]
         assert "valid" in data.meta["split_protocol"]["test"]
         for name in ("train", "val", "test"):  # same bytes, same preprocessing -> identical arrays
-            assert torch.equal(data.splits[name].images, reference.splits[name].images), name
-            assert torch.equal(data.splits[name].labels, reference.splits[name].labels), name
+            assert torch.equal(data.splits[name].inputs, reference.splits[name].inputs), name
+            assert torch.equal(data.splits[name].targets, reference.splits[name].targets), name
 
 
 def test_hf_without_words_keeps_ids_and_bad_columns_are_named(hf_dir: Path) -> None:
@@ -143,7 +169,7 @@ def test_jobs_starting_together_build_the_cache_once(tmp_path: Path) -> None:
     for job in jobs:
         job.join()
     assert len(BUILDS) == 1 and sorted(r.meta["cache"]["hit"] for r in results) == [False, True]
-    assert torch.equal(results[0].splits["val"].images, results[1].splits["val"].images)
+    assert torch.equal(results[0].splits["val"].inputs, results[1].splits["val"].inputs)
 
 
 def test_cache_hit_miss_and_invalidation(folder: Path, tmp_path: Path) -> None:
@@ -156,7 +182,7 @@ def test_cache_hit_miss_and_invalidation(folder: Path, tmp_path: Path) -> None:
     assert second.meta["cache"]["hit"] is True and second.meta["cache"]["path"] == str(entry)
     assert second.meta == {**first.meta, "cache": second.meta["cache"]}
     for name in first.splits:
-        assert torch.equal(first.splits[name].images, second.splits[name].images)
+        assert torch.equal(first.splits[name].inputs, second.splits[name].inputs)
     # normalization is not part of the key (the arrays do not depend on it)...
     given = folder_data(folder, cache, normalize={"mean": [0.5] * 3, "std": [0.25] * 3})
     assert given.meta["cache"]["hit"] is True and given.meta["preprocess"]["mean"] == [0.5] * 3
@@ -171,12 +197,30 @@ def test_cache_hit_miss_and_invalidation(folder: Path, tmp_path: Path) -> None:
     key["settings"]["image_size"] = [1, 1]
     (entry / "key.json").write_text(json.dumps(key))
     rebuilt = folder_data(folder, cache)
-    assert rebuilt.meta["cache"]["hit"] is False and torch.equal(rebuilt.splits["val"].images,
-                                                                 first.splits["val"].images)
+    assert rebuilt.meta["cache"]["hit"] is False and torch.equal(rebuilt.splits["val"].inputs,
+                                                                 first.splits["val"].inputs)
     assert folder_data(folder, cache).meta["cache"]["hit"] is True
     # a truncated array file is detected and rebuilt as well
-    (entry / "val_images.npy").write_bytes((entry / "val_images.npy").read_bytes()[:200])
+    (entry / "val_inputs.npy").write_bytes((entry / "val_inputs.npy").read_bytes()[:200])
     assert folder_data(folder, cache).meta["cache"]["hit"] is False
+
+
+def test_cache_array_overwritten_with_zeros_is_rebuilt(folder: Path, tmp_path: Path) -> None:
+    """Same shape, same dtype, other bytes: the build-time checksums catch it, whether the file's time changed
+    (full CRC) or was put back (the sampled rows' CRC), and the entry is rebuilt from the source."""
+    first = folder_data(folder, tmp_path / "cache")
+    entry = Path(first.meta["cache"]["path"])
+    for keep_time in (False, True):
+        file = entry / "train_inputs.npy"
+        before = os.stat(file)
+        np.save(file, np.zeros_like(np.load(file)))
+        if keep_time:
+            os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
+        again = folder_data(folder, tmp_path / "cache")
+        assert again.meta["cache"]["hit"] is False
+        assert torch.equal(again.splits["train"].inputs, first.splits["train"].inputs)
+        assert again.splits["train"].inputs.any()
+        assert folder_data(folder, tmp_path / "cache").meta["cache"]["hit"] is True
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -264,7 +308,7 @@ def test_hub_unreachable_and_not_cached_is_one_clear_error(tmp_path: Path) -> No
 
 def test_extra_augmentations_on_uint8_batches() -> None:
     from csc8607.data.digits import load_digits
-    from csc8607.data.loader import apply_augment, draw_augment, jitter
+    from csc8607.data.image import apply_augment, draw_augment, jitter
 
     g = torch.Generator().manual_seed(0)
     images = torch.arange(8, dtype=torch.uint8).repeat(100, 1, 8, 1).transpose(2, 3).contiguous()  # rows 0..7

@@ -22,7 +22,9 @@ def reference(task: str, n: int) -> dict[str, object]:
     if task == "binary":
         return {"accuracy": tmc.BinaryAccuracy(), "f1": tmc.BinaryF1Score(), "confusion_matrix": tmc.BinaryConfusionMatrix()}
     return {"accuracy": tmc.MultilabelAccuracy(n, average="micro"), "f1": tmc.MultilabelF1Score(n, average="macro"),
+            "f1_micro": tmc.MultilabelF1Score(n, average="micro"),
             "per_class_accuracy": tmc.MultilabelAccuracy(n, average=None),
+            "per_class_f1": tmc.MultilabelF1Score(n, average=None),
             "confusion_matrix": tmc.MultilabelConfusionMatrix(n)}
 
 

@@ -44,7 +44,7 @@ def test_sigterm_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path) -> 
     args = dict(max_epochs=3, monitor="val/accuracy", mode="max")
 
     def loader(cls=BatchLoader):
-        return cls(data.splits["train"], 32, data.mean, data.std, shuffle=True, augment=data.augment, seed=1)
+        return cls(data.splits["train"], 32, data.transform(train=True), shuffle=True, seed=1)
 
     model, optimizer, engine = fresh(data)
     torch.manual_seed(123)

@@ -109,9 +109,9 @@ def test_cli_refusals_are_one_line_and_a_target_typed_by_the_user_is_built(train
     proc = run_cli("train.py", f"resume={run}", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "is not a callable declared in conf/" in proc.stderr
     assert not (tmp_path / "touched").exists() and (run / "metrics.json").read_bytes() == metrics
-    # the user's own choice on the command line is theirs to make: the saved data target is replaced by it
-    fine = tamper(trained_run / "checkpoints" / "best.ckpt", tmp_path / "fine.ckpt", "data._target_", "numpy.load")
-    proc = run_cli("evaluate.py", f"ckpt={fine}", "data._target_=csc8607.data.ImageData", "split=val", cwd=tmp_path)
+    # the user's own choice on the command line is theirs to make: the saved model target is replaced by it
+    fine = tamper(trained_run / "checkpoints" / "best.ckpt", tmp_path / "fine.ckpt", "model._target_", "numpy.load")
+    proc = run_cli("evaluate.py", f"ckpt={fine}", "model._target_=csc8607.models.ConvNet", "split=val", cwd=tmp_path)
     assert "val metrics" in proc.stdout
 
 

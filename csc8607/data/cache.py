@@ -1,8 +1,11 @@
-"""On-disk cache of decoded splits: uint8 .npy arrays, memory-mapped on load, keyed by a hash of the config.
+"""On-disk cache of decoded splits: .npy arrays, memory-mapped on load, keyed by a hash of the config.
 
 A cache entry is a directory `<cache>/<name>-<hash>/` holding `key.json` (the full key, compared on load),
-`info.json` (class names, split protocol, train statistics, ...) and `<split>_images.npy` / `_labels.npy`.
+`info.json` (class names, split protocol, train statistics, ...) and `<split>_inputs.npy` / `_targets.npy`.
 It is written to a temporary directory and renamed into place, so a half-written entry is never seen.
+`checksums.json` records, per array, a CRC-32 of its bytes, one of 64 evenly spaced rows, and the file's size
+and modification time: every load checks the rows' CRC (a few kB read), and the whole CRC when the file's size
+or time changed since the build; a mismatch rebuilds the entry.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +26,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
-FORMAT = 1  # bump when the layout or the decoding changes: every older entry is rebuilt
+FORMAT = 2  # bump when the layout or the decoding changes: every older entry is rebuilt
 
 
 def plain_value(value: Any) -> Any:
@@ -62,22 +66,62 @@ def entry_dir(cache_dir: str | Path, name: str, key: dict[str, Any]) -> Path:
     return Path(cache_dir).expanduser() / f"{safe}-{digest(key)}"
 
 
+def sample_rows(array: np.ndarray) -> np.ndarray:
+    """Up to 64 evenly spaced rows of an array (the cheap part of its check)."""
+    return array[np.unique(np.linspace(0, len(array) - 1, min(len(array), 64)).astype(np.int64))]
+
+
+def crc(array: np.ndarray) -> int:
+    """CRC-32 of an array's bytes, read by 64 MB chunks (memory-mapped arrays are not loaded whole)."""
+    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    value = 0
+    for start in range(0, len(flat), 1 << 26):
+        value = zlib.crc32(flat[start : start + (1 << 26)], value)
+    return value
+
+
+def fingerprint(file: Path, array: np.ndarray) -> dict[str, int]:
+    stat = file.stat()
+    return {"crc32": crc(array), "rows_crc32": crc(sample_rows(array)), "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns}
+
+
+def intact(file: Path, array: np.ndarray, recorded: dict[str, int]) -> bool:
+    """The array still holds what was written at build time: its sampled rows always, all of it when the
+    file was rewritten since (another size or modification time)."""
+    if crc(sample_rows(array)) != recorded["rows_crc32"]:
+        return False
+    stat = file.stat()
+    if (stat.st_size, stat.st_mtime_ns) != (recorded["size"], recorded["mtime_ns"]):
+        return crc(array) == recorded["crc32"]
+    return True
+
+
 def load(path: Path, key: dict[str, Any]) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict] | None:
-    """The entry's splits (memory-mapped) and info, or None when it is missing or does not match `key`."""
+    """The entry's splits (memory-mapped) and info, or None when it is missing, does not match `key`, or an
+    array differs from its build-time checksum."""
     try:
         if json.loads((path / "key.json").read_text()) != key:
             log.warning("cache %s does not match this config: rebuilding it", path)
             return None
         info = json.loads((path / "info.json").read_text())
+        sums = json.loads((path / "checksums.json").read_text())
         splits = {}
         for name, size in info["split_sizes"].items():
-            # mode "c": copy-on-write, so torch gets a writable view and nothing is ever written back
-            images = np.load(path / f"{name}_images.npy", mmap_mode="c")
-            labels = np.load(path / f"{name}_labels.npy")
-            if len(images) != size or len(labels) != size or list(images.shape[1:]) != info["input_shape"]:
+            arrays = []
+            for kind in ("inputs", "targets"):
+                file = path / f"{name}_{kind}.npy"
+                # mode "c": copy-on-write, so torch gets a writable view and nothing is ever written back
+                array = np.load(file, mmap_mode="c")
+                if len(array) != size or not intact(file, array, sums[file.name]):
+                    log.warning("cache %s: %s differs from what was built (size or checksum): rebuilding it",
+                                path, file.name)
+                    return None
+                arrays.append(torch.from_numpy(array))
+            if list(arrays[0].shape[1:]) != info["input_shape"]:
                 log.warning("cache %s has arrays of the wrong shape: rebuilding it", path)
                 return None
-            splits[name] = (torch.from_numpy(images), torch.from_numpy(labels))
+            splits[name] = (arrays[0], arrays[1])
         return splits, info
     except FileNotFoundError:
         return None
@@ -91,9 +135,13 @@ def save(path: Path, key: dict[str, Any], splits: dict[str, tuple[torch.Tensor, 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        for name, (images, labels) in splits.items():
-            np.save(tmp / f"{name}_images.npy", images.numpy())
-            np.save(tmp / f"{name}_labels.npy", labels.numpy())
+        sums = {}
+        for name, (inputs, targets) in splits.items():
+            for kind, tensor in (("inputs", inputs), ("targets", targets)):
+                array = np.ascontiguousarray(tensor.numpy())
+                np.save(tmp / f"{name}_{kind}.npy", array)
+                sums[f"{name}_{kind}.npy"] = fingerprint(tmp / f"{name}_{kind}.npy", array)
+        (tmp / "checksums.json").write_text(json.dumps(sums, indent=1))
         (tmp / "info.json").write_text(json.dumps(info))
         (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1))
         if path.exists():

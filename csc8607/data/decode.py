@@ -1,11 +1,10 @@
-"""Decode image files once into uint8 arrays: any PIL mode to the configured channels, any size to one size."""
+"""Images decoded once into uint8 arrays: any PIL mode to the configured channels, any size to one size."""
 from __future__ import annotations
 
 import io
 import multiprocessing
 import os
 import signal
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -16,21 +15,10 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from csc8607.data.split import Encoded
 from csc8607.errors import UserError
 
 CHUNK = 256  # images per task sent to a decoding worker
-
-
-@dataclass
-class Encoded:
-    """An undecoded split: items (paths, or HF image dicts) that `opener` turns into PIL images, and labels."""
-
-    items: Sequence[Any]
-    labels: np.ndarray
-    opener: Callable[[Any], Image.Image]
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 def open_path(path: str | Path) -> Image.Image:
@@ -62,8 +50,12 @@ def to_array(image: Image.Image, channels: int) -> np.ndarray:
     if channels not in (1, 3):
         raise UserError(f"data.channels={channels} must be 1 or 3 for image files")
     mode = "L" if channels == 1 else "RGB"
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F") and mode == "RGB":
-        image = image.convert("L")  # 16-bit/float grey: PIL converts these to RGB only through L
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grey (PNG I;16, read as I or I;16): 0..65535 -> 0..255; PIL's convert("L") clips at 255
+        grey = ((np.asarray(image, dtype=np.int64).clip(0, 65535) + 128) // 257).astype(np.uint8)
+        return np.repeat(grey[None], channels, axis=0)
+    if image.mode == "F" and mode == "RGB":
+        image = image.convert("L")  # float grey: PIL converts it to RGB only through L
     array = np.array(image.convert(mode) if image.mode != mode else image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
@@ -165,3 +157,36 @@ def decode_all(split: Encoded, channels: int, size: list[int] | None, resize: in
     if out is None:
         raise UserError(f"no images to decode in {desc}")
     return torch.from_numpy(out)
+
+
+def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> `channels` channels (grey<->RGB, alpha dropped)."""
+    have = images.shape[1]
+    if have == channels:
+        return images
+    if have == 4:
+        images, have = images[:, :3], 3
+    if have == 1 and channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    if have == 3 and channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]
+        return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    if have == channels:
+        return images
+    raise UserError(f"cannot convert {have}-channel images to data.channels={channels}")
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units, exact (from 256-bin histograms)."""
+    values = torch.arange(256, dtype=torch.float64)
+    mean, std = [], []
+    for c in range(images.shape[1]):
+        hist = torch.zeros(256, dtype=torch.float64)
+        for part in images.split(8192):
+            hist += torch.bincount(part[:, c].reshape(-1), minlength=256).to(torch.float64)
+        count = hist.sum()
+        m = (hist * values).sum() / count
+        var = (hist * values**2).sum() / count - m**2
+        mean.append(float(m / 255.0))
+        std.append(float(var.clamp_min(1e-12).sqrt() / 255.0))
+    return mean, std

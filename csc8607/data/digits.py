@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from csc8607.data.core import SourceData, Split
+from csc8607.data.core import SourceData
+from csc8607.data.split import Split
 
 
 def load_digits() -> SourceData:

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from csc8607.data.core import SourceData
-from csc8607.data.decode import Encoded, open_path
+from csc8607.data.decode import open_path
+from csc8607.data.split import Encoded
 from csc8607.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -33,6 +34,8 @@ def class_folders(folder: Path, classes: list[str]) -> Encoded:
     labels: list[int] = []
     for index, name in enumerate(classes):
         files = image_files(folder / name) if (folder / name).is_dir() else []
+        if not files and (folder / name).is_dir():
+            raise UserError(f"class folder {folder / name} has no image files: remove it or add its images")
         paths += [str(p) for p in files]
         labels += [index] * len(files)
     if not paths:

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from csc8607.data.core import SourceData
-from csc8607.data.decode import Encoded, open_hf
+from csc8607.data.decode import open_hf
+from csc8607.data.split import Encoded
 from csc8607.data.folders import read_words
 from csc8607.errors import UserError
 

@@ -7,7 +7,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from csc8607.data.core import SourceData, Split
+from csc8607.data.core import SourceData
+from csc8607.data.split import Split
 from csc8607.errors import UserError
 
 

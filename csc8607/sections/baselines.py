@@ -57,12 +57,37 @@ def expected(task: str, prior: torch.Tensor, share: torch.Tensor) -> dict[str, d
     }
 
 
+def regression(s: Any, cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Regression: the train mean predicted for every input; expected MSE on a split = its variance plus the
+    squared gap between its mean and the train mean (R² = 0 on a split whose mean is the train mean)."""
+    mean = s.data.meta["target_stats"]["mean"]
+    model = Constant(torch.tensor([mean], device=s.engine.device))
+    result: dict[str, Any] = {"train_mean": mean}
+    for split in cfg.baselines.splits:
+        y = s.data.splits[split].targets.double()
+        mse = (y.var(unbiased=False) + (y.mean() - mean) ** 2).item()
+        result[split] = {"measured": {"train_mean": s.engine.evaluate(model, s.loader(split))},
+                         "expected": {"train_mean": {"loss": mse, "rmse": math.sqrt(mse), "r2": 1.0 - mse / max(
+                             y.var(unbiased=False).item(), 1e-12)}}}
+    rmse = {split: [result[split]["measured"]["train_mean"]["rmse"]] for split in cfg.baselines.splits}
+    bars = figures.bar_chart(run_dir / "baselines.png", rmse, ["train_mean"], "RMSE", title="M0 baseline")
+    result["figures"] = [bars.name]
+    checkpoint.write_json(run_dir / "baselines.json", result)
+    for split in cfg.baselines.splits:
+        got = result[split]["measured"]["train_mean"]
+        log.info("%-5s train_mean  rmse %.4f (expected %.4f)  mae %.4f  r2 %.4f", split, got["rmse"],
+                 result[split]["expected"]["train_mean"]["rmse"], got["mae"], got["r2"])
+    return result
+
+
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     run_dir = Path(run_dir)
     s = setup(cfg)
     meta = s.data.meta
+    if meta["task"] == "regression":
+        return regression(s, cfg, run_dir)
     task, c = meta["task"], meta["num_classes"]
-    counts = {split: torch.tensor(class_counts(part.labels, task, c), dtype=torch.float64)
+    counts = {split: torch.tensor(class_counts(part.targets, task, c), dtype=torch.float64)
               for split, part in s.data.splits.items()}
     sizes = meta["split_sizes"]
     prior = counts["train"] / sizes["train"]

@@ -10,7 +10,6 @@ import torch
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint, figures
-from csc8607.data.core import channel_stats
 from csc8607.errors import UserError
 from csc8607.run import setup
 from csc8607.tb import open_writer
@@ -18,8 +17,11 @@ from csc8607.tb import open_writer
 log = logging.getLogger(__name__)
 
 
-def class_counts(labels: torch.Tensor, task: str, num_classes: int) -> list[int]:
-    """Images per class (multilabel: images carrying each label; binary: negatives, positives)."""
+def class_counts(labels: torch.Tensor, task: str, num_classes: int, edges: torch.Tensor | None = None) -> list[int]:
+    """Examples per class (multilabel: examples carrying each label; binary: negatives, positives; regression:
+    targets per bin between `edges`)."""
+    if task == "regression":
+        return torch.histogram(labels.double().cpu(), bins=edges).hist.long().tolist()
     if task == "multilabel":
         return labels.sum(0).long().tolist()
     return torch.bincount(labels.long().view(-1), minlength=max(num_classes, 2 if task == "binary" else 1)).tolist()
@@ -31,14 +33,39 @@ def grey_count(images: torch.Tensor, chunk: int = 1024) -> int:
     return sum(int((x == x[:, :1]).flatten(1).all(1).sum()) for x in images.split(chunk))
 
 
+def target_bins(targets: torch.Tensor, bins: int = 10) -> tuple[torch.Tensor, list[str]]:
+    """Regression: edges of `bins` equal bins over the train targets' range, and their labels."""
+    low, high = targets.min().item(), targets.max().item()
+    edges = torch.linspace(low, high if high > low else low + 1.0, bins + 1, dtype=torch.float64)
+    return edges, [f"{a:.3g}..{b:.3g}" for a, b in zip(edges[:-1].tolist(), edges[1:].tolist())]
+
+
+def examples_figure(s: Any, path: Path, shown: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                    titles: dict[str, list[str]]) -> Path:
+    """Examples as the input type is read: images, log-mel spectrograms with axes, or series per channel."""
+    arrays = {split: x.numpy() for split, (x, _) in shown.items()}
+    if s.data.modality == "audio":
+        return figures.spectrogram_grid(path, arrays, titles)
+    if s.data.modality == "series":
+        return figures.series_grid(path, arrays, titles, s.data.meta["input"].get("channel_names"))
+    return figures.image_grid(path, arrays, titles)
+
+
 def examples(s: Any, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first `count` images of a split exactly as the model gets them (train: augmented), de-normalized."""
+    """The first `count` examples of a split exactly as the model gets them (train: augmented), de-normalized."""
     loader = s.loader(split, train=split == "train", batch_size=count)
     loader.set_epoch(1)
     inputs, labels = next(iter(loader))
-    mean = torch.tensor(s.data.mean)[None, :, None, None]
-    std = torch.tensor(s.data.std)[None, :, None, None]
-    return (inputs.float().cpu() * std + mean).clamp(0.0, 1.0), labels.cpu()
+    return loader.transform.restore(inputs).cpu(), labels.cpu()
+
+
+def label_of(meta: dict, y: torch.Tensor) -> str:
+    """How one example's target is written under it: its class, its positive attributes, or its value."""
+    if meta["task"] == "multiclass":
+        return meta["class_names"][int(y)]
+    if meta["task"] == "multilabel":
+        return "+".join(n for n, v in zip(meta["class_names"], y.tolist()) if v > 0.5) or "none"
+    return f"{float(y):.3g}" if meta["task"] == "regression" else str(int(y))
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
@@ -46,12 +73,16 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     s = setup(cfg)
     meta, names = s.data.meta, s.data.meta["class_names"]
     splits = s.data.splits
-    counts = {split: class_counts(part.labels, meta["task"], meta["num_classes"]) for split, part in splits.items()}
+    edges = None
+    if meta["task"] == "regression":  # the distribution of the target, in bins
+        edges, names = target_bins(splits["train"].targets)
+    counts = {split: class_counts(part.targets, meta["task"], meta["num_classes"], edges)
+              for split, part in splits.items()}
     train = counts["train"]
     imbalance = max(train) / min(train) if min(train) > 0 else float("inf")
     # decoded input sizes and pixel statistics (source sizes, when they vary, are in meta["notes"])
-    sizes = {split: dict(zip(("channel_mean", "channel_std"), channel_stats(part.images)),
-                         shape=list(part.images.shape[1:])) for split, part in splits.items()}
+    sizes = {split: dict(zip(("channel_mean", "channel_std"), s.data.statistics(part.inputs)),
+                         shape=list(part.inputs.shape[1:])) for split, part in splits.items()}
 
     # D11: the exact train batch the engine receives, checked against meta["input_shape"]
     inputs, _ = next(iter(s.loader("train", train=True)))
@@ -60,13 +91,13 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
 
     per_split = int(cfg.data_report.examples_per_split)
     shown = {split: examples(s, split, per_split) for split in ("train", "val", "test")}
-    label_of = (lambda y: names[int(y)]) if meta["task"] == "multiclass" else (lambda y: str(y.tolist()))
-    grid = figures.image_grid(run_dir / "examples.png", {split: x.numpy() for split, (x, _) in shown.items()},
-                              {split: [label_of(y) for y in ys] for split, (_, ys) in shown.items()})
-    bars = figures.bar_chart(run_dir / "class_distribution.png", counts, names, "images",
+    grid = examples_figure(s, run_dir / "examples.png", shown,
+                           {split: [label_of(meta, y) for y in ys] for split, (_, ys) in shown.items()})
+    bars = figures.bar_chart(run_dir / "class_distribution.png", counts, names, "examples",
                              title=f"{meta['name']}: class distribution (train imbalance {imbalance:.2f})")
     result = {
-        "dataset": {k: meta[k] for k in ("name", "source", "task", "num_classes", "input_shape", "notes")},
+        "dataset": {k: meta[k] for k in ("name", "source", "modality", "task", "num_classes", "input_shape", "input",
+                                         "notes")},
         "split_sizes": meta["split_sizes"],
         "split_protocol": meta["split_protocol"],
         "split_seed": meta["split_seed"],
@@ -74,18 +105,24 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "class_counts": counts,
         "imbalance_ratio_train": imbalance,  # largest / smallest train class
         "input_sizes": sizes,
-        "grey_images": {split: grey_count(part.images) for split, part in splits.items()},  # D5
+        "grey_images": {split: grey_count(part.inputs) for split, part in splits.items()}
+        if meta["modality"] == "image" else None,  # D5
+        "label_cardinality": {split: part.targets.float().sum(1).mean().item() for split, part in splits.items()}
+        if meta["task"] == "multilabel" else None,  # D5: mean positive attributes per example
         "preprocess": meta["preprocess"],  # applied identically to train, val and test
         "augment": meta["augment"],  # train split only
         "train_batch_shape": batch_shape,
         "batch_shape_matches_meta": shape_ok,
-        "examples": {split: [label_of(y) for y in ys] for split, (_, ys) in shown.items()},
+        "examples": {split: [label_of(meta, y) for y in ys] for split, (_, ys) in shown.items()},
         "figures": [grid.name, bars.name],
     }
     checkpoint.write_json(run_dir / "data.json", result)
     writer = open_writer(run_dir)
-    for split, (x, _) in shown.items():
-        writer.add_images(f"examples/{split}", x, 0)
+    if meta["modality"] == "image":
+        for split, (x, _) in shown.items():
+            writer.add_images(f"examples/{split}", x, 0)
+    else:
+        figures.to_tensorboard(writer, "data/examples", grid)
     figures.to_tensorboard(writer, "data/class_distribution", bars)
     writer.close()
     table = "\n".join(f"  {n:>12}  " + "  ".join(f"{counts[sp][i]:>6}" for sp in counts) for i, n in enumerate(names))

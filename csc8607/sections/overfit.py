@@ -10,7 +10,6 @@ import numpy as np
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint, figures
-from csc8607.data import BatchLoader
 from csc8607.errors import UserError
 from csc8607.engine import fit
 from csc8607.models import count_parameters
@@ -30,8 +29,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         raise UserError(f"overfit.num_samples={n} must be between 1 and the train split size {len(train)}")
     index = np.sort(np.random.default_rng(cfg.seed).choice(len(train), n, replace=False))
     subset = train.subset(index)
-    batches = BatchLoader(subset, min(int(cfg.trainer.batch_size), n), s.data.mean, s.data.std, device=s.engine.device,
-                          shuffle=True, augment=None, seed=cfg.seed, channels_last=s.channels_last)
+    batches = s.data.loader(subset, min(int(cfg.trainer.batch_size), n), device=s.engine.device, train=True,
+                            augment=False, seed=cfg.seed, channels_last=s.channels_last)
     optimizer = s.optimizer()
     for group in optimizer.param_groups:
         group["weight_decay"] = 0.0  # the point is to memorize: no regularization
@@ -42,8 +41,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         val = s.data.splits["val"]
         val_index = np.sort(np.random.default_rng(cfg.seed).choice(len(val), min(int(opts.val_samples), len(val)),
                                                                     replace=False))
-        val_batches = BatchLoader(val.subset(val_index), int(cfg.trainer.eval_batch_size), s.data.mean, s.data.std,
-                                  device=s.engine.device, channels_last=s.channels_last)
+        val_batches = s.data.loader(val.subset(val_index), int(cfg.trainer.eval_batch_size), device=s.engine.device,
+                                    channels_last=s.channels_last)
         result = fit(s.engine, s.model, optimizer, batches, val_batches, max_epochs=int(opts.max_epochs),
                      run_dir=None, monitor="train/loss", mode="min", writer=writer, log_every=1,
                      stop=lambda row: row["train/loss"] < threshold)
@@ -71,7 +70,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "max_epochs": int(opts.max_epochs),
         "epochs_run": len(history),
         "final_train_loss": final["train/loss"],
-        "final_train_accuracy": final["train/accuracy"],
+        "final_train_accuracy": final.get("train/accuracy"),  # None for regression (train/rmse is in history)
         "final_val_loss": final["val/loss"],
         "val_samples": len(val_index),
         "verdict": "PASS" if reached else "FAIL",

@@ -58,6 +58,11 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
     return norms
 
 
+RULES = {"multiclass": "-log(1/C) = ln C",
+         "regression": "MSE of outputs near 0 = the batch's mean y² (train: variance + mean², in target_stats); "
+                       "tolerance relative to it"}
+
+
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     run_dir = Path(run_dir)
     s = setup(cfg)
@@ -67,6 +72,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     total = count_parameters(model)
     expected = expected_initial_loss(meta["task"], meta["num_classes"])
     tolerance = float(cfg.sanity.tolerance)
+    if meta["task"] == "regression":  # outputs near 0: the MSE is this batch's mean y², in the target's units
+        expected = (labels.double() ** 2).mean().item()
+        tolerance *= expected  # so the tolerance is relative
     model.train()
     model.zero_grad(set_to_none=True)
     with autocast(engine.device, engine.precision):
@@ -87,7 +95,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "output_shape": list(logits.shape),
         "initial_loss": loss.item(),
         "expected_initial_loss": expected,
-        "expected_rule": "-log(1/C) = ln C" if meta["task"] == "multiclass" else "ln 2 per logit (BCE)",
+        "expected_rule": RULES.get(meta["task"], "ln 2 per logit (BCE)"),
+        "target_stats": meta.get("target_stats"),
         "tolerance": tolerance,
         "grad_norms": norms,
         "checks": checks,

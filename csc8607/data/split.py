@@ -1,0 +1,95 @@
+"""Split (inputs + targets), carving a split off another, and target checks; Encoded, a split not decoded yet."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from csc8607.errors import UserError
+
+
+@dataclass
+class Split:
+    """One split: inputs (N, ...) of any dtype (uint8 images, float series or log-mels, int token ids) and
+    targets: (N,) int64 class indices, (N, L) float multi-hot, or (N,) float numbers (regression)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, index: np.ndarray) -> "Split":
+        index_t = torch.as_tensor(index, dtype=torch.long)
+        return Split(self.inputs[index_t], self.targets[index_t])
+
+
+@dataclass
+class Encoded:
+    """An undecoded split: items (paths, HF entries) that `opener` reads, and their targets; the input type's
+    decode step turns it into a Split."""
+
+    items: Sequence[Any]
+    targets: np.ndarray
+    opener: Callable[[Any], Any]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: float) -> tuple[Split, Split, str]:
+    """Split off `fraction` of `split` (stratified by class when possible); returns (rest, carved, how).
+
+    `of_pool` is the same amount as a fraction of the source's whole train pool, for the description.
+    """
+    from sklearn.model_selection import train_test_split  # imported here: a warm cache never needs it
+
+    labels = split.targets.numpy()
+    index = np.arange(len(labels))
+    strata = labels if stratify else None
+    if stratify:
+        counts = np.bincount(labels)
+        carved_count = int(np.ceil(fraction * len(labels)))
+        if counts[counts > 0].min() < 2 or min(carved_count, len(labels) - carved_count) < np.count_nonzero(counts):
+            strata = None  # a class with one example, or fewer examples to carve than classes: cannot stratify
+    rest, carved = train_test_split(index, test_size=fraction, random_state=seed, stratify=strata)
+    how = f"{of_pool:.0%} of the source's train pool, {'stratified' if strata is not None else 'random'}, seed {seed}"
+    return split.subset(np.sort(rest)), split.subset(np.sort(carved)), how
+
+
+def numeric_targets(labels: torch.Tensor, class_names: list[str], name: str) -> torch.Tensor:
+    """data.task=regression: each class name read as the number it is (a label column of numbers)."""
+    values = []
+    for label in class_names:
+        try:
+            values.append(float(label))
+        except ValueError:
+            raise UserError(f"data.task=regression but {name} has a target {label!r} that is not a number") from None
+    return torch.tensor(values, dtype=torch.float32)[labels.long()]
+
+
+def check_classes(raw: Any) -> None:
+    """A classifier needs two classes, each present in the source's train split."""
+    if raw.task in ("multiclass", "binary") and len(raw.class_names) < 2:
+        raise UserError(f"dataset {raw.name} has {len(raw.class_names)} class ({', '.join(raw.class_names)}): "
+                        "a classifier needs at least 2")
+    train = raw.splits["train"]
+    if raw.task == "multiclass":
+        counts = np.bincount(np.asarray(train.targets),
+                             minlength=len(raw.class_names))
+        if (counts == 0).any():
+            empty = [raw.class_names[i] for i in np.flatnonzero(counts == 0)[:5]]
+            raise UserError(f"dataset {raw.name}: class(es) {', '.join(empty)} have no train example")
+
+
+def fingerprint(splits: dict[str, Split]) -> str:
+    """A short hash of each split's size, item shape and targets in order: evaluate.py compares it with the one a
+    checkpoint recorded, so that another fraction, seed or file set is not evaluated as the run's test split."""
+    digest = hashlib.sha256()
+    for name, split in splits.items():
+        digest.update(f"{name}:{len(split)}:{tuple(split.inputs.shape[1:])};".encode())
+        digest.update(np.ascontiguousarray(split.targets.numpy()).tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,106 @@
+"""Multi-label (CelebA layout: BCE, one logit per attribute, micro/macro F1) and regression (data.task=regression:
+MSE, MAE/RMSE/R², best by val RMSE), through the real command line."""
+from __future__ import annotations
+
+import math
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_cli
+from input_fixtures import run_sections, write_celeba
+from csc8607.data import ImageData
+from csc8607.data.celeba import load_celeba
+from csc8607.data.digits import load_digits
+from csc8607.errors import UserError
+from csc8607.metrics import Scores
+
+FAST = ["model.width=8", "model.depth=1", "trainer.max_epochs=1", "trainer.batch_size=8"]
+
+
+def test_celeba_layout_multi_hot_targets_and_partitions(tmp_path: Path) -> None:
+    root = write_celeba(tmp_path / "celeba")
+    data = ImageData(partial(load_celeba, root=str(root), attributes=["Smiling", "Male"]), image_size=[16, 16])
+    meta = data.meta
+    assert meta["task"] == "multilabel" and meta["num_outputs"] == 2 and meta["class_names"] == ["Smiling", "Male"]
+    assert meta["split_sizes"] == {"train": 28, "val": 6, "test": 6}
+    rows = [line.split() for line in (root / "list_attr_celeba.txt").read_text().splitlines()[2:]]
+    expected = torch.tensor([[float(r[2] == "1"), float(r[3] == "1")] for r in rows[:28]])
+    assert torch.equal(data.splits["train"].targets, expected)
+    with pytest.raises(UserError, match="no attribute 'Smilling' \\(did you mean Smiling\\?\\)"):
+        load_celeba(str(root), attributes=["Smilling"])
+    (root / "list_eval_partition.txt").write_text("".join(f"{r[0]} 0\n" for r in rows[:34]) +
+                                                  "".join(f"{r[0]} 2\n" for r in rows[34:]))
+    carved = ImageData(partial(load_celeba, root=str(root), attributes=["Male"]), image_size=[16, 16])
+    assert carved.meta["split_sizes"]["test"] == 6 and "random" in carved.meta["split_protocol"]["val"]
+
+
+def test_regression_metrics_match_torchmetrics() -> None:
+    from torchmetrics import regression as tmr
+
+    g = torch.Generator().manual_seed(0)
+    reg, refs = Scores("regression", 1), [tmr.MeanAbsoluteError(), tmr.MeanSquaredError(squared=False), tmr.R2Score()]
+    for size in (13, 40):
+        y = torch.randn(size, generator=g) * 2 + 5
+        pred = y + torch.randn(size, generator=g)
+        reg.update(pred[:, None], y)
+        for metric in refs:
+            metric.update(pred, y)
+    got = reg.compute()
+    for key, metric in zip(("mae", "rmse", "r2"), refs):
+        assert abs(got[key] - metric.compute().item()) < 1e-5, key
+
+
+def test_digits_as_regression() -> None:
+    data = ImageData(load_digits, 0.15, 0.15, channels=1, task="regression")
+    assert data.meta["num_outputs"] == 1 and data.splits["train"].targets.dtype == torch.float32
+    assert set(data.splits["train"].targets.unique().tolist()) == set(range(10))
+    assert abs(data.meta["target_stats"]["mean"] - 4.5) < 0.2 and data.meta["target_stats"]["variance"] > 7
+
+
+def test_regression_target_that_is_not_a_number_is_one_error(tmp_path: Path) -> None:
+    from image_fixtures import write_image_folder
+
+    root = write_celeba(tmp_path / "celeba")
+    pets = write_image_folder(tmp_path / "pets")
+    proc = run_cli("train.py", "data=image_folder", f"data.root={pets}", "data.task=regression",
+                   "trainer.monitor=val/rmse", "trainer.monitor_mode=min", *FAST, cwd=tmp_path, check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "target 'cat' that is not a number" in errors[0]
+    proc = run_cli("train.py", "data=celeba", f"data.root={root}", "data.attributes=[Smiling,Bald]", *FAST,
+                   cwd=tmp_path, check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "no attribute 'Bald'" in errors[0]
+
+
+def test_celeba_sections_train_with_bce_and_report_f1(tmp_path: Path) -> None:
+    root = write_celeba(tmp_path / "celeba")
+    results = run_sections(tmp_path, "data=celeba", f"data.root={root}", "data.attributes=[Smiling,Male,Eyeglasses]",
+                           "data.image_size=[16,16]", *FAST[:2])
+    assert results["train"]["meta"]["task"] == "multilabel" and results["train"]["meta"]["num_outputs"] == 3
+    assert {"f1", "f1_micro", "accuracy"} <= set(results["train"]["test"])
+    assert len(results["data"]["class_counts"]["train"]) == 3  # positives per attribute
+    counts, sizes = results["data"]["class_counts"], results["data"]["split_sizes"]
+    assert results["data"]["label_cardinality"]["train"] == pytest.approx(sum(counts["train"]) / sizes["train"])
+    assert all("+" in label or label in ("Smiling", "Male", "Eyeglasses", "none")
+               for label in results["data"]["examples"]["train"])
+    assert abs(results["sanity"]["expected_initial_loss"] - math.log(2)) < 1e-9
+
+
+def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path) -> None:
+    (tmp_path / "refused").mkdir()
+    proc = run_cli("train.py", "data.task=regression", *FAST, cwd=tmp_path / "refused", check=False)
+    assert proc.returncode == 2 and "add trainer.monitor=val/rmse trainer.monitor_mode=min" in proc.stderr
+    results = run_sections(tmp_path, "data.task=regression", "trainer.monitor=val/rmse", "trainer.monitor_mode=min",
+                           *FAST[:2])
+    metrics = results["train"]
+    history = metrics["history"]
+    assert {"val/mae", "val/rmse", "val/r2", "train/rmse"} <= set(history[0]) and metrics["monitor"] == "val/rmse"
+    assert metrics["best_value"] == min(row["val/rmse"] for row in history)
+    assert {"mae", "rmse", "r2"} <= set(metrics["test"])
+    measured, expected = (results["baselines"]["val"][k]["train_mean"] for k in ("measured", "expected"))
+    assert abs(measured["rmse"] - expected["rmse"]) < 1e-4  # the train mean, scored by the engine
+    assert 0 < results["sanity"]["expected_initial_loss"] < 81 and results["sanity"]["verdict"] == "PASS"
+    assert len(results["data"]["class_counts"]["train"]) == 10  # target histogram bins

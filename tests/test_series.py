@@ -1,0 +1,116 @@
+"""Time series: the UEA/UCR `.ts`/`.tsv` and UCI HAR layouts, per-channel normalization, windows, batched
+augmentations, cnn1d, and one training run per source through the real command line."""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from input_fixtures import run_sections, write_ts, write_uci_har
+from csc8607.data.series import SeriesData
+from csc8607.data.series_files import load_uea, load_uci_har
+from csc8607.errors import UserError
+
+FAST = ["model=cnn1d", "model.width=8", "model.depth=1", "trainer.max_epochs=1", "trainer.batch_size=8"]
+
+
+def test_ts_file_splits_normalization_and_windows(tmp_path: Path) -> None:
+    write_ts(tmp_path / "Waves_TRAIN.ts", per_class=10)
+    write_ts(tmp_path / "Waves_TEST.ts", per_class=3, seed=1)
+    data = SeriesData(partial(load_uea, root=str(tmp_path), name="Waves"), val_fraction=0.2)
+    meta = data.meta
+    assert meta["modality"] == "series" and meta["input_shape"] == [2, 32] and meta["class_names"] == ["c0", "c1", "c2"]
+    assert meta["split_sizes"] == {"train": 24, "val": 6, "test": 9} and meta["input"]["length"] == 32
+    x, y = next(iter(data.loader("train", 100)))
+    assert x.dtype == torch.float32 and torch.allclose(x.mean(dim=(0, 2)), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(x.std(dim=(0, 2), unbiased=False), torch.ones(2), atol=1e-4)  # per channel, from train
+    windowed = SeriesData(partial(load_uea, root=str(tmp_path), name="Waves"), val_fraction=0.2, window=16, stride=8)
+    assert windowed.meta["input_shape"] == [2, 16] and windowed.meta["split_sizes"]["train"] == 24 * 3
+
+
+def test_constant_channel_is_noted_and_normalizes_to_zero() -> None:
+    from csc8607.data import SourceData, Split
+
+    x = torch.randn(40, 3, 16)
+    x[:, 1] = 2.5
+    source = SourceData({"train": Split(x, torch.arange(40) % 2)}, ["a", "b"], "flat", "here")
+    data = SeriesData(source)
+    assert data.meta["notes"]["decoding"]["constant channels in train"] == [1]
+    batch, _ = next(iter(data.loader("train", 64)))
+    assert torch.isfinite(batch).all() and (batch[:, 1] == 0).all()
+
+
+def test_series_augmentations_are_batched_and_replayable() -> None:
+    from csc8607.data.series import SeriesBatches
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(20, dtype=torch.float32).repeat(64, 3, 1)  # (64, 3, 20)
+    shift = SeriesBatches([0.0] * 3, [1.0] * 3, {"shift": 3}, "cpu")
+    out = shift.apply(x, shift.draw(64, tuple(x.shape), g))
+    moved = (out[:, 0, 5] - x[:, 0, 5]).abs()
+    assert moved.max() <= 3 and (moved > 0).any() and torch.equal(out.sort(dim=2).values, x)  # a circular shift
+    scale = SeriesBatches([0.0] * 3, [1.0] * 3, {"scaling": 0.2, "jitter": 0.0}, "cpu")
+    factors = scale.apply(torch.ones(500, 3, 20), scale.draw(500, (500, 3, 20), g))
+    assert (factors.std(dim=2) < 1e-6).all() and 0.15 < factors[:, :, 0].std() < 0.25  # one factor per series
+    jitter = SeriesBatches([0.0] * 3, [1.0] * 3, {"jitter": 0.1}, "cpu")
+    noisy = jitter.apply(torch.zeros(200, 3, 20), jitter.draw(200, (200, 3, 20), g))
+    assert 0.09 < noisy.std() < 0.11
+
+
+def test_ucr_tsv_unequal_lengths_need_a_length(tmp_path: Path) -> None:
+    rows = ["1\t" + "\t".join(["0.5"] * 10), "2\t" + "\t".join(["1.5"] * 8 + ["NaN"] * 2)] * 6
+    (tmp_path / "Short_TRAIN.tsv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(UserError, match="unequal lengths \\(8..10\\).*data.length"):
+        SeriesData(partial(load_uea, root=str(tmp_path), name="Short"))
+    data = SeriesData(partial(load_uea, root=str(tmp_path), name="Short"), length=9, val_fraction=0.2,
+                      test_fraction=0.2)
+    assert data.meta["input_shape"] == [1, 9] and data.meta["notes"]["decoding"]["Short train"]["padded"] == 6
+    assert data.meta["class_names"] == ["1", "2"]
+    write_ts(tmp_path / "Uneven_TRAIN.ts", per_class=4, header={"equalLength": "false"}, lengths=[28, 32, 30])
+    with pytest.raises(UserError, match="unequal lengths \\(28..32\\)"):
+        SeriesData(partial(load_uea, root=str(tmp_path), name="Uneven"))
+    uneven = SeriesData(partial(load_uea, root=str(tmp_path), name="Uneven"), length=32)
+    assert uneven.meta["input_shape"] == [2, 32] and uneven.meta["notes"]["decoding"]["Uneven train"]["padded"] == 8
+
+
+@pytest.mark.parametrize("header,message", [
+    ({"dimensions": "3"}, "2 dimensions but the header says 3"),
+    ({"seriesLength": "40"}, "32 steps but the header says @seriesLength 40"),
+    ({"classLabel": "true c0 c1"}, "labels c2 are not in @classLabel"),
+])
+def test_ts_header_that_contradicts_its_data_is_one_error(header: dict, message: str, tmp_path: Path) -> None:
+    write_ts(tmp_path / "Bad_TRAIN.ts", per_class=2, header=header)
+    proc = run_cli("train.py", "data=uea", f"data.root={tmp_path}", "data.name=Bad", *FAST, cwd=tmp_path, check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0] and "Bad_TRAIN.ts" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_uci_har_layout(tmp_path: Path) -> None:
+    root = write_uci_har(tmp_path / "UCI HAR Dataset")
+    data = SeriesData(partial(load_uci_har, root=str(root)))
+    assert data.meta["input_shape"] == [9, 128] and data.meta["class_names"][0] == "WALKING"
+    assert data.meta["split_sizes"]["test"] == 12 and data.meta["input"]["channel_names"][0] == "body_acc_x"
+    (root / "test" / "y_test.txt").write_text("1\n7\n")
+    with pytest.raises(UserError, match="different numbers of rows"):
+        load_uci_har(str(root))
+
+
+@pytest.mark.parametrize("source", ["uea", "uci_har"])
+def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Path) -> None:
+    if source == "uea":
+        write_ts(tmp_path / "ds" / "Waves_TRAIN.ts", per_class=10)
+        write_ts(tmp_path / "ds" / "Waves_TEST.ts", per_class=3, seed=1)
+        args = ["data=uea", f"data.root={tmp_path / 'ds'}", "data.name=Waves"]
+    else:
+        args = ["data=uci_har", f"data.root={write_uci_har(tmp_path / 'UCI HAR Dataset')}"]
+    results = run_sections(tmp_path, *args, "model=cnn1d", "model.width=8", "model.depth=1")
+    assert results["data"]["dataset"]["modality"] == "series" and results["data"]["grey_images"] is None
+    assert results["data"]["dataset"]["input"]["length"] in (32, 128) and results["sanity"]["verdict"] == "PASS"
+    majority = results["baselines"]["val"]
+    assert abs(majority["measured"]["majority"]["accuracy"] - majority["expected"]["majority"]["accuracy"]) < 1e-6
+    assert np.isfinite(results["train"]["history"][0]["train/loss"]) and results["evaluate"]["metrics"]["accuracy"] >= 0
