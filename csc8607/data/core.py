@@ -13,7 +13,7 @@ import torch
 
 from csc8607.data import cache
 from csc8607.data.loader import BatchLoader, Standardize
-from csc8607.data.split import Split, carve, check_classes, numeric_targets
+from csc8607.data.split import Split, carve, check_classes, fingerprint, numeric_targets
 from csc8607.errors import UserError
 
 TASKS = ("multiclass", "binary", "multilabel", "regression")
