@@ -129,7 +129,7 @@ def test_two_slurm_workers_fill_one_postgresql_study_and_a_killed_one_fails_its_
              "model.width=choice(4, 8)", "model.depth=1", "trainer.threads=1"]
     doomed = sbatch(cluster, tmp_path, *study, "hydra.sweeper.n_trials=1", "trainer.max_epochs=500",
                     f"hydra.sweep.dir={tmp_path}/multirun/doomed")
-    survivor = sbatch(cluster, tmp_path, *study, "hydra.sweeper.n_trials=4", "trainer.max_epochs=10",
+    survivor = sbatch(cluster, tmp_path, *study, "hydra.sweeper.n_trials=4", "trainer.max_epochs=20",
                       f"hydra.sweep.dir={tmp_path}/multirun/survivor")
     wait_until(lambda: list((tmp_path / "multirun" / "doomed").glob("*/checkpoints/last.ckpt")))
     assert cluster.run("scancel", "--signal=KILL", "--full", doomed).returncode == 0
