@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import Any, Callable
 
+from hydra.experimental.callback import Callback
 
 
 class UserError(Exception):
@@ -82,3 +83,27 @@ def unwritable_reason(directory: str) -> str | None:
     if not os.access(path, os.W_OK | os.X_OK):
         return f"{path} is not writable"
     return None
+
+
+class CheckLauncher(Callback):  # type: ignore[misc,valid-type]
+    """Hydra callback: a sweep on `hydra/launcher=slurm` needs `sbatch` and, when one is named, an existing
+    partition; checked before anything is submitted (one-line error, exit 2) instead of submitit's traceback."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        import shutil
+        import subprocess
+
+        launcher = config.hydra.launcher
+        if not str(launcher.get("_target_", "")).endswith("SlurmLauncher"):
+            return
+        if shutil.which("sbatch") is None:
+            fail("hydra/launcher=slurm submits with SLURM's sbatch, which is not on PATH (not on a cluster?): "
+                 "run the sweep here with hydra/launcher=local")
+        listed = subprocess.run(["sinfo", "--noheader", "--format=%P"], capture_output=True, text=True)
+        if listed.returncode != 0:
+            fail(f"SLURM does not answer (sinfo: {(listed.stderr.strip() or '?').splitlines()[-1]})")
+        known = [p.rstrip("*") for p in listed.stdout.split()]
+        partition = launcher.get("partition")
+        if partition and str(partition) not in known:
+            fail(f"hydra.launcher.partition={partition} does not exist on this cluster (partitions: "
+                 f"{', '.join(known) or 'none'})")

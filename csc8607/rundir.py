@@ -83,6 +83,11 @@ def lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def requeued() -> bool:
+    """Is this process a SLURM job that SLURM requeued (`scontrol requeue`, as submitit does at a time limit)?"""
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+
+
 @contextlib.contextmanager
 def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
     """Lock `run_dir` for this job, refuse it if it holds another run, and make Hydra's pending record the job's."""
@@ -92,7 +97,9 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
     try:
         with lock(run_dir):
             state = None if cfg.get("resume") else held_state(run_dir)
-            if state and (not cfg.get("skip_finished") or section not in RESUMABLE or state == "a"):
+            if state and requeued():
+                pass  # SLURM requeued this very job (time limit, preemption): its dir is its own, to continue
+            elif state and (not cfg.get("skip_finished") or section not in RESUMABLE or state == "a"):
                 raise ExistingRun(refusal(run_dir, state))
             if state:
                 changed = recorded_differences(run_dir, cfg)

@@ -11,7 +11,6 @@ import csv
 import io
 import logging
 import math
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -24,13 +23,20 @@ from csc8607 import axes, checkpoint
 from csc8607.config import monitor_mode
 from csc8607.engine import Interrupted
 from csc8607.errors import ExistingRun, UserError
+from csc8607.errors import fail as stop_sweep  # one-line error, exit 2
 
 log = logging.getLogger(__name__)
 COLUMNS = ["run", "status", *axes.NAMES, "params", "val_metric", "val_loss", "best_epoch", "wall_time_s", "checkpoint", "error"]
 
 
-def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: Path | str) -> float:
-    """Run `job`; on any exception write failed.json and return the worst value for the sweeper."""
+class TrialFailed(Exception):
+    """An Optuna trial's job failed (recorded in failed.json): Hydra's Optuna sweeper tells the study FAIL."""
+
+
+def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: Path | str,
+            tell_failure: bool = False) -> float:
+    """Run `job`; on any exception write failed.json and return the worst value for the sweeper (a grid), or
+    raise TrialFailed (`tell_failure`: an Optuna trial, stored as FAIL, not as a value, while the study goes on)."""
     start = time.perf_counter()
     try:
         return job(cfg, Path(run_dir))
@@ -41,6 +47,8 @@ def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: 
             "error": f"{type(err).__name__}: {err}".splitlines()[0], "traceback": traceback.format_exc(),
             "wall_time_s": time.perf_counter() - start})
         log.error("job failed (recorded in %s): %s: %s", Path(run_dir) / "failed.json", type(err).__name__, err)
+        if tell_failure:
+            raise TrialFailed(f"{type(err).__name__}: {err}".splitlines()[0]) from None
         try:
             maximize = monitor_mode(cfg.trainer) == "max"
         except UserError:  # the failure was the monitor itself: the sweeper's own direction is unknown here
@@ -128,12 +136,6 @@ def empty_axes(config: DictConfig) -> list[str]:
     return bad
 
 
-def stop_sweep(message: str) -> None:
-    """End the whole sweep with a one-line error and exit status 2 (SystemExit passes through Hydra)."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
-
-
 class SweepSummary(Callback):
     """`hydra.callbacks.summary._target_: csc8607.sweep.SweepSummary`: checks the axes and records the command line
     (multirun.yaml) when a sweep starts, writes the summary table when it ends, and exits non-zero when every job
@@ -154,61 +156,3 @@ class SweepSummary(Callback):
         log.info("sweep summary: %d jobs (%d failed) -> %s", len(rows), failed, summary)
         if rows and failed == len(rows):
             stop_sweep(f"all {failed} jobs of the sweep failed (first error: {rows[0]['error']}); see {summary}")
-
-
-def _worker_alive(key: str, started: float, stale_after_hours: float) -> bool:
-    """Is the sweep process registered as `csc8607_worker:<host>:<pid>` still running (as far as we can tell)?"""
-    import os
-    import socket
-
-    _, host, pid = key.rsplit(":", 2)
-    if host != socket.gethostname():
-        return time.time() - started < stale_after_hours * 3600
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class FailStaleTrials(Callback):
-    """Optuna: trials left RUNNING by a killed sweep are marked FAIL when the study is resumed.
-
-    Each sweep process registers itself (host, pid) in the study while it runs. When a sweep starts and no
-    registered worker is alive (on this host: its pid is gone; elsewhere: registered more than
-    `stale_after_hours` ago), the study's RUNNING trials can only be leftovers, and become FAIL. While another
-    worker is alive they are left alone, since they may be its trials.
-    """
-
-    def __init__(self, stale_after_hours: float = 24.0) -> None:
-        self.stale_after_hours = stale_after_hours
-        self.study: Any = None
-        self.key = ""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        import os
-        import socket
-
-        import optuna
-
-        sweeper = config.hydra.sweeper
-        direction = sweeper.direction if isinstance(sweeper.direction, str) else None
-        directions = None if direction else list(sweeper.direction)
-        self.study = optuna.create_study(study_name=sweeper.study_name, storage=sweeper.storage,
-                                         direction=direction, directions=directions, load_if_exists=True)
-        workers = {k: v for k, v in self.study.system_attrs.items() if k.startswith("csc8607_worker:") and v}
-        if not any(_worker_alive(k, v, self.stale_after_hours) for k, v in workers.items()):
-            stale = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-            for trial in stale:
-                self.study._storage.set_trial_state(trial._trial_id, optuna.trial.TrialState.FAIL)
-            if stale:
-                log.warning("marked %d trial(s) left RUNNING by a killed sweep as FAIL: %s", len(stale),
-                            [t.number for t in stale])
-        self.key = f"csc8607_worker:{socket.gethostname()}:{os.getpid()}"
-        self.study.set_system_attr(self.key, time.time())
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if self.study is not None:
-            self.study.set_system_attr(self.key, None)

@@ -321,3 +321,54 @@ def test_ctrl_c_exits_130_without_traceback(moment: str, tmp_path: Path) -> None
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and err.strip().endswith("error: interrupted (Ctrl-C)")  # after a decode bar
     assert err.count("error:") == 1
+
+
+def storage_cases(tmp: Path) -> list[tuple[str, str]]:
+    """(hydra.sweeper.storage, message): every way the Optuna storage can be wrong."""
+    corrupt = tmp / "corrupt.db"
+    corrupt.write_bytes(b"not a database" * 100)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    other = f"sqlite:///{tmp / 'minimize.db'}"
+    minimized = optuna.create_study(study_name="csc8607", storage=other, direction="minimize")
+    minimized.tell(minimized.ask(), 1.0)
+    readonly = tmp / "readonly.db"
+    optuna.create_study(study_name="other", storage=f"sqlite:///{readonly}")
+    port = __import__("socket").socket()
+    port.bind(("127.0.0.1", 0))
+    down = port.getsockname()[1]
+    port.close()
+    return [
+        (f"sqlite:///{corrupt}", "cannot open the study storage (file is not a database)"),
+        (f"sqlite:///{tmp / 'no' / 'dir' / 'optuna.db'}", "unable to open database file: does its directory exist?"),
+        ("optuna.db", "not a database URL: write it as sqlite:///path/to/optuna.db"),
+        (f"sqlite:///file:{readonly}?mode=ro&uri=true", "cannot write the study `csc8607` (attempt to write a readonly"),
+        (other, "study `csc8607` exists with another direction"),
+        (f"postgresql://optuna@127.0.0.1:{down}/postgres", "cannot open the study storage (connection to server at"),
+        ("mysql://user@localhost/optuna", "the Python driver for this database is not installed"),
+    ]
+
+
+def test_bad_optuna_storage_is_one_line_and_keeps_the_study(tmp_path: Path) -> None:
+    """Corrupt, missing dir, not a URL, read-only, other direction, server down, no driver: one `error:` line,
+    exit 2, before any trial runs; the files are left as they were."""
+    for storage, message in storage_cases(tmp_path):
+        files = {p: p.read_bytes() for p in tmp_path.glob("*.db")}
+        proc = run_cli("train.py", "experiment=optuna", f"hydra.sweeper.storage='{storage}'", "hydra.sweeper.n_trials=1",
+                       "trainer.max_epochs=1", cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and message in proc.stderr, (storage, proc.stderr[-2000:])
+        assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in proc.stderr
+        assert not list(tmp_path.glob("multirun/*/*/*/.hydra")), storage  # no trial ran
+        assert {p: p.read_bytes() for p in tmp_path.glob("*.db")} == files, storage
+
+
+def test_slurm_launcher_without_sbatch_is_one_line(tmp_path: Path) -> None:
+    import sys
+
+    proc = run_cli("train.py", "-m", "hydra/launcher=slurm", "model.width=4", cwd=tmp_path, check=False,
+                   env={"PATH": str(Path(sys.executable).parent)})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: hydra/launcher=slurm submits with SLURM's sbatch, which is not on PATH (not on a cluster?): run the "
+        "sweep here with hydra/launcher=local"]

@@ -55,9 +55,13 @@ def test_two_workers_fill_one_study(tmp_path: Path) -> None:
 
 
 def test_killed_optuna_run_leaves_failed_not_running_trials(tmp_path: Path) -> None:
+    """A SIGKILLed worker's trial stops beating: once its grace period is over, the next run's first trial
+    marks it FAIL (Optuna's heartbeat), whichever host or process that run is."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
+    beat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *optuna_args(storage, 1, "trainer.max_epochs=200")],
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *optuna_args(storage, 1, "trainer.max_epochs=200",
+                                                                                    *beat)],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -72,9 +76,26 @@ def test_killed_optuna_run_leaves_failed_not_running_trials(tmp_path: Path) -> N
     proc.wait(timeout=60)
     assert optuna.load_study(study_name="shared", storage=storage).trials[0].state.name == "RUNNING"
 
-    run_cli("train.py", *optuna_args(storage, 1, "trainer.max_epochs=1"), cwd=tmp_path)
+    time.sleep(3.5)  # past the grace period
+    run_cli("train.py", *optuna_args(storage, 1, "trainer.max_epochs=1", *beat), cwd=tmp_path)
     states = [t.state.name for t in optuna.load_study(study_name="shared", storage=storage).trials]
     assert states == ["FAIL", "COMPLETE"]
+
+
+def test_failed_trial_is_fail_in_the_study_and_the_study_goes_on(tmp_path: Path) -> None:
+    """A trial whose job fails is FAIL in the study (no value: Optuna's tools and M8 count it as failed), not a
+    COMPLETE trial worth -inf; the next trials still run and the summary lists the failure."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    run_cli("train.py", "experiment=optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=s",
+            "hydra.sweeper.n_trials=3", "model.width=choice(0, 4)", "model.depth=1", "trainer.max_epochs=1",
+            "trainer.threads=1", "hydra.sweeper.sampler.seed=3", cwd=tmp_path)
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    by_width = {(t.params["model.width"], t.state.name, t.value) for t in trials}
+    assert len(trials) == 3 and {w for w, _, _ in by_width} == {0, 4}, by_width  # both kinds ran
+    assert all(state == "FAIL" and value is None for w, state, value in by_width if w == 0)
+    assert all(state == "COMPLETE" and value > 0 for w, state, value in by_width if w == 4)
+    summary = next(tmp_path.glob("multirun/*/*/summary.md")).read_text()
+    assert "| failed |" in summary and "model.width=0 must be at least 1" in summary
 
 
 def test_resumed_study_does_not_replay_earlier_suggestions(tmp_path: Path) -> None:

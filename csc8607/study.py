@@ -1,0 +1,126 @@
+"""The Optuna study's storage, shared by every worker (processes, SLURM jobs, other nodes) that fills the study.
+
+Hydra's Optuna sweeper asks and tells trials itself, so Optuna's own liveness mechanism, which `study.optimize`
+runs, has to be run here: each trial this process starts gets a heartbeat in the storage (every
+`heartbeat_interval` s, from a daemon thread), and before a trial is created, RUNNING trials whose heartbeat is
+older than `grace_period` s become FAIL (`RDBStorage.fail_stale_trials`). A worker killed on any node, by
+`scancel`, a node failure or the kernel, stops beating: its trial becomes FAIL once its grace period is over,
+seen by any other worker or the next run. The database clock timestamps the heartbeats, so node clocks need
+not agree.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage
+
+from csc8607.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class HeartbeatStorage(RDBStorage):
+    """An RDBStorage that beats for the trials this process created and fails the stale ones of other workers."""
+
+    def __init__(self, url: str, heartbeat_interval: int, grace_period: int) -> None:
+        super().__init__(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        self.beating: set[int] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self.beat, name="optuna-heartbeat", daemon=True).start()
+
+    def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
+        """Every new trial goes through here (optuna's cached storage calls it directly)."""
+        stale = self.fail_stale_trials(study_id)
+        if stale:
+            numbers = [self.get_trial_number_from_id(t) for t in stale]
+            log.warning("trial(s) %s had no heartbeat for %d s (worker killed?): marked FAIL", numbers,
+                        self.grace_period)
+        trial = super()._create_new_trial(study_id, template_trial)
+        self.record_heartbeat(trial._trial_id)
+        with self.lock:
+            self.beating.add(trial._trial_id)
+        return trial
+
+    def beat(self) -> None:
+        """Record a heartbeat for each unfinished trial of this process, every `heartbeat_interval` seconds."""
+        while True:
+            time.sleep(self.heartbeat_interval)
+            with self.lock:
+                trial_ids = list(self.beating)
+            for trial_id in trial_ids:
+                try:
+                    if self.get_trial(trial_id).state.is_finished():
+                        with self.lock:
+                            self.beating.discard(trial_id)
+                    else:
+                        self.record_heartbeat(trial_id)
+                except Exception as err:  # noqa: BLE001 - a database hiccup: the next beat tries again
+                    log.warning("heartbeat of trial id %d not recorded: %s", trial_id, storage_problem(err))
+
+
+def create_storage(url: str, heartbeat_interval: int, grace_period: int, attempts: int = 5) -> HeartbeatStorage:
+    """HeartbeatStorage(url); workers started together on an empty database race to create Optuna's tables:
+    the losers (a unique-constraint error) try again once the winner's tables exist."""
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(attempts):
+        try:
+            return HeartbeatStorage(url, heartbeat_interval, grace_period)
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def describe_url(url: str) -> str:
+    """The URL as messages show it: password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL: shown as typed
+        return url
+
+
+def open_study(url: str | None, study_name: str | None, directions: list[str], heartbeat_interval: int,
+               grace_period: int) -> HeartbeatStorage | None:
+    """Open (create if needed) the study in its storage and check it can be written and has the same
+    direction(s); every way this fails is a UserError naming the URL. None = in memory (no storage)."""
+    if url is None:
+        return None
+    shown = describe_url(str(url))
+    key = "hydra.sweeper.storage"
+    try:
+        storage = create_storage(str(url), heartbeat_interval, grace_period)
+    except ImportError as err:
+        raise UserError(f"{key}={shown}: the Python driver for this database is not installed ({err}); "
+                        "for PostgreSQL: pip install psycopg2-binary") from None
+    except Exception as err:  # noqa: BLE001 - sqlalchemy's errors, any database
+        raise UserError(f"{key}={shown}: cannot open the study storage ({storage_problem(err)})") from None
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
+                                    load_if_exists=True)
+        study.set_system_attr("csc8607:writable", True)  # a read-only storage fails here, not at the first trial
+    except ValueError as err:  # "Cannot overwrite study direction from [...] to [...]"
+        raise UserError(f"{key}={shown}: study `{study_name}` exists with another direction ({err}); set "
+                        "hydra.sweeper.direction to match it or choose another hydra.sweeper.study_name") from None
+    except Exception as err:  # noqa: BLE001
+        raise UserError(f"{key}={shown}: cannot write the study `{study_name}` ({storage_problem(err)})") from None
+    return storage
+
+
+def storage_problem(err: Exception) -> str:
+    """The first line of a database error, without sqlalchemy's class prefix and background link."""
+    while err.__cause__ is not None:  # optuna's StorageInternalError wraps the database's own error
+        err = err.__cause__  # type: ignore[assignment]
+    text = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+    if "not parse" in text and "URL" in text:
+        return "not a database URL: write it as sqlite:///path/to/optuna.db or postgresql://user@host/db"
+    if "unable to open database file" in text:
+        return f"{text}: does its directory exist?"
+    return text
