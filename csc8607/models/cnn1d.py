@@ -42,7 +42,7 @@ class ConvNet1d(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
         if len(input_shape) != 2:
-            raise ValueError(f"model=cnn1d needs (channels, length) inputs, got shape {list(input_shape)}")
+            raise ValueError(f"model=cnn1d takes series (channels, length), not inputs of shape {list(input_shape)}")
         channels, length = input_shape
         layers: list[nn.Module] = []
         for stage in range(stages):
