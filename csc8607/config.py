@@ -39,7 +39,8 @@ def defined_keys(conf_dir: Path = MAIN_CONFIG.parent) -> set[str]:
         if group.startswith("hydra") or path.name == "report.yaml":  # report.py's keys are not a run's
             continue
         node = OmegaConf.load(path)
-        prefix = "" if group == "." or "@package _global_" in path.read_text()[:200] else group.replace("/", ".") + "."
+        # a file of a sub-folder (data/base/) is a block its group's files include `@_here_`: the group's keys
+        prefix = "" if group == "." or "@package _global_" in path.read_text()[:200] else group.split("/")[0] + "."
         if isinstance(node, DictConfig):
             keys.update(prefix + key for key in flatten_keys(node) if key != "defaults")
     return keys

@@ -59,12 +59,14 @@ def recorded_differences(run_dir: Path, cfg: DictConfig) -> list[str]:
 
 
 def hydra_output_dir() -> Path | None:
+    """This job's Hydra output dir (None outside a Hydra app, or in a config composed without one)."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        return Path(HydraConfig.get().runtime.output_dir)
+        directory = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
     except ValueError:  # not inside a Hydra app
         return None
+    return Path(directory) if directory else None
 
 
 @contextlib.contextmanager

@@ -230,7 +230,8 @@ def test_a_group_choice_keeps_the_runs_own_settings_and_moves_the_root() -> None
     saved = {"seed": 1, "data": {"_target_": "csc8607.data.ImageData", "root": "/old", "image_size": [16, 16],
                                  "source": {"_target_": "csc8607.data.folders.load_image_folder", "root": "/old"}}}
     cfg = composed("eval", ["ckpt=x", "data=image_folder", "data.root=/new"])
-    result = with_overrides(saved, cfg, ["ckpt=x", "data=image_folder", "data.root=/new"], skip=("ckpt",))
+    result = with_overrides(saved, cfg, ["ckpt=x", "data=image_folder", "data.root=/new"], skip=("ckpt",),
+                            source="a test checkpoint")
     assert result.data.image_size == [16, 16] and result.data.root == "/new" and result.data.source.root == "/new"
 
 

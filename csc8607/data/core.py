@@ -89,7 +89,8 @@ class Dataset:
             "num_classes": num_classes,
             "num_outputs": 1 if self.task in ("binary", "regression") else num_classes,
             "input_shape": list(self.splits["train"].inputs.shape[1:]),
-            "input_dtype": str(self.splits["train"].inputs.dtype).replace("torch.", ""),
+            "input_dtype": self.model_dtype,  # what the model receives (after the transform)
+            "stored_dtype": str(self.splits["train"].inputs.dtype).replace("torch.", ""),
             "class_names": self.class_names,
             "input": self.facts(),  # per-input-type facts (channels, sample rate, frames, length)
             "split_sizes": {name: len(s) for name, s in self.splits.items()},
@@ -133,6 +134,7 @@ class Dataset:
 
     # --- what an input type provides --------------------------------------------------------------------------
     augments: frozenset[str] = frozenset()
+    model_dtype = "float32"  # the dtype of the batches the model receives (token ids would be int64)
 
     def check_augment(self, augment: dict) -> None:
         """One-line error for a key of data.augment that no augmentation reads (a typo would be ignored)."""
