@@ -96,6 +96,7 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
     run_dir = Path(run_dir)
     hydra_dir = hydra_output_dir() or run_dir
     pending = hydra_dir / PENDING
+    created = not run_dir.exists()
     try:
         with lock(run_dir):
             state = None if cfg.get("resume") else held_state(run_dir)
@@ -115,6 +116,8 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
             yield
     finally:
         shutil.rmtree(pending, ignore_errors=True)
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a job refused before it wrote anything leaves no empty dir behind
 
 
 def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> None:

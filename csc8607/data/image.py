@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from csc8607.data.core import Dataset
 from csc8607.data.decode import channel_stats, convert_channels, decode_all, fit_size
 from csc8607.data.split import Encoded
+from csc8607.errors import UserError
 
 AUGMENTS = {"crop_padding", "hflip", "vflip", "cutout", "brightness", "contrast"}
 
