@@ -1,13 +1,14 @@
 """Build a run from its config: data, model (from the data's meta), engine, loaders, optimizer."""
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import runtime
 from csc8607.config import build, flatten, validate
@@ -56,12 +57,34 @@ def setup(cfg: DictConfig) -> Setup:
     meta = data.meta
     check_monitor(meta["task"], trainer)
     runtime.seed_everything(cfg.seed)  # model init does not depend on how much randomness the data used
-    model = build(cfg.model, "model", input_shape=meta["input_shape"], num_outputs=meta["num_outputs"])
+    model = build(model_node(cfg.model), "model", **meta_arguments(cfg.model, meta))
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     progress = trainer.progress_bar
     progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
     engine = Engine(meta["task"], meta["num_classes"], device, precision, trainer.get("grad_clip"), progress)
     return Setup(cfg, data, model, engine, bool(channels_last))
+
+
+DESCRIBING = ("axes", "space")  # model keys read by the sweeps and the report, not by the constructor
+
+
+def model_node(node: DictConfig) -> DictConfig:
+    return OmegaConf.masked_copy(node, [k for k in node if k not in DESCRIBING])  # type: ignore[arg-type]
+
+
+def meta_arguments(node: DictConfig, meta: dict[str, Any]) -> dict[str, Any]:
+    """input_shape and num_outputs, plus the meta keys the model's constructor names and its config does not set
+    (a text model's vocab_size, pad_id, vocabulary)."""
+    from hydra.utils import get_method
+
+    try:
+        names = inspect.signature(get_method(node._target_)).parameters
+    except Exception:  # noqa: BLE001 - an unimportable target is reported by build()
+        names = {}
+    given = {"input_shape": meta["input_shape"], "num_outputs": meta["num_outputs"]}
+    if names and not any(p.kind == p.VAR_KEYWORD for p in names.values()):
+        given = {k: v for k, v in given.items() if k in names}
+    return {**given, **{k: meta[k] for k in names if k in meta and k not in node and k not in given}}
 
 
 REGRESSION_MONITORS = {"val/rmse": "min", "val/mae": "min", "val/loss": "min", "val/r2": "max"}

@@ -28,6 +28,7 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     state = checkpoint.load(path)
     cfg = with_overrides(state["config"], composed, overrides, skip=EVAL_KEYS)
     s = setup(cfg)
+    check_same_vocabulary(state.get("meta") or {}, s.data.meta, path)
     check_matches(state, s.model, path, cfg)
     s.model.load_state_dict(state["model"])
     metrics = s.engine.evaluate(s.model, s.loader(split), detailed=True)
@@ -55,6 +56,15 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     writer.close()
     print(format_table(result, split))
     return result
+
+
+def check_same_vocabulary(saved: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
+    """Text: the rebuilt data must turn words into the ids the checkpoint was trained on."""
+    theirs, ours = (saved.get("input") or {}).get("vocab_sha256"), (meta.get("input") or {}).get("vocab_sha256")
+    if theirs and theirs != ours:
+        raise UserError(f"the vocabulary built now ({meta.get('vocab_size')} tokens) is not the one checkpoint {path} "
+                        f"was trained with ({saved.get('vocab_size')} tokens): keep its data.root, data.tokenizer, "
+                        "data.vocab_size and data.min_freq")
 
 
 def format_table(result: dict[str, Any], split: str) -> str:
