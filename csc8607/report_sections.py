@@ -47,18 +47,37 @@ def dataset(c: Context) -> str:
             f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {d['num_classes']}")
 
 
+def input_length(d: dict) -> str:
+    """D2's "longueur moyenne": what every example has after preprocessing (audio: seconds and frames)."""
+    facts = d.get("input") or {}
+    if d.get("modality") == "audio":
+        return f" ; {facts.get('duration_s')} s = {facts.get('frames')} trames chacun (ramenés à cette durée)"
+    if d.get("modality") == "series":
+        return f" ; {facts.get('length')} pas chacun"
+    return ""
+
+
 def splits(c: Context) -> str:
     j = c.json("data")
     rows = [[s.capitalize(), j["split_sizes"][s], f"classes de {min(n)} à {max(n)} exemples (ratio "
-             f"{max(n) / max(min(n), 1):.2f})"] for s, n in j["class_counts"].items()]
+             f"{max(n) / max(min(n), 1):.2f}){input_length(j['dataset'])}"] for s, n in j["class_counts"].items()]
     return table(["Split", "#Exemples", "Particularités (déséquilibre, longueur moyenne, etc.)"], rows)
 
 
 def preprocess(c: Context) -> str:
-    p = c.json("data")["preprocess"]
+    j = c.json("data")
+    p, modality = j["preprocess"], j["dataset"].get("modality", "image")
+    norm = f"normalize = (mean={[round(m, 4) for m in p['mean']]}, std={[round(s, 4) for s in p['std']]})"
+    if modality == "audio":
+        return (f"- Audio : mono, resample à {p['sample_rate']} Hz, durée fixe {p['duration']} s (début conservé si plus "
+                f"long, silence ajouté à la fin si plus court), log-mel n_mels = {p['n_mels']}, n_fft = {p['n_fft']}, hop_length = "
+                f"{p['hop_length']} (fenêtre {p['window']}, échelle {p['mel_scale']}), en dB (plancher max − "
+                f"{p['top_db']} dB), {norm} (statistiques de train)")
+    if modality == "series":
+        return (f"- Séries : longueur {p['length'] or 'de la source (toutes égales)'}, fenêtres "
+                f"{p['window'] or 'aucune'} (pas {p['stride']}), normalisation par canal (train) : {norm}")
     size = "taille de la source" if p["image_size"] is None else f"{p['image_size']}"
-    return (f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, "
-            f"normalize = (mean={[round(m, 4) for m in p['mean']]}, std={[round(s, 4) for s in p['std']]})")
+    return f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, {norm}"
 
 
 def augment(c: Context) -> str:

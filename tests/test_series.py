@@ -32,6 +32,18 @@ def test_ts_file_splits_normalization_and_windows(tmp_path: Path) -> None:
     assert windowed.meta["input_shape"] == [2, 16] and windowed.meta["split_sizes"]["train"] == 24 * 3
 
 
+def test_constant_channel_is_noted_and_normalizes_to_zero() -> None:
+    from csc8607.data import SourceData, Split
+
+    x = torch.randn(40, 3, 16)
+    x[:, 1] = 2.5
+    source = SourceData({"train": Split(x, torch.arange(40) % 2)}, ["a", "b"], "flat", "here")
+    data = SeriesData(source)
+    assert data.meta["notes"]["decoding"]["constant channels in train"] == [1]
+    batch, _ = next(iter(data.loader("train", 64)))
+    assert torch.isfinite(batch).all() and (batch[:, 1] == 0).all()
+
+
 def test_series_augmentations_are_batched_and_replayable() -> None:
     from csc8607.data.series import SeriesBatches
 

@@ -101,6 +101,14 @@ class SeriesData(Dataset):
         window = self.settings["window"]
         return windows(split, int(window), int(self.settings["stride"])) if window else split
 
+    def statistics(self, inputs: torch.Tensor) -> tuple[list[float], list[float]]:
+        """Per-channel train mean and std; a constant channel (std 0) is noted for D5 (it normalizes to 0)."""
+        mean, std = super().statistics(inputs)
+        constant = [i for i, value in enumerate(std) if value < 1e-5]
+        if constant:
+            self.found["constant channels in train"] = constant
+        return mean, std
+
     def facts(self) -> dict[str, Any]:
         _, channels, length = self.splits["train"].inputs.shape
         return {"channels": int(channels), "length": int(length), "channel_names": self.info["notes"].get("channels")}
