@@ -93,7 +93,7 @@ def load_text(root: str | None = None, path: str | None = None, text_column: Any
                             f"train split's ({', '.join(class_names[:10])})")
         empty = [i for i, t in enumerate(texts) if not t]
         if empty and not drop_empty:
-            raise UserError(f"{where} split {theirs}: row {empty[0]} has an empty text ({len(empty)} such rows); "
+            raise UserError(f"{where} split {theirs}: data row {empty[0] + 1} has an empty text ({len(empty)} such rows); "
                             "fix the file or set data.drop_empty=true")
         keep = [i for i, t in enumerate(texts) if t]
         if empty:
