@@ -209,3 +209,13 @@ def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path) -> None:
     assert other.returncode == 2 and other.stderr.strip().splitlines()[-1].startswith("error: the vocabulary built")
     offline = run_cli("train.py", "data=ag_news", *TINY, "model=text_cnn", cwd=tmp_path / "hub", check=False)
     assert offline.returncode == 2 and "point data.root at a local copy" in offline.stderr.splitlines()[-1]
+
+
+def test_a_local_tokenizer_json_is_used_as_is(tmp_path: Path) -> None:
+    root = write_reviews(tmp_path / "reviews", {"train": 20, "test": 6})
+    tokenizer = word_tokenizer(["good bad movie film"], 100, 1)
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    data = text_data(root, tokenizer=str(tmp_path))  # its directory
+    assert data.meta["vocabulary"] == [w for w, _ in sorted(tokenizer.get_vocab().items(), key=lambda p: p[1])]
+    assert data.meta["input"]["per_split"]["train"]["unk_rate"] > 0.5  # its vocabulary, not one built from train
+    assert data.meta["input"]["tokenizer"] == str(tmp_path)
