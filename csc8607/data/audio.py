@@ -70,11 +70,12 @@ class AudioBatches(Standardize):
     def __init__(self, mean: list[float], std: list[float], augment: dict, device: torch.device | str) -> None:
         super().__init__(mean, std, device)
         self.augment = augment
+        self.db_per_unit = float(std[0])  # a gain in dB, in standardized units (no device read per batch)
 
     def draw(self, n: int, shape: tuple[int, ...], generator: torch.Generator) -> dict[str, torch.Tensor]:
         a, (_, _, n_mels, frames), params = self.augment, shape, {}
         if a.get("gain_db"):
-            params["gain"] = (torch.rand(n, generator=generator) * 2 - 1) * float(a["gain_db"]) / self.std.cpu()[0]
+            params["gain"] = (torch.rand(n, generator=generator) * 2 - 1) * float(a["gain_db"]) / self.db_per_unit
         if int(a.get("shift") or 0) > 0:
             params["shift"] = torch.randint(-int(a["shift"]), int(a["shift"]) + 1, (n,), generator=generator)
         for axis, size in (("time", frames), ("freq", n_mels)):
