@@ -84,7 +84,7 @@ def preprocess(c: Context) -> str:
     if modality == "text":
         f = j["dataset"]["input"]
         vocab = (f"vocabulaire du split train seul ({p['vocab_size']} jetons au plus, fréquence ≥ {p['min_freq']}, "
-                 "<pad> = 0, <unk> = 1)") if p["tokenizer"] == "word" else "vocabulaire du tokenizer"
+                 "`<pad>` = 0, `<unk>` = 1)") if p["tokenizer"] == "word" else "vocabulaire du tokenizer"
         return (f"- Texte : tokenizer `{f['tokenizer']}`, {vocab} → {f['vocab_size']} jetons ; max_length = "
                 f"{p['max_length']}, troncature {p['truncation']} ; padding : {p['padding']} (masqué par le modèle)")
     size = "taille de la source" if p["image_size"] is None else f"{p['image_size']}"
@@ -225,11 +225,20 @@ def particularities(c: Context) -> str:
     grey = f"- Images en niveaux de gris (R = G = B) : {', '.join(f'{s} : {n}' for s, n in counts.items())}\n" \
         if counts else ""
     if j["dataset"].get("modality") == "text":
-        grey = "".join(f"- {s} : {v['truncated']:.1%} des textes tronqués à max_length, taux de <unk> "
+        grey = "".join(f"- {s} : {v['truncated']:.1%} des textes tronqués à max_length, taux de `<unk>` "
                        f"{v['unk_rate']:.2%}, {v['no_token']} textes sans jeton\n"
                        for s, v in j["dataset"]["input"]["per_split"].items())
+        sizes = f"identifiants int32 {tuple(j['dataset']['input_shape'])} par texte, chaque batch coupé à son plus long"
     return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
             f"- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`")
+
+
+def texts_read(c: Context) -> str:
+    """D10 for text: the examples as the model reads them (decoded tokens, ‹unk› for unknown words)."""
+    j = c.json("data")
+    texts = j.get("example_texts") or {}
+    return "".join(f"\n- {s} ({label}) : « {t} »" for s, shown in texts.items()
+                   for label, t in zip(j["examples"][s], shown))
 
 
 def baselines(c: Context) -> str:
@@ -260,7 +269,7 @@ ANSWERS: dict[str, Renderer] = {
     "D7": (("data",), lambda c: "Les prétraitements ci-dessus sont appliqués à l'identique à train, val et test "
                                 "(`meta[\"preprocess\"]`) ; l'augmentation ne touche que train."),
     "D10": (("data",), lambda c: c.figure("data", "examples.png", "D10 exemples après transformation") + "\n\n"
-            + "; ".join(f"{s} : {', '.join(v)}" for s, v in c.json("data")["examples"].items())),
+            + "; ".join(f"{s} : {', '.join(v)}" for s, v in c.json("data")["examples"].items()) + texts_read(c)),
     "D11": (("data",), lambda c: f"Batch train : `{tuple(c.json('data')['train_batch_shape'])}` ; "
             f"`meta[\"input_shape\"]` = `{tuple(c.json('data')['dataset']['input_shape'])}` → cohérent : "
             f"**{c.json('data')['batch_shape_matches_meta']}**"),

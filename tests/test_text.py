@@ -202,7 +202,8 @@ def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path) -> None:
     run_cli("report.py", cwd=tmp_path / "cnn")
     report = next((tmp_path / "cnn").rglob("report.md")).read_text()
     assert "texte (suites d'identifiants de jetons" in report and "longueur en jetons : moyenne" in report  # D1, D2
-    assert "des textes tronqués à max_length, taux de <unk>" in report and "tokenizer `word" in report  # D5, D6
+    assert "- val (neg) : « " in report or "- val (pos) : « " in report  # D10: decoded texts with their class
+    assert "des textes tronqués à max_length, taux de `<unk>`" in report and "tokenizer `word" in report  # D5, D6
     run_cli("train.py", *data, *TINY, "model=text_rnn", "model.hidden=8", cwd=tmp_path / "rnn")
     (job,) = job_dirs(tmp_path / "rnn" / "outputs")
     assert read_json(job / "metrics.json")["meta"]["vocab_size"] > 10

@@ -81,7 +81,7 @@ def examples(s: Any, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor
 
 def label_of(meta: dict, y: torch.Tensor) -> str:
     """How one example's target is written under it: its class, its positive attributes, or its value."""
-    if meta["task"] == "multiclass":
+    if meta["task"] in ("multiclass", "binary"):
         return meta["class_names"][int(y)]
     if meta["task"] == "multilabel":
         return "+".join(n for n, v in zip(meta["class_names"], y.tolist()) if v > 0.5) or "none"
