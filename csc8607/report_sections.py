@@ -100,7 +100,8 @@ def architecture(c: Context) -> str:
     j, m = c.json("sanity"), c.config("sanity").model
     rows = [[r["layer"], r["type"], r["output_shape"], r["params"]] for r in j["layers"]]
     loss = "CrossEntropyLoss" if c.json("sanity")["expected_rule"].startswith("-log") else "BCEWithLogitsLoss"
-    return (f"- **Description couche par couche** (`{m._target_}`, width={m.get('width')}, depth={m.get('depth')}) :\n\n"
+    shape = f"width={m.get('width')}, depth={m.get('depth')}"
+    return (f"- **Description couche par couche** (`{m._target_}`, {shape}) :\n\n"
             + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
             + f"\n\n- **Loss function** : {loss}\n- **Sortie du modèle** : forme = `{tuple(j['output_shape'])}`\n"
             f"- **Nombre total de paramètres** : `{j['total_params']}`")

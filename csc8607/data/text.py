@@ -50,7 +50,8 @@ def pretrained_tokenizer(where: str) -> Any:
         try:
             return Tokenizer.from_file(str(path))
         except Exception as err:  # noqa: BLE001 - the library raises a bare Exception on a bad file
-            raise UserError(f"data.tokenizer={where}: not a tokenizer.json ({str(err).splitlines()[0][:160]})") from None
+            why = str(err).splitlines()[0][:160]
+            raise UserError(f"data.tokenizer={where}: not a tokenizer.json ({why})") from None
     if where.startswith(("/", ".", "~")) or path.parent != Path("."):
         raise UserError(f"data.tokenizer={where} does not exist (a tokenizer.json file or its directory, or 'word')")
     try:
@@ -68,7 +69,8 @@ def special_id(tokenizer: Any, names: tuple[str, ...], what: str) -> int:
     raise UserError(f"the tokenizer has no {what} token (looked for {', '.join(names)})")
 
 
-def encode(tokenizer: Any, texts: list[str], max_length: int, truncation: str, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+def encode(tokenizer: Any, texts: list[str], max_length: int, truncation: str,
+           pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Texts -> (int32 ids (N, max_length) padded at the end with pad_id, full token counts before truncation).
     `head` keeps the first max_length tokens; `head_tail` the first half and the last half (the end of a
     review often carries its verdict)."""

@@ -50,6 +50,28 @@ def label_names(feature: Any, values: list[Any]) -> list[str]:
     return sorted(str(v) for v in distinct)
 
 
+def read_split(part: Any, columns: list[str], label_column: str, class_names: list[str], where: str,
+               drop_empty: bool) -> tuple[Encoded, int]:
+    """One split's texts and class indices; returns them and how many empty texts were dropped."""
+    rows = part.select_columns([*columns, label_column]).to_dict()
+    texts = joined_texts(rows, columns)
+    named = getattr(part.features[label_column], "names", None)
+    labels = [None if v is None else class_names[int(v)] if named else str(v) for v in rows[label_column]]
+    index = {n: i for i, n in enumerate(class_names)}
+    unknown = sorted({str(v) for v in labels if v not in index})
+    if unknown:
+        raise UserError(f"{where}: labels {', '.join(unknown[:5])} are not in the train split's "
+                        f"({', '.join(class_names[:10])})")
+    keep = [i for i, t in enumerate(texts) if t]
+    empty = len(texts) - len(keep)
+    if empty and not drop_empty:
+        first = next(i for i, t in enumerate(texts) if not t)
+        raise UserError(f"{where}: data row {first + 1} has an empty text ({empty} such rows); fix the file or "
+                        "set data.drop_empty=true")
+    targets = np.asarray([index[labels[i]] for i in keep], dtype=np.int64)
+    return Encoded([texts[i] for i in keep], targets, opener=None), empty
+
+
 def load_text(root: str | None = None, path: str | None = None, text_column: Any = "text", label_column: str = "label",
               drop_empty: bool = False, name: str | None = None) -> SourceData:
     """A text-classification dataset: `root` (a file or directory, local) if set, else hub id `path`.
@@ -77,29 +99,13 @@ def load_text(root: str | None = None, path: str | None = None, text_column: Any
         if column not in first.column_names:
             raise UserError(f"{where} has no column {column!r} (columns: {', '.join(first.column_names)}); "
                             "set data.text_column / data.label_column")
-    feature = first.features[label_column]
-    class_names = label_names(feature, first.data.column(label_column).to_pylist())
-    index = {n: i for i, n in enumerate(class_names)}
+    class_names = label_names(first.features[label_column], first.data.column(label_column).to_pylist())
     splits, notes = {}, {}
     for ours, theirs in chosen.items():
-        rows = dataset[theirs].select_columns([*columns, label_column]).to_dict()
-        texts = joined_texts(rows, columns)
-        labels = [str(v) if v is not None else None for v in rows[label_column]]
-        if hasattr(feature, "names") and getattr(feature, "names", None):
-            labels = [class_names[int(v)] if v is not None else None for v in labels]
-        unknown = sorted({v for v in labels if v not in index}, key=str)
-        if unknown:
-            raise UserError(f"{where} split {theirs}: labels {', '.join(map(str, unknown[:5]))} are not in the "
-                            f"train split's ({', '.join(class_names[:10])})")
-        empty = [i for i, t in enumerate(texts) if not t]
-        if empty and not drop_empty:
-            raise UserError(f"{where} split {theirs}: data row {empty[0] + 1} has an empty text ({len(empty)} such rows); "
-                            "fix the file or set data.drop_empty=true")
-        keep = [i for i, t in enumerate(texts) if t]
-        if empty:
-            notes[f"empty_texts_dropped_{ours}"] = len(empty)
-        targets = np.asarray([index[labels[i]] for i in keep], dtype=np.int64)
-        splits[ours] = Encoded([texts[i] for i in keep], targets, opener=None)
+        splits[ours], dropped = read_split(dataset[theirs], columns, label_column, class_names, f"{where} split {theirs}",
+                                           drop_empty)
+        if dropped:
+            notes[f"empty_texts_dropped_{ours}"] = dropped
     return SourceData(splits, class_names, name=name or Path(path or where).name, task="binary"
                       if len(class_names) == 2 else "multiclass",
                       source=f"text files {where}" if root else f"Hugging Face datasets: {where}", notes=notes,

@@ -31,7 +31,8 @@ def read_vectors(path: Path, vocabulary: list[str]) -> tuple[torch.Tensor, torch
             if vectors is None:
                 vectors = torch.zeros(len(vocabulary), len(values))
             if len(values) != vectors.shape[1]:
-                raise UserError(f"{path}:{number}: {len(values)} values where the file's vectors have {vectors.shape[1]}")
+                raise UserError(f"{path}:{number}: {len(values)} values where the file's vectors have "
+                                f"{vectors.shape[1]}")
             vectors[i] = torch.tensor([float(v) for v in values])
             found[i] = True
     if vectors is None:
