@@ -22,10 +22,12 @@ def main(cfg: DictConfig) -> None:
 
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise UserError("Missing mandatory value: ckpt (python evaluate.py ckpt=outputs/.../checkpoints/best.ckpt)")
+    from csc8607.rundir import claim
     from csc8607.sections.evaluation import evaluate_checkpoint
 
     hydra_cfg = HydraConfig.get()
-    evaluate_checkpoint(cfg, list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir)
+    with claim(cfg, hydra_cfg.runtime.output_dir, "evaluate"):  # its own dir: never another run's
+        evaluate_checkpoint(cfg, list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir)
 
 
 if __name__ == "__main__":

@@ -85,17 +85,28 @@ def plain(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def with_overrides(saved: dict[str, Any], composed: DictConfig, overrides: list[str], skip: tuple[str, ...]) -> DictConfig:
-    """A run's saved config with only the keys given on this command line taken from `composed`.
+MACHINE_KEYS = ("paths", "data.cache_dir")  # where this machine keeps things: never taken from a saved config
 
-    Used by evaluate.py and `resume=`: the checkpoint's config rules, except what the user just typed.
+
+def with_overrides(saved: Any, composed: DictConfig, overrides: list[str], skip: tuple[str, ...],
+                   source: str) -> DictConfig:
+    """A run's saved config (read from `source`) with the keys given on this command line taken from `composed`.
+
+    Used by evaluate.py and `resume=`: the checkpoint's config rules, except what the user just typed and where this
+    machine keeps its files. Its `_target_`s are checked first (csc8607.trust): a saved config runs no code of its own.
     """
+    if not isinstance(saved, dict) or not saved:
+        raise UserError(f"{source} holds no config (was it written by train.py?)")
     cfg = OmegaConf.create(saved)
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
+    typed = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    machine = [k for k in MACHINE_KEYS if OmegaConf.select(cfg, k) is not None]  # a cache left off stays off
+    for key in [*machine, *typed]:
         if key in skip or key.startswith("hydra"):
             continue
         OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False, force_add=True)
+    from csc8607.trust import check_targets
+
+    check_targets(cfg, source, overrides)
     return cfg
 
 

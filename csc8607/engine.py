@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -171,6 +172,20 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
+def repair_best(ckpt_dir: Path, resume: dict[str, Any]) -> None:
+    """A kill between writing last.ckpt and linking it as best.ckpt leaves a best.ckpt one improvement behind the
+    best epoch that last.ckpt records; last.ckpt then holds exactly that best epoch's state, so link it again."""
+    if resume.get("progress") or resume["best_epoch"] != resume["epoch"]:
+        return  # last.ckpt is not the best epoch's state; best.ckpt was linked before any later epoch ran
+    best, last = ckpt_dir / "best.ckpt", ckpt_dir / "last.ckpt"
+    if best.is_file() and last.is_file() and os.path.samefile(best, last):
+        return  # still linked: the same bytes
+    if not best.is_file() or checkpoint.load(best).get("epoch") != resume["best_epoch"]:
+        log.warning("best.ckpt did not hold the best epoch %d (killed while linking it): relinked from last.ckpt",
+                    resume["best_epoch"])
+        checkpoint.duplicate(last, best)
+
+
 def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, train_batches: Any, val_batches: Batches,
         *, max_epochs: int, run_dir: Path | None, monitor: str = "val/accuracy", mode: str = "max", writer: Any = None,
         scheduler: Any = None, log_every: int = 10, checkpoint_extra: dict | None = None,
@@ -195,6 +210,8 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
         done_epochs, engine.step = resume["epoch"], resume["step"]
         progress = EpochProgress(**resume["progress"]) if resume.get("progress") else None
         set_rng_state(resume["rng"])
+        if ckpt_dir is not None:
+            repair_best(ckpt_dir, resume)
 
     def state(epoch: int, partial: EpochProgress | None = None) -> dict[str, Any]:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -6,11 +6,14 @@ import os
 import sys
 from typing import Any, Callable
 
-from hydra.experimental.callback import Callback
 
 
 class UserError(Exception):
     """Bad input the user can fix (config value, path, checkpoint); its message says what to change."""
+
+
+class ExistingRun(UserError):
+    """The job dir already holds a run (or another process is writing one into it): never overwritten."""
 
 
 def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,23 +45,3 @@ def unwritable_reason(directory: str) -> str | None:
     if not os.access(path, os.W_OK | os.X_OK):
         return f"{path} is not writable"
     return None
-
-
-
-
-class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]
-    """Hydra callback: before Hydra creates the run (or sweep) dir, refuse one that cannot be written with a
-    one-line error and exit status 2, instead of Hydra's traceback."""
-
-    def _check(self, directory: str, key: str) -> None:
-        reason = unwritable_reason(directory)
-        if reason:
-            print(f"error: cannot write the output dir {directory} ({reason}): set {key} to a writable path",
-                  file=sys.stderr, flush=True)
-            sys.exit(2)
-
-    def on_run_start(self, config: Any, **kwargs: Any) -> None:
-        self._check(config.hydra.run.dir, "hydra.run.dir")
-
-    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")

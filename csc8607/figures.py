@@ -64,9 +64,11 @@ def finish(ax: Any, logx: bool, legend: bool) -> None:
 
 
 def line_plot(path: Path | str, panels: dict[str, Series], xlabel: str, weight: float = 0.6, logx: bool = False,
-              title: str | None = None, mark: float | None = None, span: tuple[float, float] | None = None) -> Path:
+              title: str | None = None, mark: float | None = None, span: tuple[float, float] | None = None,
+              ylim: tuple[float, float] | None = None) -> Path:
     """One subplot per panel (y label = panel name), each a set of labelled curves sharing `xlabel`;
-    `mark` draws a dashed vertical line at that x, `span` shades an x range (e.g. a suggested LR and window)."""
+    `mark` draws a dashed vertical line at that x, `span` shades an x range (e.g. a suggested LR and window),
+    `ylim` keeps the y axis to the useful range."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     for ax, (ylabel, series) in zip(axes[0], panels.items()):
         if span is not None:
@@ -74,6 +76,8 @@ def line_plot(path: Path | str, panels: dict[str, Series], xlabel: str, weight: 
         if mark is not None:
             ax.axvline(mark, color="k", linestyle="--", linewidth=1, label=f"suggested {mark:.3g}")
         draw_lines(ax, series, weight, logx)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
     if title:

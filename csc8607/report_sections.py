@@ -28,6 +28,9 @@ def general(c: Context) -> str:
         metrics = next((c.runs[train_run]).rglob("metrics.json"))
         v = checkpoint.read_json(metrics)["versions"]
         env = ", ".join(f"`{k} == {v[k]}`" for k in ("python", "torch", "torchvision", "hydra", "cuda") if k in v)
+        if v.get("git_commit"):
+            env += f", commit `{v['git_commit'][:12]}`" + (" (avec des modifications non validées)" if v["git_dirty"]
+                                                          else "")
     cmds = "\n".join(f"  - {p} : `{cmd}`" for p, cmd in run_commands(c)) or "  - _Aucun run_"
     return (f"- **Étudiant·e** : _Nom, Prénom_ (à compléter)\n- **Projet** : _Intitulé (dataset × modèle)_ "
             f"(à compléter)\n- **Dépôt Git** : _URL publique_ (à compléter)\n- **Environnement** : {env}\n"

@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import runtime
-from csc8607.config import build, flatten, validate
+from csc8607.config import MACHINE_KEYS, build, flatten, validate
 from csc8607.data import Dataset
 from csc8607.engine import Engine
 from csc8607.errors import UserError
@@ -116,7 +116,8 @@ def run_name(cfg: DictConfig) -> str:
 def config_differences(saved: dict[str, Any], cfg: DictConfig, prefixes: tuple[str, ...] = ("model.", "data.")) -> list[str]:
     """`key: saved -> now` for the model/data keys whose values differ between a checkpoint's config and `cfg`."""
     before, now = flatten(saved), flatten(cfg)
-    keys = sorted(k for k in set(before) | set(now) if k.startswith(prefixes) and before.get(k) != now.get(k))
+    keys = sorted(k for k in set(before) | set(now) if k.startswith(prefixes) and before.get(k) != now.get(k)
+                  and not k.startswith(MACHINE_KEYS))
     return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in keys]
 
 

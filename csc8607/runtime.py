@@ -6,6 +6,7 @@ import ctypes
 import platform
 import random
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,22 @@ def library_versions() -> dict[str, str]:
         "torchvision": version("torchvision"),  # read from the install, not imported (0.1-2 s)
         "hydra": hydra.__version__,
         "csc8607": __version__,
-        "cuda": str(torch.version.cuda),
+        # the CUDA the process can use: a CUDA build of torch on a machine without a GPU has none
+        "cuda": str(torch.version.cuda) if torch.cuda.is_available() else "none",
         "platform": platform.platform(),
     }
+
+
+def git_state(directory: str | Path) -> dict[str, Any]:
+    """The git commit of `directory` (where the run was launched) and whether its tree had uncommitted changes:
+    which code produced a result (report section 11). Empty outside a git checkout or without git."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
+    try:
+        return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {}

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import checkpoint
 from csc8607.engine import Interrupted
-from csc8607.sections.train import ExistingRun
+from csc8607.errors import ExistingRun
 
 log = logging.getLogger(__name__)
 # summary column -> config key (lr, wd and the model hyperparameters A and B of the report)

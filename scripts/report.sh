@@ -9,12 +9,21 @@ PYTHON=${PYTHON:-python}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -gt 0 ] || set -- trainer.threads=1
 GRID=multirun/$(date +%Y-%m-%d)/$(date +%H-%M-%S)-grid   # a known path, so that compare can point at it
+STEP=0
+step() { STEP=$((STEP + 1)); echo "== make report: step $STEP/11: $1 ($(date +%H:%M:%S))" >&2; }
 for preset in data baselines sanity overfit lr_finder; do
+  step "experiment=$preset"
   "$PYTHON" "$REPO/train.py" experiment=$preset "$@"
 done
+step "experiment=grid (M5)"
 "$PYTHON" "$REPO/train.py" experiment=grid hydra.sweep.dir="$GRID" "$@"
-"$PYTHON" "$REPO/train.py" experiment=full "$@"
+step "experiment=full from the grid's best job (M6)"
+"$PYTHON" "$REPO/train.py" experiment=full full.from_sweep="$GRID" "$@"
+step "experiment=compare (M7)"
 "$PYTHON" "$REPO/train.py" experiment=compare compare.runs="$GRID" "$@"
+step "experiment=optuna (M8)"
 "$PYTHON" "$REPO/train.py" experiment=optuna "$@"
+step "evaluate.py on the test split (M9)"
 "$PYTHON" "$REPO/evaluate.py" ckpt=artifacts/best.ckpt
+step "report.py"
 "$PYTHON" "$REPO/report.py"

@@ -118,3 +118,22 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path: Path) -> None:
         checkpoint.save(path, {"epoch": 2, "bad": Boom()})
     assert checkpoint.load(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["best.ckpt"]
+
+
+def test_git_state_records_the_launch_dirs_commit_and_changes(tmp_path: Path) -> None:
+    import subprocess
+
+    from csc8607.runtime import git_state
+
+    assert git_state(tmp_path) == {}  # not a checkout
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True, text=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("add", "model.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    head = git("rev-parse", "HEAD").stdout.strip()
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "run.log").write_text("results are not code changes\n")
+    assert git_state(tmp_path) == {"git_commit": head, "git_dirty": False}
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert git_state(tmp_path) == {"git_commit": head, "git_dirty": True}

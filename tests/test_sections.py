@@ -157,6 +157,24 @@ def test_lr_finder_rule_on_known_curves() -> None:
     assert math.log10(suggest(10**x, noisy, skip_start=5)["lr"]) == pytest.approx(x0, abs=0.01)
 
 
+def test_lr_finder_rule_on_a_real_looking_curve_with_a_spike() -> None:
+    """As on Tiny ImageNet: a plateau at ln 200, a descent to the lowest smoothed loss near lr 0.004, a rise, a
+    divergence spike near 0.66 and a steep fall after it. The suggestion stays in the descent before the minimum."""
+    from csc8607.figures import smooth
+
+    rng = np.random.default_rng(0)
+    x = np.linspace(-6, 0, 100)
+    descent = 5.3 - 1.8 / (1 + np.exp(-(x + 3.4) / 0.3))  # falls fastest near lr 4e-4, flattens by 4e-3
+    rise = np.where(x > -2.4, 1.0 * (x + 2.4), 0.0)
+    spike = 40.0 * np.exp(-((x + 0.18) / 0.08) ** 2)
+    raw = descent + rise + spike + rng.normal(0, 0.08, len(x))
+    smoothed = smooth(raw, 0.9)
+    lowest = 10 ** x[int(np.argmin(smoothed))]
+    sg = suggest(10**x, smoothed, skip_start=5)
+    assert 1e-4 < sg["lr"] < 2e-3 and sg["window_high"] <= lowest < 2e-2
+    assert sg["window_low"] < sg["lr"] < sg["window_high"]
+
+
 def test_full_section_exports_and_keeps_previous(section_jobs: dict[str, Path]) -> None:
     run_dir = section_jobs["full"]
     artifacts = run_dir.parents[3] / "artifacts"  # <cwd>/multirun/DATE/TIME/JOB
@@ -211,3 +229,19 @@ def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
     assert_pngs(run_dir, [f"compare_{key}.png" for key in ("lr", "wd", "width", "depth")])
     assert "compare/lr" in tb_tags(run_dir / "tb")[1]
 
+
+
+def test_full_trains_the_sweeps_winner(grid_sweep: Path, tmp_path: Path) -> None:
+    """M6 from M5: `full.from_sweep` takes the best finished job's optimizer and model; typed keys still win."""
+    best = next(csv.DictReader(open(grid_sweep / "summary.csv")))
+    run_cli("train.py", "experiment=full", f"full.from_sweep={grid_sweep}", "trainer.max_epochs=1",
+            "optim.weight_decay=0.01", "trainer.threads=1", cwd=tmp_path)
+    (run_dir,) = job_dirs(tmp_path / "outputs")
+    export = read_json(run_dir / "full.json")
+    assert export["from_sweep"]["job"] == str(Path(best["checkpoint"]).parents[1])
+    assert export["from_sweep"]["value"] == pytest.approx(float(best["val_metric"]))
+    saved = checkpoint.load(run_dir / "checkpoints" / "best.ckpt")["config"]
+    assert saved["model"]["width"] == int(best["width"]) and saved["optim"]["lr"] == float(best["lr"])
+    assert saved["optim"]["weight_decay"] == 0.01
+    proc = run_cli("train.py", "experiment=full", f"full.from_sweep={tmp_path}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "no finished job under" in proc.stderr

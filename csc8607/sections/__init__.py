@@ -41,4 +41,7 @@ def run_section(cfg: DictConfig, run_dir: Path | str) -> Any:
         raise UserError(f"section={name} is not one of {', '.join(sorted(SECTIONS))}")
     if name not in SWEEP_JOBS:
         validate(cfg)  # bad values fail here, before the heavy imports (sweep jobs validate inside their guard)
-    return importlib.import_module(SECTIONS[name]).run(cfg, run_dir)
+    from csc8607.rundir import claim
+
+    with claim(cfg, run_dir, name):  # refused if the dir holds another run or another process writes into it
+        return importlib.import_module(SECTIONS[name]).run(cfg, run_dir)

@@ -26,7 +26,9 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     if path.is_dir() and (path / "checkpoints" / "best.ckpt").is_file():
         path = path / "checkpoints" / "best.ckpt"  # a run dir stands for its best checkpoint
     state = checkpoint.load(path)
-    cfg = with_overrides(state["config"], composed, overrides, skip=EVAL_KEYS)
+    out_dir = Path(out_dir)
+    cfg = with_overrides(state.get("config"), composed, overrides, skip=EVAL_KEYS,
+                         source=f"checkpoint {path}")
     s = setup(cfg)
     check_same_vocabulary(state.get("meta") or {}, s.data.meta, path)
     check_matches(state, s.model, path, cfg)
@@ -47,7 +49,6 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
         "val_minus_" + split: gap,
         "meta": s.data.meta,
     }
-    out_dir = Path(out_dir)
     checkpoint.write_json(out_dir / f"{split}_metrics.json", result)
     writer = open_writer(out_dir)
     for key, value in metrics.items():

@@ -2,10 +2,11 @@
 (one `Engine.train_step` each), the loss is smoothed, and the test stops when the smoothed loss exceeds
 `diverge_factor` × its minimum. Model and optimizer are restored afterwards. One curve per weight decay.
 
-Rule (see `suggest`): the suggested LR is where the smoothed loss falls fastest (steepest negative slope
-against log10 LR), ignoring the first `skip_start` points (the smoothing's warm-up, where the slope is
-noise); the stable window is the contiguous LR range around it where the loss still falls at least half as
-fast as at that point.
+Rule (see `suggest`): only the part of the curve before the smoothed loss reaches its minimum counts (past it
+the loss rises, spikes and may fall again while training diverges; a steep fall after a spike is recovery, not
+learning). There, the suggested LR is where the smoothed loss falls fastest (steepest negative slope against
+log10 LR), ignoring the first `skip_start` points (the smoothing's warm-up, where the slope is noise); the
+stable window is the contiguous LR range around it where the loss still falls at least half as fast.
 """
 from __future__ import annotations
 
@@ -24,14 +25,17 @@ from csc8607.run import setup
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
-RULE = ("suggested LR = steepest descent of the smoothed loss vs log10(LR), after the first skip_start points; "
-        "stable window = the contiguous LR range around it where the slope is at most half the steepest slope")
+RULE = ("suggested LR = steepest descent of the smoothed loss vs log10(LR), between the first skip_start points "
+        "and the minimum of the smoothed loss; stable window = the contiguous LR range around it where the slope is "
+        "at most half the steepest slope")
 
 
 def suggest(lrs: Sequence[float], smoothed: Sequence[float], skip_start: int = 0) -> dict[str, float]:
     """Steepest-descent LR and the half-slope window of a smoothed loss curve (see the module docstring)."""
     if len(lrs) == 0:  # diverged at the first step: nothing to suggest
         return {"lr": math.nan, "window_low": math.nan, "window_high": math.nan, "slope": math.nan}
+    lowest = int(np.argmin(smoothed)) + 1  # the descent region: up to the smoothed minimum
+    lrs, smoothed = list(lrs)[:lowest], list(smoothed)[:lowest]
     skip = min(skip_start, max(len(lrs) - 3, 0))
     x, y = np.log10(np.asarray(lrs[skip:], dtype=float)), np.asarray(smoothed[skip:], dtype=float)
     if len(x) < 3:
@@ -53,6 +57,7 @@ def range_test(s: Any, optimizer: torch.optim.Optimizer, opts: DictConfig, write
     loader = s.loader("train", train=True)
     lrs, losses, smoothed, best, epoch = [], [], [], math.inf, 0
     batches = iter(())
+    every = max(steps // 10, 1)
     for i in range(steps):
         try:
             inputs, labels = next(batches)
@@ -69,6 +74,8 @@ def range_test(s: Any, optimizer: torch.optim.Optimizer, opts: DictConfig, write
         value = loss.item()
         lrs.append(lr)
         losses.append(value)
+        if i % every == 0 or i == steps - 1:  # progress in train.log: a long curve is never silent
+            log.info("lr range test: step %d/%d  lr %.3g  loss %.4f", i + 1, steps, lr, value)
         smoothed.append(float(figures.smooth(losses, float(opts.smoothing))[-1]) if math.isfinite(value) else math.inf)
         writer.add_scalar("lr_finder/lr", lr, i)
         writer.add_scalar("lr_finder/loss", value, i)
@@ -80,8 +87,17 @@ def range_test(s: Any, optimizer: torch.optim.Optimizer, opts: DictConfig, write
 
 
 def finite_points(x: list[float], y: list[float]) -> tuple[list[float], list[float]]:
-    keep = [i for i, v in enumerate(y) if math.isfinite(v)]
-    return [x[i] for i in keep], [y[i] for i in keep]
+    """The points before the first non-finite value (the curve ends where the loss blew up)."""
+    end = next((i for i, v in enumerate(y) if not math.isfinite(v)), len(y))
+    return list(x[:end]), list(y[:end])
+
+
+def useful_range(curves: dict[str, Any]) -> tuple[float, float]:
+    """y limits that show the descent: from below the lowest smoothed loss to a bit above the starting loss, so
+    the divergence spike at the end does not flatten the useful part of the curve."""
+    low = min(min(finite_points(c["lr"], c["smoothed"])[1], default=0.0) for c in curves.values())
+    start = max((c["loss"][0] for c in curves.values() if c["loss"] and math.isfinite(c["loss"][0])), default=1.0)
+    return max(low - 0.1 * (start - low), 0.0), start + 0.25 * (start - low) + 1e-6
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
@@ -100,12 +116,10 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
             group["weight_decay"] = float(wd)
         curve = range_test(s, optimizer, opts, writer)
         writer.close()
-        finite = [i for i, v in enumerate(curve["smoothed"]) if math.isfinite(v)]
-        cut = [i for i in finite if curve["smoothed"][i] <= float(opts.diverge_factor) * min(curve["smoothed"])]
+        lrs, smoothed = finite_points(curve["lr"], curve["smoothed"])
         curves[key] = {"weight_decay": float(wd), **curve, "steps": len(curve["lr"]),
                        "diverged": len(curve["lr"]) < int(opts.iterations),
-                       "suggestion": suggest([curve["lr"][i] for i in cut], [curve["smoothed"][i] for i in cut],
-                                              int(opts.skip_start))}
+                       "suggestion": suggest(lrs, smoothed, int(opts.skip_start))}
         s.model.load_state_dict(model_state)  # every curve starts from the same weights and optimizer state
         optimizer.load_state_dict(optim_state)
         s.engine.scaler.load_state_dict(scaler_state)
@@ -115,7 +129,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
                             {"train loss": {k: finite_points(c["lr"], c["loss"]) for k, c in curves.items()}},
                             "learning rate (log scale)", weight=float(opts.smoothing), logx=True,
                             title="M4 LR range test", mark=first["lr"],
-                            span=(first["window_low"], first["window_high"]))
+                            span=(first["window_low"], first["window_high"]), ylim=useful_range(curves))
     result = {"rule": RULE, "suggested_lr": first["lr"], "stable_window": [first["window_low"], first["window_high"]],
               "smoothing": float(opts.smoothing), "skip_start": int(opts.skip_start),
               "diverge_factor": float(opts.diverge_factor),

@@ -13,36 +13,30 @@ from csc8607.engine import Interrupted, fit
 from csc8607.errors import UserError
 from csc8607.models import count_parameters
 from csc8607.run import check_matches, run_name, setup
+from csc8607.rundir import held_state
 from csc8607.tb import open_writer, write_hparams
 
 log = logging.getLogger(__name__)
 
 
 def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
-    """`resume=<job dir or last.ckpt>`: the saved config (plus this command's overrides), its job dir, its state."""
+    """`resume=<job dir or last.ckpt>`: the saved config (plus this command's overrides), its job dir, its state.
+
+    Only a run's own checkpoints/last.ckpt continues it: an exported or best checkpoint is not a run (resuming it
+    would write into whatever dir holds it, or roll the run back and lose its later epochs)."""
     path = Path(str(cfg.resume)).expanduser()
     ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
     state = checkpoint.load(ckpt)
-    saved = with_overrides(state["config"], cfg, command_line_overrides(), skip=("resume",))
+    run_dir = ckpt.resolve().parent.parent
+    if ckpt.name != "last.ckpt" or ckpt.resolve().parent.name != "checkpoints" or not (run_dir / ".hydra").is_dir():
+        raise UserError(f"resume={cfg.resume}: not a run's checkpoints/last.ckpt; resume takes a run dir (or its "
+                        "last.ckpt). An exported or best checkpoint is not a run: evaluate it with evaluate.py, or "
+                        "train a new run")
+    saved = with_overrides(state.get("config"), cfg, command_line_overrides(), skip=("resume",),
+                           source=f"checkpoint {ckpt}")
     saved.resume = str(ckpt)
     saved.run_name = saved.get("run_name") or state.get("run_name")
-    return saved, ckpt.resolve().parent.parent, state
-
-
-class ExistingRun(UserError):
-    """The job dir already holds a run, and skip_finished is off."""
-
-
-def earlier_run(cfg: DictConfig, run_dir: Path) -> str | None:
-    """What this job dir already holds: "finished", "interrupted" or None. Without `skip_finished=true` an
-    earlier result is refused rather than overwritten (re-running a sweep into its own sweep dir)."""
-    state = "finished" if (run_dir / "metrics.json").exists() else None
-    if state is None and (run_dir / "checkpoints" / "last.ckpt").exists():
-        state = "interrupted"
-    if state and not cfg.get("skip_finished"):
-        raise ExistingRun(f"{run_dir} already holds a {state} run: add skip_finished=true to keep finished jobs and "
-                        "resume interrupted ones, or choose a new hydra.sweep.dir / hydra.run.dir")
-    return state
+    return saved, run_dir, state
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> float:
@@ -53,7 +47,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     run_dir = Path(run_dir)
     wall_start = time.perf_counter()
     resume = None
-    found = None if cfg.get("resume") else earlier_run(cfg, run_dir)
+    found = None if cfg.get("resume") else held_state(run_dir)  # run_section's claim refused any other case
     if found == "finished":
         summary = checkpoint.read_json(run_dir / "metrics.json")
         log.info("skip_finished: %s already finished (%s %.4f)", run_dir, summary["monitor"], summary["best_value"])
@@ -72,7 +66,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
              type(s.model).__name__, f"{params:,}", s.engine.device, s.engine.precision)
     optimizer = s.optimizer()
     scheduler = s.scheduler(optimizer)
-    extra = {"config": plain(cfg), "meta": meta, "versions": runtime.library_versions(), "run_name": run_name(cfg)}
+    versions = {**runtime.library_versions(), **runtime.git_state(cfg.paths.root)}  # + the launch dir's commit
+    extra = {"config": plain(cfg), "meta": meta, "versions": versions, "run_name": run_name(cfg)}
     writer = open_writer(run_dir)
     try:
         result = fit(s.engine, s.model, optimizer, s.loader("train", train=True), s.loader("val"),

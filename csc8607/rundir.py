@@ -1,0 +1,143 @@
+"""A run dir belongs to one run: a command refused or repeated never rewrites another run's records.
+
+Hydra writes a job's `.hydra/` (config, hydra, overrides) before the job starts. Here it writes them to `.hydra-new/`
+(`hydra.output_subdir`), and `claim` makes that the job's record only once the dir is known to be free: a dir
+that already holds a run is refused (or, with `skip_finished=true`, kept when it ran the same config), and a dir
+another process is writing into is refused. The lock is an advisory `flock` on the dir itself, held while the job
+runs; the kernel drops it when the process dies, so a killed run never leaves a stale lock.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from csc8607.errors import ExistingRun, UserError, unwritable_reason
+
+PENDING = ".hydra-new"  # hydra.output_subdir: where Hydra writes a job's record until the job claims its dir
+RESUMABLE = {"train", "full", "grid", "optuna"}  # sections whose finished runs skip_finished keeps
+IGNORED_KEYS = {"skip_finished", "resume"}  # how a command treats earlier runs, not what the run is
+
+
+def held_state(run_dir: Path) -> str | None:
+    """What `run_dir` holds: "finished", "interrupted", "failed", "a" (any other run's record) or None."""
+    if (run_dir / "metrics.json").exists():
+        return "finished"
+    if (run_dir / "checkpoints" / "last.ckpt").exists():
+        return "interrupted"
+    if (run_dir / "failed.json").exists():
+        return "failed"
+    if (run_dir / ".hydra" / "config.yaml").exists() or (run_dir / "checkpoints").is_dir():
+        return "a"
+    return None
+
+
+def refusal(run_dir: Path, state: str) -> str:
+    return (f"{run_dir} already holds {'a' if state == 'a' else 'a ' + state} run: choose a new hydra.run.dir / "
+            "hydra.sweep.dir, continue it with resume=<dir>, or add skip_finished=true to keep finished jobs of the "
+            "same config and resume interrupted ones")
+
+
+def recorded_differences(run_dir: Path, cfg: DictConfig) -> list[str]:
+    """`key: recorded -> requested` for every config key whose value differs from the run's recorded config."""
+    from csc8607.config import flatten
+
+    path = run_dir / ".hydra" / "config.yaml"
+    try:
+        before = flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+    except Exception as err:  # noqa: BLE001 - a damaged record is a difference, never a crash
+        return [f"{path} is unreadable ({type(err).__name__})"]
+    now = flatten(OmegaConf.to_container(cfg, resolve=False))
+    keys = sorted(k for k in set(before) | set(now) if k not in IGNORED_KEYS and before.get(k) != now.get(k))
+    return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in keys]
+
+
+def hydra_output_dir() -> Path | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # not inside a Hydra app
+        return None
+
+
+@contextlib.contextmanager
+def lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `run_dir` (refused at once if another process holds it)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{run_dir} is in use: another process is writing a run into it; wait for it to end "
+                            "or choose another dir") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
+    """Lock `run_dir` for this job, refuse it if it holds another run, and make Hydra's pending record the job's."""
+    run_dir = Path(run_dir)
+    hydra_dir = hydra_output_dir() or run_dir
+    pending = hydra_dir / PENDING
+    try:
+        with lock(run_dir):
+            state = None if cfg.get("resume") else held_state(run_dir)
+            if state and (not cfg.get("skip_finished") or section not in RESUMABLE or state == "a"):
+                raise ExistingRun(refusal(run_dir, state))
+            if state:
+                changed = recorded_differences(run_dir, cfg)
+                if changed:
+                    raise ExistingRun(f"{run_dir} holds a {state} run of another config ({'; '.join(changed[:4])}"
+                                      f"{'; ...' if len(changed) > 4 else ''}): skip_finished keeps only runs of the "
+                                      "same config; choose a new hydra.sweep.dir / hydra.run.dir")
+            elif pending.is_dir() and held_state(hydra_dir) is None:
+                shutil.rmtree(hydra_dir / ".hydra", ignore_errors=True)
+                pending.rename(hydra_dir / ".hydra")
+            yield
+    finally:
+        shutil.rmtree(pending, ignore_errors=True)
+
+
+def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> None:
+    """Before Hydra writes anything: exit 2 when the run (or any job of the sweep) dir holds a run."""
+    reason = unwritable_reason(str(directory))
+    if reason:
+        stop(f"cannot write the output dir {directory} ({reason}): set {key} to a writable path")
+    if config.get("resume") or config.get("skip_finished"):
+        return  # the job itself decides (same config kept, different config refused)
+    dirs = sorted(p.parent.parent for p in directory.glob("*/.hydra/config.yaml")) if sweep else [directory]
+    held = [(d, s) for d in dirs if (s := held_state(d))]
+    if held:
+        more = f" (and {len(held) - 1} more job dirs)" if len(held) > 1 else ""
+        stop(refusal(held[0][0], held[0][1]) + more)
+
+
+def stop(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]
+    """Hydra callback, before Hydra creates the run (or sweep) dir: one-line error and exit 2 for a dir that cannot
+    be written or that holds a run; a sweep re-run with skip_finished keeps the previous multirun.yaml."""
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        refuse_held_dirs(config, Path(config.hydra.run.dir), "hydra.run.dir", sweep=False)
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        refuse_held_dirs(config, sweep_dir, "hydra.sweep.dir", sweep=True)
+        from csc8607.checkpoint import keep_previous
+
+        keep_previous(sweep_dir / "multirun.yaml")  # the command that ran before stays on record

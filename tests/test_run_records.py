@@ -1,0 +1,119 @@
+"""A refused or repeated command never rewrites a run's records; one process per run dir; after a kill at any
+instant best.ckpt and the metrics agree."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import job_dirs, read_json, run_cli
+from csc8607 import checkpoint
+from csc8607.data import ImageData
+from csc8607.data.digits import load_digits
+from csc8607.engine import Engine, fit
+from csc8607.errors import UserError
+from csc8607.models import ConvNet
+from csc8607.rundir import lock
+from csc8607.sections import run_section
+from test_trust import composed
+
+TINY = ["model.width=4", "model.depth=1", "trainer.max_epochs=1", "trainer.test_after_fit=false"]
+
+
+def snapshot(run: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("args", [("train.py", "experiment=sanity"), ("train.py", "optim.lr=0.01"),
+                                  ("evaluate.py", "ckpt=RUN")], ids=["sanity", "train", "evaluate"])
+def test_a_dir_holding_a_run_is_refused_before_anything_is_written(args: tuple[str, ...], trained_run: Path,
+                                                                    tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = snapshot(run)
+    script, *rest = args
+    proc = run_cli(script, *[a.replace("RUN", str(run)) for a in rest], f"hydra.run.dir={run}", cwd=tmp_path,
+                   check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "already holds a finished run" in proc.stderr
+    assert snapshot(run) == before
+
+
+def test_skip_finished_keeps_only_runs_of_the_same_config(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    command = ["experiment=grid", "optim.lr=1e-3", "optim.weight_decay=0.0", "model.width=4,6", "model.depth=1",
+               "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"]
+    run_cli("train.py", *command, cwd=tmp_path)
+    before = snapshot(sweep)
+    again = run_cli("train.py", *command, cwd=tmp_path, check=False)  # no skip_finished: refused before writing
+    assert again.returncode == 2 and "already holds a finished run" in again.stderr and snapshot(sweep) == before
+    other = run_cli("train.py", *command, "skip_finished=true", "optim=sgd", cwd=tmp_path, check=False)
+    assert other.returncode == 2 and "of another config" in other.stderr and "optim._target_" in other.stderr
+    jobs = job_dirs(sweep)
+    assert {p: b for p, b in snapshot(sweep).items() if p.parent.name == ".hydra"} == \
+        {p: b for p, b in before.items() if p.parent.name == ".hydra"}
+    assert {p: b for p, b in snapshot(sweep).items() if p.name == "metrics.json"} == \
+        {p: b for p, b in before.items() if p.name == "metrics.json"}
+    kept = sorted(sweep.glob("multirun.*.yaml"))  # the command that ran is kept on record
+    assert kept and kept[0].read_bytes() == before[sweep / "multirun.yaml"]
+    run_cli("train.py", *command, "skip_finished=true", cwd=tmp_path)  # the same command: finished jobs kept
+    assert len(jobs) == 2 and job_dirs(sweep) == jobs
+    assert {p: b for p, b in snapshot(sweep).items() if p.name == "metrics.json"} == \
+        {p: b for p, b in before.items() if p.name == "metrics.json"}
+
+
+def test_a_second_process_into_a_locked_run_dir_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "metrics.json").unlink()  # an interrupted run another process is resuming
+    before = snapshot(run)
+    with lock(run):
+        proc = run_cli("train.py", f"resume={run}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and f"{run} is in use" in proc.stderr
+    assert snapshot(run) == before
+
+
+def test_an_exported_checkpoint_is_not_resumed(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "artifacts").mkdir()
+    shutil.copyfile(trained_run / "checkpoints" / "best.ckpt", tmp_path / "artifacts" / "best.ckpt")
+    for target in (tmp_path / "artifacts" / "best.ckpt", trained_run / "checkpoints" / "best.ckpt"):
+        with pytest.raises(UserError, match="not a run's checkpoints/last.ckpt"):
+            run_section(composed("config", f"resume={target}"), tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts"]
+
+
+def test_kill_between_last_and_best_then_resume_gives_a_consistent_best(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed right after epoch 2's last.ckpt was written, before best.ckpt was relinked to it."""
+    data = ImageData(load_digits, 0.15, 0.15, channels=1)
+
+    def start() -> tuple:
+        torch.manual_seed(0)
+        model = ConvNet(data.meta["input_shape"], 10, width=8, depth=1)
+        return model, torch.optim.AdamW(model.parameters(), lr=3e-3), Engine("multiclass", 10, torch.device("cpu"))
+
+    args = dict(run_dir=tmp_path, monitor="val/loss", mode="min")
+    calls = []
+
+    def killed_at_second_link(source: Path, target: Path) -> None:
+        calls.append(target)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies here
+        real_duplicate(source, target)
+
+    real_duplicate = checkpoint.duplicate
+    monkeypatch.setattr(checkpoint, "duplicate", killed_at_second_link)
+    model, optimizer, engine = start()
+    with pytest.raises(KeyboardInterrupt):
+        fit(engine, model, optimizer, data.loader("train", 64, train=True), data.loader("val", 256), max_epochs=2,
+            **args)
+    monkeypatch.setattr(checkpoint, "duplicate", real_duplicate)
+    last = checkpoint.load(tmp_path / "checkpoints" / "last.ckpt")
+    assert last["best_epoch"] == 2 and checkpoint.load(tmp_path / "checkpoints" / "best.ckpt")["epoch"] == 1
+    model, optimizer, engine = start()
+    result = fit(engine, model, optimizer, data.loader("train", 64, train=True), data.loader("val", 256),
+                 max_epochs=2, resume=last, **args)
+    best = checkpoint.load(tmp_path / "checkpoints" / "best.ckpt")
+    assert best["epoch"] == result["best_epoch"] == 2
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
