@@ -3,7 +3,7 @@
 DataLoader), on synthetic short texts of mixed lengths (4 to 256 words, log-uniform; label = which of two marker
 words the text holds).
 
-    python bench/text_bench.py [--texts 100000] [--train 8000] [--max-length 256] [--device cpu]
+    python bench/text_bench.py [--texts 100000] [--train 2000] [--max-length 256] [--device cpu]
 
 Prints, side by side: (1) tokenizing + building the vocabulary of `--texts` texts: ours (`tokenizers` WordLevel,
 ids into one array) vs a Python loop (regex split, Counter, dict lookups); (2) one epoch of batches alone: our
@@ -107,7 +107,7 @@ def epoch(model: torch.nn.Module, batches, device: str, train: bool = True) -> t
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--texts", type=int, default=100_000)
-    parser.add_argument("--train", type=int, default=8000)
+    parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--device", default="cpu")
