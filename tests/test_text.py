@@ -224,3 +224,16 @@ def test_a_local_tokenizer_json_is_used_as_is(tmp_path: Path) -> None:
     assert data.meta["vocabulary"] == [w for w, _ in sorted(tokenizer.get_vocab().items(), key=lambda p: p[1])]
     assert data.meta["input"]["per_split"]["train"]["unk_rate"] > 0.5  # its vocabulary, not one built from train
     assert data.meta["input"]["tokenizer"] == str(tmp_path)
+
+
+def test_texts_encoded_together_match_each_encoded_alone() -> None:
+    from csc8607.data.text import token_ids
+
+    texts = ["Hello, world!", "  ", "a\x1eb c", "don't STOP", "é café", "x" * 3]
+    tokenizer = word_tokenizer(texts + ["hello world"], 100, 1)
+    tokenizer.enable_truncation(2)  # a tokenizer.json may carry its own truncation: ours replaces it
+    flat, lengths = token_ids(tokenizer, texts, chunk=4)
+    tokenizer.no_truncation()
+    alone = [tokenizer.encode(t.replace("\x1e", " "), add_special_tokens=False).ids for t in texts]
+    assert lengths.tolist() == [len(a) for a in alone] and flat.tolist() == [i for a in alone for i in a]
+    assert lengths[1] == 0 and lengths[2] == 3  # an empty text; the separator character inside a text is a space

@@ -22,6 +22,7 @@ from csc8607.errors import UserError
 SPECIALS = ("<pad>", "<unk>")
 PAD_NAMES = ("<pad>", "[PAD]", "<PAD>")
 UNK_NAMES = ("<unk>", "[UNK]", "<UNK>")
+SEPARATOR = "\x1e"  # ASCII record separator: ends each text when texts are encoded together
 BUCKET_POOL = 50  # batches whose texts are sorted by length together (more = less padding, less randomness)
 
 
@@ -69,14 +70,34 @@ def special_id(tokenizer: Any, names: tuple[str, ...], what: str) -> int:
     raise UserError(f"the tokenizer has no {what} token (looked for {', '.join(names)})")
 
 
+def token_ids(tokenizer: Any, texts: list[str], chunk: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """Every text's token ids, end to end, and each text's count. The texts are joined `chunk` at a time, each
+    followed by SEPARATOR (a special token of a copy of the tokenizer, matched before normalization, so nothing
+    merges across it): one Encoding per chunk instead of one per text halves the time on short texts."""
+    from tokenizers import AddedToken, Tokenizer
+
+    joiner = Tokenizer.from_str(tokenizer.to_str())
+    joiner.no_truncation()
+    joiner.no_padding()
+    joiner.add_special_tokens([AddedToken(SEPARATOR, normalized=False, special=True)])
+    separator = joiner.token_to_id(SEPARATOR)
+    joined = ["".join(f"{t.replace(SEPARATOR, ' ')} {SEPARATOR} " for t in texts[i : i + chunk])
+              for i in range(0, len(texts), chunk)]
+    parts = [np.asarray(e.ids, dtype=np.int64) for e in joiner.encode_batch_fast(joined, add_special_tokens=False)]
+    ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    ends = np.flatnonzero(ids == separator)
+    if len(ends) != len(texts):  # cannot happen with a separator the texts no longer contain; kept as a guard
+        raise RuntimeError(f"joined encoding found {len(ends)} text ends for {len(texts)} texts")
+    lengths = np.diff(np.concatenate([[-1], ends])) - 1
+    return ids[ids != separator], lengths
+
+
 def encode(tokenizer: Any, texts: list[str], max_length: int, truncation: str,
            pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Texts -> (int32 ids (N, max_length) padded at the end with pad_id, full token counts before truncation).
     `head` keeps the first max_length tokens; `head_tail` the first half and the last half (the end of a
     review often carries its verdict)."""
-    encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-    flat = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
+    flat, lengths = token_ids(tokenizer, texts)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     keep = np.minimum(lengths, max_length)
     row = np.repeat(np.arange(len(texts)), keep)
