@@ -237,3 +237,9 @@ def test_texts_encoded_together_match_each_encoded_alone() -> None:
     alone = [tokenizer.encode(t.replace("\x1e", " "), add_special_tokens=False).ids for t in texts]
     assert lengths.tolist() == [len(a) for a in alone] and flat.tolist() == [i for a in alone for i in a]
     assert lengths[1] == 0 and lengths[2] == 3  # an empty text; the separator character inside a text is a space
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    pieces = Tokenizer(models.BPE({"<pad>": 0, "<unk>": 1, "h": 2, "i": 3, "hi": 4}, [("h", "i")], unk_token="<unk>"))
+    pieces.pre_tokenizer = pre_tokenizers.Whitespace()
+    flat, lengths = token_ids(pieces, ["hi hih", "ih"])  # not word-level: encoded one by one
+    assert flat.tolist() == [4, 4, 2, 3, 2] and lengths.tolist() == [3, 2]

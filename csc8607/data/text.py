@@ -71,17 +71,25 @@ def special_id(tokenizer: Any, names: tuple[str, ...], what: str) -> int:
 
 
 def token_ids(tokenizer: Any, texts: list[str], chunk: int = 5000) -> tuple[np.ndarray, np.ndarray]:
-    """Every text's token ids, end to end, and each text's count. The texts are joined `chunk` at a time, each
-    followed by SEPARATOR (a special token of a copy of the tokenizer, matched before normalization, so nothing
-    merges across it): one Encoding per chunk instead of one per text halves the time on short texts."""
+    """Every text's token ids, end to end, and each text's count. Word-level: the texts are joined `chunk` at a
+    time, each followed by SEPARATOR (a special token of a copy of the tokenizer, matched before normalization, so
+    nothing merges across it): one Encoding per chunk instead of one per text halves the time on short texts.
+    Other tokenizers (whose first token may depend on what precedes it) encode each text alone."""
     from tokenizers import AddedToken, Tokenizer
 
+    if type(tokenizer.model).__name__ != "WordLevel":
+        alone = Tokenizer.from_str(tokenizer.to_str())
+        alone.no_truncation()
+        alone.no_padding()
+        encodings = [e.ids for e in alone.encode_batch_fast(texts, add_special_tokens=False)]
+        lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
+        return np.fromiter((i for e in encodings for i in e), dtype=np.int64, count=int(lengths.sum())), lengths
     joiner = Tokenizer.from_str(tokenizer.to_str())
     joiner.no_truncation()
     joiner.no_padding()
     joiner.add_special_tokens([AddedToken(SEPARATOR, normalized=False, special=True)])
     separator = joiner.token_to_id(SEPARATOR)
-    joined = ["".join(f"{t.replace(SEPARATOR, ' ')} {SEPARATOR} " for t in texts[i : i + chunk])
+    joined = ["".join(f"{t.replace(SEPARATOR, ' ')}{SEPARATOR}" for t in texts[i : i + chunk])
               for i in range(0, len(texts), chunk)]
     parts = [np.asarray(e.ids, dtype=np.int64) for e in joiner.encode_batch_fast(joined, add_special_tokens=False)]
     ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
