@@ -232,7 +232,12 @@ def particularities(c: Context) -> str:
         grey = "".join(f"- {s} : {v['truncated']:.1%} des textes tronqués à max_length, taux de `<unk>` "
                        f"{v['unk_rate']:.2%}, {v['no_token']} textes sans jeton\n"
                        for s, v in j["dataset"]["input"]["per_split"].items())
-        sizes = f"identifiants int32 {tuple(j['dataset']['input_shape'])} par texte, chaque batch coupé à son plus long"
+        sizes = (f"identifiants int32 {tuple(j['dataset']['input_shape'])} par texte, chaque batch coupé à son "
+                 "plus long")
+    cardinality = j.get("label_cardinality")
+    if cardinality:
+        grey += ("- Cardinalité multi-label (attributs positifs par exemple, en moyenne) : "
+                 + ", ".join(f"{s} : {v:.2f}" for s, v in cardinality.items()) + "\n")
     return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
             f"- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`")
 

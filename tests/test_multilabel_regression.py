@@ -82,6 +82,8 @@ def test_celeba_sections_train_with_bce_and_report_f1(tmp_path: Path) -> None:
     assert results["train"]["meta"]["task"] == "multilabel" and results["train"]["meta"]["num_outputs"] == 3
     assert {"f1", "f1_micro", "accuracy"} <= set(results["train"]["test"])
     assert len(results["data"]["class_counts"]["train"]) == 3  # positives per attribute
+    counts, sizes = results["data"]["class_counts"], results["data"]["split_sizes"]
+    assert results["data"]["label_cardinality"]["train"] == pytest.approx(sum(counts["train"]) / sizes["train"])
     assert all("+" in label or label in ("Smiling", "Male", "Eyeglasses", "none")
                for label in results["data"]["examples"]["train"])
     assert abs(results["sanity"]["expected_initial_loss"] - math.log(2)) < 1e-9

@@ -70,6 +70,11 @@ def test_ucr_tsv_unequal_lengths_need_a_length(tmp_path: Path) -> None:
                       test_fraction=0.2)
     assert data.meta["input_shape"] == [1, 9] and data.meta["notes"]["decoding"]["Short train"]["padded"] == 6
     assert data.meta["class_names"] == ["1", "2"]
+    write_ts(tmp_path / "Uneven_TRAIN.ts", per_class=4, header={"equalLength": "false"}, lengths=[28, 32, 30])
+    with pytest.raises(UserError, match="unequal lengths \\(28..32\\)"):
+        SeriesData(partial(load_uea, root=str(tmp_path), name="Uneven"))
+    uneven = SeriesData(partial(load_uea, root=str(tmp_path), name="Uneven"), length=32)
+    assert uneven.meta["input_shape"] == [2, 32] and uneven.meta["notes"]["decoding"]["Uneven train"]["padded"] == 8
 
 
 @pytest.mark.parametrize("header,message", [

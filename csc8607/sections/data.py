@@ -127,6 +127,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "input_sizes": sizes,
         "grey_images": {split: grey_count(part.inputs) for split, part in splits.items()}
         if meta["modality"] == "image" else None,  # D5
+        "label_cardinality": {split: part.targets.float().sum(1).mean().item() for split, part in splits.items()}
+        if meta["task"] == "multilabel" else None,  # D5: mean positive attributes per example
         "preprocess": meta["preprocess"],  # applied identically to train, val and test
         "augment": meta["augment"],  # train split only
         "train_batch_shape": batch_shape,
