@@ -27,7 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from csc8607.data.split import Split  # noqa: E402
-from csc8607.data.text import TextBatches, TextLoader, encode, word_tokenizer  # noqa: E402
+from csc8607.data.text import TextBatches, TextLoader  # noqa: E402
+from csc8607.data.tokenize import encode, word_tokenizer  # noqa: E402
 from csc8607.models.text import TextCNN, TextRNN  # noqa: E402
 
 WORD = re.compile(r"\w+|[^\w\s]+")

@@ -13,7 +13,8 @@ import torch
 
 from conftest import job_dirs, read_json, run_cli
 from input_fixtures import run_sections
-from csc8607.data.text import TextData, TextLoader, encode, word_tokenizer
+from csc8607.data.text import TextData, TextLoader
+from csc8607.data.tokenize import encode, word_tokenizer
 from csc8607.data.text_files import load_newsgroups, load_text
 from csc8607.errors import UserError
 from csc8607.models.text import TextCNN, TextRNN
@@ -227,7 +228,7 @@ def test_a_local_tokenizer_json_is_used_as_is(tmp_path: Path) -> None:
 
 
 def test_texts_encoded_together_match_each_encoded_alone() -> None:
-    from csc8607.data.text import token_ids
+    from csc8607.data.tokenize import token_ids
 
     texts = ["Hello, world!", "  ", "a\x1eb c", "don't STOP", "é café", "x" * 3]
     tokenizer = word_tokenizer(texts + ["hello world"], 100, 1)
