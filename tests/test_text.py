@@ -244,3 +244,29 @@ def test_texts_encoded_together_match_each_encoded_alone() -> None:
     pieces.pre_tokenizer = pre_tokenizers.Whitespace()
     flat, lengths = token_ids(pieces, ["hi hih", "ih"])  # not word-level: encoded one by one
     assert flat.tolist() == [4, 4, 2, 3, 2] and lengths.tolist() == [3, 2]
+
+
+def test_newsgroups20_reads_scikit_learns_cache_in_data_root(tmp_path: Path) -> None:
+    """The archive scikit-learn's fetcher caches (written here by its own load_files, as after a download)."""
+    import codecs
+    import pickle
+
+    from sklearn.datasets import load_files
+    from sklearn.datasets._twenty_newsgroups import CACHE_NAME, _pkl_filepath
+
+    for split, count in (("train", 6), ("test", 2)):
+        for group in ("sci.space", "rec.autos"):
+            folder = tmp_path / "raw" / split / group
+            folder.mkdir(parents=True)
+            for i in range(count):
+                body = f"orbit launch {i}" if group == "sci.space" else f"engine wheel {i}"
+                (folder / str(i)).write_text(f"From: someone\nSubject: post {i}\n\n{body if i else '> quoted only'}\n")
+    cache = {split: load_files(str(tmp_path / "raw" / split), encoding="latin1") for split in ("train", "test")}
+    (tmp_path / "home").mkdir()
+    archive = Path(_pkl_filepath(str(tmp_path / "home"), CACHE_NAME))
+    archive.write_bytes(codecs.encode(pickle.dumps(cache), "zlib_codec"))
+    raw = load_newsgroups(root=str(tmp_path / "home"))
+    assert raw.class_names == ["rec.autos", "sci.space"] and len(raw.splits["train"]) == 10  # quote-only posts dropped
+    assert raw.notes["empty_texts_dropped_train"] == 2 and "From:" not in raw.splits["train"].items[0]
+    with pytest.raises(UserError, match="2 empty texts after removing headers, footers, quotes"):
+        load_newsgroups(root=str(tmp_path / "home"), drop_empty=False)

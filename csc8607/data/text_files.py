@@ -102,8 +102,8 @@ def load_text(root: str | None = None, path: str | None = None, text_column: Any
     class_names = label_names(first.features[label_column], first.data.column(label_column).to_pylist())
     splits, notes = {}, {}
     for ours, theirs in chosen.items():
-        splits[ours], dropped = read_split(dataset[theirs], columns, label_column, class_names, f"{where} split {theirs}",
-                                           drop_empty)
+        where_split = f"{where} split {theirs}"
+        splits[ours], dropped = read_split(dataset[theirs], columns, label_column, class_names, where_split, drop_empty)
         if dropped:
             notes[f"empty_texts_dropped_{ours}"] = dropped
     return SourceData(splits, class_names, name=name or Path(path or where).name, task="binary"
