@@ -154,17 +154,26 @@ def test_word_vectors_found_frozen_or_fine_tuned(tmp_path: Path) -> None:
         TextCNN(5, 0, 2, embeddings=str(tmp_path / "nope.txt"), vocabulary=vocab)
 
 
-def test_hub_presets_read_local_parquet_copies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("preset", ["imdb", "ag_news", "yelp_polarity"])
+def test_hub_presets_read_local_parquet_copies(preset: str, tmp_path: Path) -> None:
     from hydra.utils import instantiate
 
     from test_configs import compose_with
 
-    write_parquet(tmp_path / "imdb" / "train.parquet", [f"great film {i}" if i % 2 else f"awful {i}"
+    write_parquet(tmp_path / preset / "train.parquet", [f"great film {i}" if i % 2 else f"awful {i}"
                                                         for i in range(20)], [i % 2 for i in range(20)])
-    write_parquet(tmp_path / "imdb" / "test.parquet", ["great", "awful"] * 3, [1, 0] * 3)
-    cfg = compose_with("data=imdb", f"data.root={tmp_path / 'imdb'}", "data.cache_dir=null", "data.min_freq=1")
-    imdb = instantiate(cfg.data)
-    assert imdb.meta["task"] == "binary" and imdb.meta["split_sizes"]["test"] == 6 and imdb.meta["name"] == "imdb"
+    write_parquet(tmp_path / preset / "test.parquet", ["great", "awful"] * 3, [1, 0] * 3)
+    cfg = compose_with(f"data={preset}", f"data.root={tmp_path / preset}", "data.cache_dir=null", "data.min_freq=1")
+    data = instantiate(cfg.data)
+    assert data.meta["task"] == "binary" and data.meta["split_sizes"]["test"] == 6 and data.meta["name"] == preset
+    assert cfg.data.source.path.endswith(preset) and data.meta["source"] == f"text files {tmp_path / preset}"
+
+
+def test_newsgroups20_local_copy_and_offline_error(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    from test_configs import compose_with
+
     topics = [i % 4 for i in range(24)]
     write_parquet(tmp_path / "news" / "train.parquet", [f"topic{t} words" for t in topics], topics)
     cfg = compose_with("data=newsgroups20", f"data.root={tmp_path / 'news'}", "data.cache_dir=null")
