@@ -93,6 +93,9 @@ def test_truncation_head_and_head_tail() -> None:
 
 def test_tsv_jsonl_joined_columns_and_integer_labels(tmp_path: Path) -> None:
     root = write_reviews(tmp_path / "tsv", {"train": 20, "validation": 6, "test": 6}, suffix=".tsv")
+    (root / "outputs" / "run").mkdir(parents=True)  # other files beside the splits are never read
+    (root / "outputs" / "run" / "test_metrics.json").write_text('{"accuracy": 1.0}\n')
+    (root / "notes.csv").write_text("a,b\n1,2\n")
     data = text_data(root)
     assert data.meta["split_sizes"] == {"train": 20, "val": 6, "test": 6}
     lines = [json.dumps({"title": f"Title {i % 3}", "body": ("alpha " if i % 3 else "beta ") * 3, "topic": i % 3})

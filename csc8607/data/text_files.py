@@ -17,21 +17,49 @@ BUILDERS = {".csv": ("csv", {}), ".tsv": ("csv", {"sep": "\t"}), ".json": ("json
 OUR_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 
 
+SPLIT_NAMES = {"train": ("train", "training"), "validation": ("validation", "valid", "val", "dev"),
+               "test": ("test", "testing")}
+
+
+def split_files(folder: Path) -> dict[str, Path]:
+    """A directory's `train.*`, `validation.*` (valid, val, dev) and `test.*` files of a known type, top level only
+    (run outputs or other files beside them are never read)."""
+    found = {}
+    for split, names in SPLIT_NAMES.items():
+        for name in names:
+            files = sorted(p for p in folder.glob(f"{name}.*") if p.suffix in BUILDERS and p.is_file())
+            if files:
+                found[split] = files[0]
+                break
+    return found
+
+
+def load_file(path: Path, split: str) -> Any:
+    import datasets
+
+    builder, options = BUILDERS[path.suffix]
+    try:
+        return datasets.load_dataset(builder, data_files={split: str(path)}, split=split, **options)
+    except Exception as err:  # noqa: BLE001 - parser errors of every format, one line
+        raise UserError(f"cannot read {path}: {str(err).splitlines()[0][:200]}") from None
+
+
 def read_files(where: str) -> Any:
     """A DatasetDict: one file (its train split), or a directory whose train.* / validation.* (val, dev) /
-    test.* files are the splits (or a save_to_disk directory)."""
+    test.* files are the splits, or a save_to_disk directory."""
     import datasets
 
     path = Path(where).expanduser()
     if path.is_file():
         if path.suffix not in BUILDERS:
             raise UserError(f"{path}: unknown text file type (expected {', '.join(BUILDERS)})")
-        builder, options = BUILDERS[path.suffix]
-        try:
-            return datasets.load_dataset(builder, data_files={"train": str(path)}, **options)
-        except Exception as err:  # noqa: BLE001 - parser errors of every format, one line
-            raise UserError(f"cannot read {path}: {str(err).splitlines()[0][:200]}") from None
-    return open_dataset(where)
+        return datasets.DatasetDict(train=load_file(path, "train"))
+    files = split_files(path) if path.is_dir() else {}
+    if not files:
+        return open_dataset(where)  # a save_to_disk directory, or one error line saying what is expected
+    if "train" not in files:
+        raise UserError(f"{path} has no train.* file (found: {', '.join(p.name for p in files.values())})")
+    return datasets.DatasetDict({split: load_file(file, split) for split, file in files.items()})
 
 
 def joined_texts(rows: dict[str, list[Any]], columns: Sequence[str]) -> list[str]:
