@@ -216,6 +216,20 @@ def spectrogram_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict
     return save(fig, path)
 
 
+def text_grid(path: Path | str, rows: dict[str, list[str]], titles: dict[str, list[str]] | None = None) -> Path:
+    """Texts as the model reads them (decoded tokens), wrapped, one row of examples per key."""
+    import textwrap
+
+    def draw(ax: Any, text: str) -> Any:
+        ax.axis("off")
+        return ax.text(0.0, 1.0, textwrap.fill(text, 48), va="top", ha="left", fontsize=6, family="monospace",
+                       transform=ax.transAxes)
+
+    fig, _ = example_grid(rows, titles, draw, (3.6, 2.0))
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def series_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None = None,
                 channel_names: Sequence[str] | None = None) -> Path:
     """Series (N, C, T): one line plot per example, one line per channel (at most 9), one row per key."""

@@ -59,7 +59,9 @@ def dataset(c: Context) -> str:
     facts = d.get("input") or {}
     kind = {"audio": f"audio (log-mel {facts.get('n_mels')} bandes × {facts.get('frames')} trames, "
                      f"{facts.get('sample_rate')} Hz, {facts.get('duration_s')} s)",
-            "series": f"séries temporelles ({facts.get('channels')} canaux × {facts.get('length')} pas)"}.get(
+            "series": f"séries temporelles ({facts.get('channels')} canaux × {facts.get('length')} pas)",
+            "text": f"texte (suites d'identifiants de jetons, au plus {facts.get('max_length')} ; vocabulaire de "
+                    f"{facts.get('vocab_size')} jetons)"}.get(
         d.get("modality", "image"),
         "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux"))
     return (f"- **Source** : {d['source']} (`data={c.choice('data', 'data')}`)\n- **Type d’entrée** : {kind}\n"
@@ -67,20 +69,23 @@ def dataset(c: Context) -> str:
             f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {d['num_classes']}")
 
 
-def input_length(d: dict) -> str:
+def input_length(d: dict, split: str = "train") -> str:
     """D2's "longueur moyenne": what every example has after preprocessing (audio: seconds and frames)."""
     facts = d.get("input") or {}
     if d.get("modality") == "audio":
         return f" ; {facts.get('duration_s')} s = {facts.get('frames')} trames chacun (ramenés à cette durée)"
     if d.get("modality") == "series":
         return f" ; {facts.get('length')} pas chacun"
+    if d.get("modality") == "text":
+        t = facts["per_split"][split]["tokens"]
+        return f" ; longueur en jetons : moyenne {t['mean']:.1f}, médiane {t['median']:.0f}, 95e centile {t['p95']:.0f}"
     return ""
 
 
 def splits(c: Context) -> str:
     j = c.json("data")
     rows = [[s.capitalize(), j["split_sizes"][s], f"classes de {min(n)} à {max(n)} exemples (ratio "
-             f"{max(n) / max(min(n), 1):.2f}){input_length(j['dataset'])}"] for s, n in j["class_counts"].items()]
+             f"{max(n) / max(min(n), 1):.2f}){input_length(j['dataset'], s)}"] for s, n in j["class_counts"].items()]
     return table(["Split", "#Exemples", "Particularités (déséquilibre, longueur moyenne, etc.)"], rows)
 
 
@@ -96,6 +101,12 @@ def preprocess(c: Context) -> str:
     if modality == "series":
         return (f"- Séries : longueur {p['length'] or 'de la source (toutes égales)'}, fenêtres "
                 f"{p['window'] or 'aucune'} (pas {p['stride']}), normalisation par canal (train) : {norm}")
+    if modality == "text":
+        f = j["dataset"]["input"]
+        vocab = (f"vocabulaire du split train seul ({p['vocab_size']} jetons au plus, fréquence ≥ {p['min_freq']}, "
+                 "`<pad>` = 0, `<unk>` = 1)") if p["tokenizer"] == "word" else "vocabulaire du tokenizer"
+        return (f"- Texte : tokenizer `{f['tokenizer']}`, {vocab} → {f['vocab_size']} jetons ; max_length = "
+                f"{p['max_length']}, troncature {p['truncation']} ; padding : {p['padding']} (masqué par le modèle)")
     size = "taille de la source" if p["image_size"] is None else f"{p['image_size']}"
     return f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, {norm}"
 
@@ -232,12 +243,26 @@ def particularities(c: Context) -> str:
     counts = j.get("grey_images") if j["dataset"]["input_shape"][0] > 1 else None  # 1 channel: all grey anyway
     grey = f"- Images en niveaux de gris (R = G = B) : {', '.join(f'{s} : {n}' for s, n in counts.items())}\n" \
         if counts else ""
+    if j["dataset"].get("modality") == "text":
+        grey = "".join(f"- {s} : {v['truncated']:.1%} des textes tronqués à max_length, taux de `<unk>` "
+                       f"{v['unk_rate']:.2%}, {v['no_token']} textes sans jeton\n"
+                       for s, v in j["dataset"]["input"]["per_split"].items())
+        sizes = (f"identifiants int32 {tuple(j['dataset']['input_shape'])} par texte, chaque batch coupé à son "
+                 "plus long")
     cardinality = j.get("label_cardinality")
     if cardinality:
         grey += ("- Cardinalité multi-label (attributs positifs par exemple, en moyenne) : "
                  + ", ".join(f"{s} : {v:.2f}" for s, v in cardinality.items()) + "\n")
     return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
             f"- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`")
+
+
+def texts_read(c: Context) -> str:
+    """D10 for text: the examples as the model reads them (decoded tokens, ‹unk› for unknown words)."""
+    j = c.json("data")
+    texts = j.get("example_texts") or {}
+    return "".join(f"\n- {s} ({label}) : « {t} »" for s, shown in texts.items()
+                   for label, t in zip(j["examples"][s], shown))
 
 
 def baselines(c: Context) -> str:
@@ -268,7 +293,7 @@ ANSWERS: dict[str, Renderer] = {
     "D7": (("data",), lambda c: "Les prétraitements ci-dessus sont appliqués à l'identique à train, val et test "
                                 "(`meta[\"preprocess\"]`) ; l'augmentation ne touche que train."),
     "D10": (("data",), lambda c: c.figure("data", "examples.png", "D10 exemples après transformation") + "\n\n"
-            + "; ".join(f"{s} : {', '.join(v)}" for s, v in c.json("data")["examples"].items())),
+            + "; ".join(f"{s} : {', '.join(v)}" for s, v in c.json("data")["examples"].items()) + texts_read(c)),
     "D11": (("data",), lambda c: f"Batch train : `{tuple(c.json('data')['train_batch_shape'])}` ; "
             f"`meta[\"input_shape\"]` = `{tuple(c.json('data')['dataset']['input_shape'])}` → cohérent : "
             f"**{c.json('data')['batch_shape_matches_meta']}**"),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import runtime
 from csc8607.config import MACHINE_KEYS, build, flatten, validate
@@ -132,3 +132,12 @@ def check_matches(state: dict[str, Any], model: torch.nn.Module, path: Path, cfg
         if changed:
             parts.insert(0, "config differs (" + ", ".join(changed[:4]) + ")")
         raise UserError(f"checkpoint {path} does not match the model built from its config: {'; '.join(parts)}")
+
+
+def check_same_vocabulary(saved: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
+    """Text: the rebuilt data must turn words into the ids the checkpoint was trained on."""
+    theirs, ours = (saved.get("input") or {}).get("vocab_sha256"), (meta.get("input") or {}).get("vocab_sha256")
+    if theirs and theirs != ours:
+        raise UserError(f"the vocabulary built now ({meta.get('vocab_size')} tokens) is not the one checkpoint {path} "
+                        f"was trained with ({saved.get('vocab_size')} tokens): keep its data.root, data.tokenizer, "
+                        "data.vocab_size and data.min_freq")

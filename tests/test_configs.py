@@ -20,6 +20,7 @@ from csc8607.models import build_model
 CONF = REPO / "conf"
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in ("data", "model", "optim", "scheduler", "experiment")}
 SERIES_MODELS = {"cnn1d"}
+TEXT_MODELS = {"text_rnn", "text_cnn"}  # token ids in: built with a vocabulary's size (tests/test_text.py trains them)
 OFFLINE_DATA = {"digits"}  # data options built here; the others need files (generated in test_datasets.py)
 NUMBER_LIKE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
@@ -67,7 +68,12 @@ def test_every_option_composes_and_instantiates(group: str, option: str) -> None
         return
     data = build(cfg.data, "data")
     assert isinstance(data, Dataset)
-    if group == "model" and option in SERIES_MODELS:  # (channels, length) inputs: a batch of series
+    if group == "model" and option in TEXT_MODELS:
+        meta = {"input_shape": [12], "num_outputs": 3, "num_classes": 3, "task": "multiclass", "modality": "text",
+                "input_dtype": "int64", "vocab_size": 50, "pad_id": 0}
+        model = build_model(cfg.model, meta, 4, torch.device("cpu"))
+        assert model(torch.randint(0, 50, (4, 12))).shape == (4, 3)
+    elif group == "model" and option in SERIES_MODELS:  # (channels, length) inputs: a batch of series
         model = build_model(cfg.model, {**data.meta, "input_shape": [3, 40], "num_outputs": 5}, 4, torch.device("cpu"))
         assert model(torch.randn(4, 3, 40)).shape == (4, 5)
     else:

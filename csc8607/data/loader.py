@@ -80,11 +80,15 @@ class BatchLoader:
                     torch.set_num_threads(threads)
             yield batch
 
+    def order(self, generator: torch.Generator) -> torch.Tensor:
+        """The epoch's order of the examples, on the device: shuffled when training."""
+        n = len(self.targets)
+        return (torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)).to(self.device)
+
     def _assemble(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         n = len(self.targets)
-        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)
+        order = self.order(generator)
         skip, self.skip_batches = self.skip_batches, 0
         for number, start in enumerate(range(0, n, self.batch_size)):
             index = order[start : start + self.batch_size]

@@ -43,12 +43,32 @@ def target_bins(targets: torch.Tensor, bins: int = 10) -> tuple[torch.Tensor, li
 def examples_figure(s: Any, path: Path, shown: dict[str, tuple[torch.Tensor, torch.Tensor]],
                     titles: dict[str, list[str]]) -> Path:
     """Examples as the input type is read: images, log-mel spectrograms with axes, or series per channel."""
+    if s.data.modality == "text":
+        return figures.text_grid(path, {split: decoded(s.data.meta, x) for split, (x, _) in shown.items()}, titles)
     arrays = {split: x.numpy() for split, (x, _) in shown.items()}
     if s.data.modality == "audio":
         return figures.spectrogram_grid(path, arrays, titles)
     if s.data.modality == "series":
         return figures.series_grid(path, arrays, titles, s.data.meta["input"].get("channel_names"))
     return figures.image_grid(path, arrays, titles)
+
+
+def decoded(meta: dict, ids: torch.Tensor, limit: int = 80) -> list[str]:
+    """Token ids back to the tokens the model reads (padding left out, unknown words as ‹unk›), `limit` at most."""
+    vocabulary, pad_id = meta["vocabulary"], meta["pad_id"]
+    unk = vocabulary[meta["input"]["unk_id"]]
+    texts = []
+    for row in ids.tolist():
+        tokens = ["‹unk›" if vocabulary[i] == unk else vocabulary[i] for i in row if i != pad_id]
+        texts.append(" ".join(tokens[:limit]) + (" …" if len(tokens) > limit else ""))
+    return texts
+
+
+def batch_matches(meta: dict, shape: list[int]) -> bool:
+    """D11: the train batch has meta's input shape (text: trimmed to its longest text, at most max_length)."""
+    if meta["modality"] == "text":
+        return len(shape) == 2 and shape[1] <= meta["max_length"]
+    return shape[1:] == list(meta["input_shape"])
 
 
 def examples(s: Any, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,7 +81,7 @@ def examples(s: Any, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor
 
 def label_of(meta: dict, y: torch.Tensor) -> str:
     """How one example's target is written under it: its class, its positive attributes, or its value."""
-    if meta["task"] == "multiclass":
+    if meta["task"] in ("multiclass", "binary"):
         return meta["class_names"][int(y)]
     if meta["task"] == "multilabel":
         return "+".join(n for n, v in zip(meta["class_names"], y.tolist()) if v > 0.5) or "none"
@@ -87,7 +107,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     # D11: the exact train batch the engine receives, checked against meta["input_shape"]
     inputs, _ = next(iter(s.loader("train", train=True)))
     batch_shape = list(inputs.shape)
-    shape_ok = batch_shape[1:] == list(meta["input_shape"])
+    shape_ok = batch_matches(meta, batch_shape)
 
     per_split = int(cfg.data_report.examples_per_split)
     shown = {split: examples(s, split, per_split) for split in ("train", "val", "test")}
@@ -114,6 +134,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "train_batch_shape": batch_shape,
         "batch_shape_matches_meta": shape_ok,
         "examples": {split: [label_of(meta, y) for y in ys] for split, (_, ys) in shown.items()},
+        "example_texts": {split: decoded(meta, x) for split, (x, _) in shown.items()}
+        if meta["modality"] == "text" else None,  # D10: what the model reads
         "figures": [grid.name, bars.name],
     }
     checkpoint.write_json(run_dir / "data.json", result)

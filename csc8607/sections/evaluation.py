@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from csc8607 import checkpoint
 from csc8607.config import check_added_keys, with_overrides
 from csc8607.errors import UserError
-from csc8607.run import check_matches, check_same_split, setup
+from csc8607.run import check_matches, check_same_split, check_same_vocabulary, setup
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     check_same_split(state["config"], cfg, "evaluate.py evaluates")
     s = setup(cfg)
     check_same_data(state.get("meta") or {}, s.data.meta, path)
+    check_same_vocabulary(state.get("meta") or {}, s.data.meta, path)
     check_matches(state, s.model, path, cfg)
     s.model.load_state_dict(state["model"])
     metrics = s.engine.evaluate(s.model, s.loader(split), detailed=True)

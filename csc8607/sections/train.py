@@ -12,7 +12,7 @@ from csc8607.config import command_line_overrides, flatten, monitor_mode, plain,
 from csc8607.engine import Interrupted, fit
 from csc8607.errors import UserError
 from csc8607.models import count_parameters
-from csc8607.run import check_matches, check_same_split, run_name, setup
+from csc8607.run import check_matches, check_same_split, check_same_vocabulary, run_name, setup
 from csc8607.rundir import held_state
 from csc8607.tb import open_writer, write_hparams
 
@@ -61,6 +61,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
         log.info("resuming %s after epoch %d (step %d)", run_dir, resume["epoch"], resume["step"])
     s = setup(cfg)
     if resume is not None:
+        check_same_vocabulary(resume.get("meta") or {}, s.data.meta, run_dir / "checkpoints" / "last.ckpt")
         check_matches(resume, s.model, run_dir / "checkpoints" / "last.ckpt", cfg)
     meta, trainer = s.data.meta, cfg.trainer
     params = count_parameters(s.model)
