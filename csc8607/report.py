@@ -71,7 +71,10 @@ class Context:
         return self.memo(("json", preset), lambda: self.read(path, checkpoint.read_json))
 
     def config(self, preset: str) -> Any:
-        path = self.runs[preset] / ".hydra" / "config.yaml"
+        """The config the run trained with: its own config.yaml where it wrote one (M6 from a sweep's winner),
+        else the one it was launched with."""
+        path = self.runs[preset] / "config.yaml"
+        path = path if path.is_file() else self.runs[preset] / ".hydra" / "config.yaml"
         return self.memo(("config", preset), lambda: self.read(path, OmegaConf.load))
 
     def choice(self, preset: str, group: str) -> str:

@@ -183,7 +183,11 @@ def grid(c: Context) -> str:
 
 def full(c: Context) -> str:
     cfg, j = c.config("full"), c.json("full")
-    return (f"- **Configuration finale** :\n  - LR = `{cfg.optim.lr}`\n  - Weight decay = `{cfg.optim.weight_decay}`\n"
+    origin = j.get("from_sweep")
+    origin = (f"- **Origine** : meilleur run de la grille `{c.rel(origin['job'])}` ({origin['monitor']} = "
+              f"`{origin['value']:.4f}`), `full.from_sweep`\n" if origin else
+              "- **Origine** : la configuration de la commande (sans `full.from_sweep`)\n")
+    return (origin + f"- **Configuration finale** :\n  - LR = `{cfg.optim.lr}`\n  - Weight decay = `{cfg.optim.weight_decay}`\n"
             + "".join(f"  - Hyperparamètre modèle {axes.label(cfg, k)} = `{axes.values(cfg)[k]}`\n" for k in "AB")
             + f"  - Batch size = `{cfg.trainer.batch_size}`\n  - Époques = `{j['epochs']}`\n"
             f"- **Checkpoint** : `{c.rel(j['best_ckpt'])}` (époque {j['best_epoch']}, {j['monitor']} = "

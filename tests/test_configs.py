@@ -70,7 +70,7 @@ def test_every_option_composes_and_instantiates(group: str, option: str) -> None
     assert isinstance(data, Dataset)
     if group == "model" and option in TEXT_MODELS:
         meta = {"input_shape": [12], "num_outputs": 3, "num_classes": 3, "task": "multiclass", "modality": "text",
-                "input_dtype": "int64", "vocab_size": 50, "pad_id": 0}
+                "input_dtype": "int32", "vocab_size": 50, "pad_id": 0}
         model = build_model(cfg.model, meta, 4, torch.device("cpu"))
         assert model(torch.randint(0, 50, (4, 12))).shape == (4, 3)
     elif group == "model" and option in SERIES_MODELS:  # (channels, length) inputs: a batch of series

@@ -75,7 +75,7 @@ class TextData(Dataset):
 
     modality = "text"
     augments = frozenset({"token_dropout"})
-    model_dtype = "int64"  # token ids
+    model_dtype = "int32"  # token ids, as stored (nn.Embedding takes them)
 
     def __init__(self, source: Any, tokenizer: str = "word", vocab_size: int = 20000, min_freq: int = 1,
                  max_length: int = 256, truncation: str = "head", bucket: bool = True, **common: Any) -> None:

@@ -73,7 +73,7 @@ def check_same_data(recorded: dict[str, Any], rebuilt: dict[str, Any], path: Pat
     for key in ("mean", "std"):
         before, now = (recorded.get("preprocess") or {}).get(key), rebuilt["preprocess"][key]
         # a loose tolerance: another image decoder version may shift the train mean a little, not 0.1%
-        if before is not None and (len(before) != len(now) or max(abs(a - b) for a, b in zip(before, now)) > 1e-3):
+        if before is not None and (len(before) != len(now) or any(abs(a - b) > 1e-3 for a, b in zip(before, now))):
             differ.append(f"normalize.{key} {before} -> {now}")
     if differ:
         raise UserError(f"the data rebuilt for {path} is not the data the run recorded ({'; '.join(differ)[:300]}): "

@@ -77,6 +77,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     artifacts = Path(cfg.paths.root) / cfg.full.artifacts_dir
     best = run_dir / "checkpoints" / "best.ckpt"
     kept_ckpt = checkpoint.install(artifacts / "best.ckpt", lambda tmp: shutil.copyfile(best, tmp))
+    checkpoint.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))  # what trained (M5's winner)
     kept_cfg = checkpoint.install(artifacts / "config.yaml",
                                   lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
     export = {"best_ckpt": str(artifacts / "best.ckpt"), "config": str(artifacts / "config.yaml"),
