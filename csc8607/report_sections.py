@@ -204,7 +204,14 @@ def test_metrics(c: Context) -> str:
     m, (monitor, val) = j["metrics"], next(iter(j["val_from_checkpoint"].items()))
     gap = j.get(f"val_minus_{j['split']}")
     secondary = ", ".join(f"{k} = `{m[k]:.4f}`" for k in m if isinstance(m[k], float) and k != monitor.split("/")[-1])
-    return (f"- **Checkpoint évalué** : `{c.rel(j['checkpoint'])}` (époque {j['epoch']})\n"
+    warning = ""
+    if "full" in c.runs:  # M9 must evaluate M6's model: an evaluation of an earlier export says so
+        full_run = c.json("full")
+        if (full_run["best_epoch"], full_run["best_value"]) != (j["epoch"], val):
+            warning = (f"> **Attention** : ce checkpoint (époque {j['epoch']}, {monitor} = `{fmt(val)}`) n'est pas "
+                       f"celui de M6 (époque {full_run['best_epoch']}, `{fmt(full_run['best_value'])}`) : refaire "
+                       f"`python evaluate.py ckpt={c.rel(full_run['best_ckpt'])}`\n\n")
+    return (warning + f"- **Checkpoint évalué** : `{c.rel(j['checkpoint'])}` (époque {j['epoch']})\n"
             f"- **Métriques {j['split']}** :\n"
             f"  - Metric principale (nom = `{monitor.split('/')[-1]}`) : `{m[monitor.split('/')[-1]]:.4f}`\n"
             f"  - Metric(s) secondaire(s) : {secondary}\n- **Validation** ({monitor}, checkpoint) : `{fmt(val)}` ; "

@@ -277,3 +277,17 @@ def test_one_damaged_file_spoils_only_its_sections(project: Path, tmp_path: Path
     text = report_of(lambda root: None, after=lambda runs: shutil.rmtree(runs["sanity"]))  # deleted while read
     assert "sanity.json` manque ; à refaire : `python train.py experiment=sanity`" in text
     assert "Nombre de classes" in text and "Métriques test" in text
+
+
+def test_m6_from_the_sweep_shows_what_trained_and_m9_flags_an_older_export(project: Path, tmp_path: Path) -> None:
+    """M6 trained from M5's winner: the report's final configuration is the winner's (not the command's defaults)
+    and says where it came from; the earlier M9 evaluation, of the previous export, is flagged."""
+    cwd = tmp_path / "project"
+    shutil.copytree(project, cwd)
+    run_cli("train.py", "experiment=full", "full.from_sweep=multirun/grid", "trainer.max_epochs=1", "trainer.threads=1",
+            cwd=cwd)
+    run_cli("report.py", cwd=cwd)
+    report = (cwd / "report" / "report.md").read_text()
+    best = next(csv.DictReader(open(cwd / "multirun" / "grid" / "summary.csv")))
+    assert f"Hyperparamètre modèle A (width) = `{best['A']}`" in report and "`full.from_sweep`" in report
+    assert "**Attention** : ce checkpoint" in report and "n'est pas celui de M6" in report
