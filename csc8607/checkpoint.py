@@ -124,6 +124,9 @@ def check_fields(state: dict[str, Any], path: Path) -> None:
         problems.append(f"best_value={best!r} is not a number")
     if epoch is not None and not (isinstance(epoch, int) and not isinstance(epoch, bool)):
         problems.append(f"epoch={epoch!r} is not a whole number")
+    for key, kind in (("monitor", str), ("meta", dict), ("run_name", str), ("history", list)):
+        if state.get(key) is not None and not isinstance(state[key], kind):
+            problems.append(f"`{key}` is not a {kind.__name__}")
     if problems:
         raise UserError(f"checkpoint {path} is incomplete or damaged ({'; '.join(problems)}): use a checkpoint "
                         "written by train.py")

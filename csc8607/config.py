@@ -142,6 +142,7 @@ def validate_trainer(trainer: DictConfig) -> None:
     for key in ("max_epochs", "batch_size", "eval_batch_size", "log_every_n_steps"):
         value = trainer.get(key)
         check(is_int(value) and value >= 1, f"trainer.{key}={value} must be a whole number >= 1")
+        check(value < 2**31, f"trainer.{key}={value} is far too large (at most {2**31 - 1})")
     monitor_mode(trainer)
     grad_clip = trainer.get("grad_clip")
     check(grad_clip is None or (is_number(grad_clip) and grad_clip > 0),
@@ -192,7 +193,8 @@ def plain(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-MACHINE_KEYS = ("paths", "data.cache_dir")  # where this machine keeps things: never taken from a saved config
+# where this machine keeps things, never taken from a saved config: key -> its value when this command has none
+MACHINE_KEYS = {"paths": None, "data.cache_dir": None, "full.artifacts_dir": "artifacts"}
 
 
 def with_overrides(saved: Any, composed: DictConfig, overrides: list[str], skip: tuple[str, ...],
@@ -209,9 +211,11 @@ def with_overrides(saved: Any, composed: DictConfig, overrides: list[str], skip:
     if not isinstance(saved, dict) or not saved:
         raise UserError(f"{source} holds no config (was it written by train.py?)")
     cfg = OmegaConf.create(saved)
-    for key in MACHINE_KEYS:
-        if OmegaConf.select(cfg, key) is not None:  # a cache left off stays off
-            OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False, force_add=True)
+    for key, fallback in MACHINE_KEYS.items():
+        if key == "data.cache_dir" and OmegaConf.select(cfg, key) is None:
+            continue  # a cache left off stays off
+        if OmegaConf.select(cfg, key.split(".")[0]) is not None or key == "paths":
+            OmegaConf.update(cfg, key, OmegaConf.select(composed, key, default=fallback), merge=False, force_add=True)
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if key in skip or key.startswith("hydra"):

@@ -35,6 +35,9 @@ def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
         except (UserError, OmegaConfBaseException, OSError, KeyboardInterrupt) as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1" or (isinstance(err, OSError) and not disk_full(err)):
                 raise
+            from csc8607.rundir import discard_unclaimed
+
+            discard_unclaimed()  # a refused command leaves no empty run dir behind
             fail(user_message(err), getattr(err, "exit_code", 130 if isinstance(err, KeyboardInterrupt) else 2))
 
     return wrapper

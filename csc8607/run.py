@@ -95,7 +95,7 @@ def config_differences(saved: dict[str, Any], cfg: DictConfig, prefixes: tuple[s
     """`key: saved -> now` for the model/data keys whose values differ between a checkpoint's config and `cfg`."""
     before, now = flatten(saved), flatten(cfg)
     keys = sorted(k for k in set(before) | set(now) if k.startswith(prefixes) and before.get(k) != now.get(k)
-                  and not k.startswith(MACHINE_KEYS))
+                  and not k.startswith(tuple(MACHINE_KEYS)))
     return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in keys]
 
 

@@ -144,6 +144,36 @@ class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         refuse_held_dirs(config, sweep_dir, "hydra.sweep.dir", sweep=True)
+        recorded = sweep_dir / "multirun.yaml"
+        if config.get("skip_finished") and recorded.is_file():
+            changed = command_differences(recorded, list(config.hydra.overrides.task))
+            if changed:
+                fail(f"{sweep_dir} holds a sweep of another command ({', '.join(changed[:4])}): skip_finished re-runs "
+                     "the same command; choose a new hydra.sweep.dir")
         from csc8607.checkpoint import keep_previous
 
-        keep_previous(sweep_dir / "multirun.yaml")  # the command that ran before stays on record
+        keep_previous(recorded)  # the command that ran before stays on record
+
+
+def command_differences(recorded: Path, task: list[str]) -> list[str]:
+    """The overrides that differ between a sweep's recorded command and this one (skip_finished aside)."""
+    def same_run(overrides: list[str]) -> set[str]:
+        return {o for o in overrides if not o.lstrip("+").startswith(("skip_finished=", "hydra.sweep.dir="))}
+
+    try:
+        before = same_run(list(OmegaConf.load(recorded).hydra.overrides.task))
+    except Exception as err:  # noqa: BLE001 - an unreadable record is not the same command
+        return [f"{recorded.name} unreadable ({type(err).__name__})"]
+    now = same_run(task)
+    return sorted(before ^ now)
+
+
+def discard_unclaimed() -> None:
+    """After a refusal: remove what Hydra made for this command (the dir, an empty log, the pending record) when
+    the command claimed nothing there, so that a refused command leaves no empty run behind."""
+    directory = hydra_output_dir()
+    if directory is None or not directory.is_dir() or (directory / ".hydra").exists():
+        return
+    entries = list(directory.iterdir())
+    if all(p.name == PENDING or (p.suffix == ".log" and p.is_file() and p.stat().st_size == 0) for p in entries):
+        shutil.rmtree(directory, ignore_errors=True)

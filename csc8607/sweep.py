@@ -57,14 +57,28 @@ def guarded(job: Callable[[DictConfig, Path], float], cfg: DictConfig, run_dir: 
 
 
 def job_row(job_dir: Path) -> dict[str, Any]:
-    """One summary row from a job dir: its config values, metrics.json (or failed.json)."""
+    """One summary row from a job dir: its config values, metrics.json (or failed.json). A record that cannot be
+    read (damaged, hand-edited) makes a failed row saying so, never a crash of the summary or of full.from_sweep."""
+    try:
+        return read_row(job_dir)
+    except Exception as err:  # noqa: BLE001 - any damage to one job's files is that job's row, not the sweep's end
+        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        return {"run": job_dir.name, "status": "failed", "params": None, "val_metric": None, "val_loss": None,
+                "best_epoch": None, "wall_time_s": None, "checkpoint": "", "monitor": None, "mode": None,
+                "error": f"unreadable record in {job_dir.name} ({reason[:200]})"}
+
+
+def read_row(job_dir: Path) -> dict[str, Any]:
     cfg = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
     row: dict[str, Any] = axes.values(cfg)
     metrics_path, failed_path = job_dir / "metrics.json", job_dir / "failed.json"
     if metrics_path.exists():
         m = checkpoint.read_json(metrics_path)
         best = m["history"][m["best_epoch"] - 1]
-        row.update(run=m["run_name"], status="ok", params=m.get("params"), val_metric=m["best_value"], val_loss=best["val/loss"],
+        value = m["best_value"]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"best_value={value!r} is not a finite number")
+        row.update(run=m["run_name"], status="ok", params=m.get("params"), val_metric=value, val_loss=best["val/loss"],
                    best_epoch=m["best_epoch"], wall_time_s=round(m["wall_time_s"], 2),
                    checkpoint=str((job_dir / "checkpoints" / "best.ckpt").resolve()), error="")
     else:
@@ -76,15 +90,25 @@ def job_row(job_dir: Path) -> dict[str, Any]:
     return row
 
 
+def first_config(sweep_dir: Path) -> DictConfig | None:
+    """The first job config of the sweep that can be read (it names the model's axes in the table's header)."""
+    for path in sorted(sweep_dir.glob("*/.hydra/config.yaml")):
+        try:
+            return OmegaConf.load(path)
+        except Exception:  # noqa: BLE001 - a damaged record is that job's failed row
+            continue
+    return None
+
+
 def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     """Write summary.csv and summary.md in `sweep_dir`; returns the sorted rows (best first, failed last)."""
     sweep_dir = Path(sweep_dir)
-    rows = [job_row(p.parent) for p in sorted(sweep_dir.glob("*/.hydra"))]
+    rows = [job_row(p.parent) for p in sorted(sweep_dir.glob("*/.hydra")) if p.is_dir()]
     ok = [r for r in rows if r["status"] == "ok"]
-    maximize = bool(rows) and rows[0]["mode"] == "max"
+    maximize = bool(ok) and ok[0]["mode"] == "max"
     ok.sort(key=lambda r: r["val_metric"], reverse=maximize)
     rows = ok + [r for r in rows if r["status"] != "ok"]
-    monitor = rows[0]["monitor"] if rows else "val metric"
+    monitor = ok[0]["monitor"] if ok else "val metric"
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
@@ -92,10 +116,10 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     checkpoint.write_text(sweep_dir / "summary.csv", table.getvalue())
     from csc8607.report import table
 
-    first = OmegaConf.load(next(sweep_dir.glob("*/.hydra/config.yaml"))) if rows else None
+    first = first_config(sweep_dir)
     header = [monitor if c == "val_metric" else axes.label(first, c) if first is not None else c for c in COLUMNS]
-    cells = [[f"{r[c]:.4f}" if isinstance(r[c], float) and c in ("val_metric", "val_loss") else
-              ("" if r[c] is None else str(r[c])) for c in COLUMNS] for r in rows]
+    cells = [[f"{r[c]:.4f}" if isinstance(r.get(c), float) and c in ("val_metric", "val_loss") else
+              ("" if r.get(c) is None else str(r[c])) for c in COLUMNS] for r in rows]
     order = "max" if maximize else "min"
     checkpoint.write_text(sweep_dir / "summary.md",
         f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}), failed jobs last.\n\n" + table(header, cells) + "\n")

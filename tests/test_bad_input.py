@@ -81,7 +81,7 @@ def test_bad_checkpoints_leave_the_run_untouched(trained_run: Path, tmp_path: Pa
         assert proc.returncode != 0 and message in proc.stderr, (args, proc.stderr[-1500:])
         assert "Traceback" not in proc.stderr
     for args, message in [([f"resume={tmp_path / 'nowhere'}"], "does not exist"),
-                          ([f"resume={trained_run}", "model.width=16"], "does not match the model")]:
+                          ([f"resume={trained_run}", "model.width=16", "trainer.max_epochs=16"], "does not match the model")]:
         proc = run_cli("train.py", *args, cwd=tmp_path, check=False)
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-1500:])
     after = {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()}

@@ -49,14 +49,20 @@ def test_skip_finished_keeps_only_runs_of_the_same_config(tmp_path: Path) -> Non
     again = run_cli("train.py", *command, cwd=tmp_path, check=False)  # no skip_finished: refused before writing
     assert again.returncode == 2 and "already holds a finished run" in again.stderr and snapshot(sweep) == before
     other = run_cli("train.py", *command, "skip_finished=true", "optim=sgd", cwd=tmp_path, check=False)
-    assert other.returncode == 2 and "of another config" in other.stderr and "optim._target_" in other.stderr
+    assert other.returncode == 2 and "holds a sweep of another command (optim=sgd)" in other.stderr
     jobs = job_dirs(sweep)
     assert {p: b for p, b in snapshot(sweep).items() if p.parent.name == ".hydra"} == \
         {p: b for p, b in before.items() if p.parent.name == ".hydra"}
     assert {p: b for p, b in snapshot(sweep).items() if p.name == "metrics.json"} == \
         {p: b for p, b in before.items() if p.name == "metrics.json"}
-    kept = sorted(sweep.glob("multirun.*.yaml"))  # the command that ran is kept on record
-    assert kept and kept[0].read_bytes() == before[sweep / "multirun.yaml"]
+    assert (sweep / "multirun.yaml").read_bytes() == before[sweep / "multirun.yaml"]  # refused before any write
+    job = jobs[0]  # a job whose recorded config was changed by hand: refused by the job, its record untouched
+    recorded = (job / ".hydra" / "config.yaml").read_text()
+    (job / ".hydra" / "config.yaml").write_text(recorded.replace("max_epochs: 1", "max_epochs: 7"))
+    changed = run_cli("train.py", *command, "skip_finished=true", cwd=tmp_path, check=False)
+    assert changed.returncode == 2 and "of another config (trainer.max_epochs: 7 -> 1)" in changed.stderr
+    assert sorted(sweep.glob("multirun.*.yaml"))  # the command that ran before is kept on record
+    (job / ".hydra" / "config.yaml").write_text(recorded)
     run_cli("train.py", *command, "skip_finished=true", cwd=tmp_path)  # the same command: finished jobs kept
     assert len(jobs) == 2 and job_dirs(sweep) == jobs
     assert {p: b for p, b in snapshot(sweep).items() if p.name == "metrics.json"} == \
@@ -117,3 +123,42 @@ def test_kill_between_last_and_best_then_resume_gives_a_consistent_best(tmp_path
     best = checkpoint.load(tmp_path / "checkpoints" / "best.ckpt")
     assert best["epoch"] == result["best_epoch"] == 2
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+
+
+def tampered_copy(trained_run: Path, target: Path, **config: object) -> Path:
+    shutil.copytree(trained_run, target)
+    last = target / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    state["config"].update(config)
+    torch.save(state, last)
+    return target
+
+
+def test_resume_writes_only_into_its_run_and_this_machines_artifacts(trained_run: Path, tmp_path: Path) -> None:
+    """A last.ckpt naming M6 with its artifacts dir elsewhere: resume exports into this command's artifacts/."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "config.yaml").write_text("precious: 1\n")
+    saved = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)["config"]
+    run = tampered_copy(trained_run, tmp_path / "run", section="full",
+                        full={"artifacts_dir": str(victim), "from_sweep": None},
+                        trainer={**saved["trainer"], "max_epochs": saved["trainer"]["max_epochs"] + 1})
+    run_cli("train.py", f"resume={run}", "trainer.threads=1", cwd=tmp_path)
+    assert sorted(p.name for p in victim.iterdir()) == ["config.yaml"] and (victim / "config.yaml").read_text() == \
+        "precious: 1\n"
+    assert (tmp_path / "artifacts" / "best.ckpt").is_file()
+
+
+def test_resume_of_a_finished_run_or_through_a_link_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = snapshot(run)
+    with pytest.raises(UserError, match="already finished its 15 epochs"):
+        run_section(composed("config", f"resume={run}"), tmp_path / "new")
+    link = tmp_path / "link"
+    (link / "checkpoints").mkdir(parents=True)
+    (link / ".hydra").mkdir()
+    (link / "checkpoints" / "last.ckpt").symlink_to(run / "checkpoints" / "last.ckpt")
+    with pytest.raises(UserError, match="is a symbolic link"):
+        run_section(composed("config", f"resume={link}", "trainer.max_epochs=20"), tmp_path / "new")
+    assert snapshot(run) == before

@@ -8,6 +8,8 @@ study (run, then resumed) is tested with the report (tests/test_report.py).
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 import math
 from pathlib import Path
 
@@ -244,4 +246,22 @@ def test_full_trains_the_sweeps_winner(grid_sweep: Path, tmp_path: Path) -> None
     assert saved["model"]["width"] == int(best["A"]) and saved["optim"]["lr"] == float(best["lr"])
     assert saved["optim"]["weight_decay"] == 0.01
     proc = run_cli("train.py", "experiment=full", f"full.from_sweep={tmp_path}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "no finished job under" in proc.stderr
+
+
+def test_damaged_job_records_are_failed_rows_not_crashes(grid_sweep: Path, tmp_path: Path) -> None:
+    """A job whose metrics.json is truncated, or whose best value is NaN, is a failed row of the summary (and
+    never M5's winner); the summary and full.from_sweep still work."""
+    from csc8607.sweep import summarize
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(grid_sweep, sweep)
+    ok = [p.parents[1] for p in sorted(sweep.glob("*/checkpoints/best.ckpt"))]
+    (ok[0] / "metrics.json").write_text('{"history": [')
+    metrics = read_json(ok[1] / "metrics.json")
+    (ok[1] / "metrics.json").write_text(json.dumps({**metrics, "best_value": float("nan")}))
+    rows = summarize(sweep)
+    assert [r["status"] for r in rows] == ["failed"] * 4
+    assert sum("unreadable record" in r["error"] for r in rows) == 2
+    proc = run_cli("train.py", "experiment=full", f"full.from_sweep={sweep}", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "no finished job under" in proc.stderr

@@ -52,12 +52,19 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     run_dir = Path(run_dir)
     runs = []
     for path in find_runs(cfg.compare.runs, Path(cfg.paths.root)):
-        metrics = checkpoint.read_json(path / "metrics.json")
-        conf = OmegaConf.load(path / ".hydra" / "config.yaml")
-        runs.append({"dir": str(path), "name": metrics["run_name"], "history": metrics["history"],
-                     "monitor": metrics["monitor"], "mode": monitor_mode(conf.trainer),
-                     "best_value": metrics["best_value"],
-                     **axes.values(conf), "keys": axes.keys(conf)})
+        try:
+            metrics = checkpoint.read_json(path / "metrics.json")
+            conf = OmegaConf.load(path / ".hydra" / "config.yaml")
+            run = {"dir": str(path), "name": metrics["run_name"], "history": metrics["history"],
+                   "monitor": metrics["monitor"], "mode": monitor_mode(conf.trainer),
+                   "best_value": float(metrics["best_value"]), **axes.values(conf), "keys": axes.keys(conf)}
+            rows = [[row["epoch"], row["train/loss"], row["val/loss"], row[run["monitor"]]] for row in run["history"]]
+        except Exception as err:  # noqa: BLE001 - a damaged run's records: one line naming it
+            raise UserError(f"compare.runs: the records of {path} cannot be read ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0][:160] if str(err) else ''}); leave that run out") from None
+        if not rows:
+            raise UserError(f"compare.runs: {path} has no epoch in its history; leave that run out")
+        runs.append(run)
     monitor, mode = runs[0]["monitor"], runs[0]["mode"]  # the compared runs' own metric and direction
     if {(r["monitor"], r["mode"]) for r in runs} != {(monitor, mode)}:
         raise UserError(f"compare.runs: the runs monitor different metrics "

@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint, figures
+from csc8607.errors import UserError
 from csc8607.run import setup
 from csc8607.tb import open_writer
 
@@ -103,6 +104,9 @@ def useful_range(curves: dict[str, Any]) -> tuple[float, float]:
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     run_dir = Path(run_dir)
     opts = cfg.lr_finder
+    if not opts.weight_decays or any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0
+                                     for w in opts.weight_decays):
+        raise UserError(f"lr_finder.weight_decays={list(opts.weight_decays or [])} must list one or more numbers >= 0")
     s = setup(cfg)
     optimizer = s.optimizer()
     model_state = copy.deepcopy(s.model.state_dict())

@@ -24,8 +24,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     opts = cfg.overfit
     s = setup(cfg)
     train = s.data.splits["train"]
-    n = int(opts.num_samples)
-    if not 1 <= n <= len(train):
+    n = opts.num_samples
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(train):
         raise UserError(f"overfit.num_samples={n} must be between 1 and the train split size {len(train)}")
     index = np.sort(np.random.default_rng(cfg.seed).choice(len(train), n, replace=False))
     subset = train.subset(index)

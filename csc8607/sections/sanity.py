@@ -73,7 +73,10 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     table = layer_table(model, inputs)
     total = count_parameters(model)
     expected = expected_initial_loss(meta["task"], meta["num_classes"])
-    tolerance = float(cfg.sanity.tolerance)
+    tolerance = cfg.sanity.tolerance
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or tolerance < 0:
+        raise UserError(f"sanity.tolerance={tolerance!r} must be a number >= 0")
+    tolerance = float(tolerance)
     if meta["task"] == "regression":  # outputs near 0: the MSE is this batch's mean y², in the target's units
         expected = (labels.double() ** 2).mean().item()
         tolerance *= expected  # so the tolerance is relative

@@ -25,17 +25,28 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
     Only a run's own checkpoints/last.ckpt continues it: an exported or best checkpoint is not a run (resuming it
     would write into whatever dir holds it, or roll the run back and lose its later epochs)."""
     path = Path(str(cfg.resume)).expanduser()
-    ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    ckpt = (path / "checkpoints" / "last.ckpt" if path.is_dir() else path).absolute()
     state = checkpoint.load(ckpt)
     checkpoint.check_fields(state, ckpt)
-    run_dir = ckpt.resolve().parent.parent
-    if ckpt.name != "last.ckpt" or ckpt.resolve().parent.name != "checkpoints" or not (run_dir / ".hydra").is_dir():
+    run_dir = ckpt.parent.parent  # the dir the checkpoint is in, not where a link points: that run continues
+    if ckpt.name != "last.ckpt" or ckpt.parent.name != "checkpoints" or not (run_dir / ".hydra").is_dir():
         raise UserError(f"resume={cfg.resume}: not a run's checkpoints/last.ckpt; resume takes a run dir (or its "
                         "last.ckpt). An exported or best checkpoint is not a run: evaluate it with evaluate.py, or "
                         "train a new run")
-    saved = with_overrides(state["config"], cfg, command_line_overrides(), skip=("resume",),
-                           source=f"checkpoint {ckpt}")
+    if ckpt.is_symlink() or ckpt.parent.is_symlink():
+        raise UserError(f"resume={cfg.resume}: {ckpt} is a symbolic link; resume continues the run whose dir holds "
+                        "the checkpoint itself")
+    overrides = command_line_overrides()
+    saved = with_overrides(state["config"], cfg, overrides, skip=("resume",), source=f"checkpoint {ckpt}")
     check_same_split(state["config"], saved, "resume= continues on")
+    if any(o.split("=", 1)[0].lstrip("+") in ("experiment", "section") for o in overrides) \
+            and cfg.get("section") != state["config"].get("section"):
+        raise UserError(f"resume={cfg.resume} continues a `{state['config'].get('section') or 'train'}` run; "
+                        f"section={cfg.get('section')} runs in a new dir: drop resume=")
+    result = "full.json" if saved.get("section") == "full" else "metrics.json"
+    if (run_dir / result).exists() and not state.get("progress") and state["epoch"] >= saved.trainer.max_epochs:
+        raise UserError(f"resume={cfg.resume}: the run already finished its {state['epoch']} epochs, nothing to "
+                        f"resume (give trainer.max_epochs > {state['epoch']} to train it longer)")
     saved.resume = str(ckpt)
     saved.run_name = saved.get("run_name") or state.get("run_name")
     return saved, run_dir, state
