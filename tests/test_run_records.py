@@ -161,4 +161,11 @@ def test_resume_of_a_finished_run_or_through_a_link_is_refused(trained_run: Path
     (link / "checkpoints" / "last.ckpt").symlink_to(run / "checkpoints" / "last.ckpt")
     with pytest.raises(UserError, match="is a symbolic link"):
         run_section(composed("config", f"resume={link}", "trainer.max_epochs=20"), tmp_path / "new")
-    assert snapshot(run) == before
+    linked_tb = tmp_path / "linked_tb"
+    shutil.copytree(run, linked_tb)
+    shutil.rmtree(linked_tb / "tb")
+    (linked_tb / "tb").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UserError, match="is a symbolic link"):
+        run_section(composed("config", f"resume={linked_tb}", "trainer.max_epochs=20"), tmp_path / "new")
+    assert snapshot(run) == before and not (tmp_path / "elsewhere").exists()
+

@@ -33,7 +33,7 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
         raise UserError(f"resume={cfg.resume}: not a run's checkpoints/last.ckpt; resume takes a run dir (or its "
                         "last.ckpt). An exported or best checkpoint is not a run: evaluate it with evaluate.py, or "
                         "train a new run")
-    if ckpt.is_symlink() or ckpt.parent.is_symlink():
+    if ckpt.is_symlink() or ckpt.parent.is_symlink() or (run_dir / "tb").is_symlink():
         raise UserError(f"resume={cfg.resume}: {ckpt} is a symbolic link; resume continues the run whose dir holds "
                         "the checkpoint itself")
     overrides = command_line_overrides()
