@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from optuna.storages import RDBStorage
@@ -62,19 +62,31 @@ class HeartbeatStorage(RDBStorage):
                     log.warning("heartbeat of trial id %d not recorded: %s", trial_id, storage_problem(err))
 
 
-def create_storage(url: str, heartbeat_interval: int, grace_period: int, attempts: int = 5) -> HeartbeatStorage:
-    """HeartbeatStorage(url); workers started together on an empty database race to create Optuna's tables:
-    the losers (a unique-constraint error) try again once the winner's tables exist."""
+def transient(err: Exception) -> bool:
+    """A race between workers started together on one database (tables created twice, sqlite's write lock),
+    not a broken storage: worth trying again."""
     from sqlalchemy.exc import IntegrityError
 
+    text = " ".join(str(e) for e in (err, err.__cause__) if e is not None).lower()
+    return isinstance(err, IntegrityError) or "locked" in text or "already exists" in text
+
+
+def retried(make: Callable[[], Any], attempts: int = 6) -> Any:
+    """`make()`, tried again (with a growing pause) while it fails for a transient reason."""
     for attempt in range(attempts):
         try:
-            return HeartbeatStorage(url, heartbeat_interval, grace_period)
-        except IntegrityError:
-            if attempt == attempts - 1:
+            return make()
+        except Exception as err:  # noqa: BLE001 - only transient failures are retried; the rest propagate
+            if attempt == attempts - 1 or not transient(err):
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def create_storage(url: str, heartbeat_interval: int, grace_period: int) -> HeartbeatStorage:
+    """HeartbeatStorage(url); workers started together on an empty database race to create Optuna's tables:
+    the losers try again once the winner's tables exist."""
+    return retried(lambda: HeartbeatStorage(url, heartbeat_interval, grace_period))
 
 
 def describe_url(url: str) -> str:
@@ -103,9 +115,12 @@ def open_study(url: str | None, study_name: str | None, directions: list[str], h
     except Exception as err:  # noqa: BLE001 - sqlalchemy's errors, any database
         raise UserError(f"{key}={shown}: cannot open the study storage ({storage_problem(err)})") from None
     try:
-        study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
-                                    load_if_exists=True)
-        study.set_system_attr("csc8607:writable", True)  # a read-only storage fails here, not at the first trial
+        def open_and_mark() -> None:
+            study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
+                                        load_if_exists=True)
+            study.set_system_attr("csc8607:writable", True)  # a read-only storage fails here, not at the first trial
+
+        retried(open_and_mark)
     except ValueError as err:  # "Cannot overwrite study direction from [...] to [...]"
         raise UserError(f"{key}={shown}: study `{study_name}` exists with another direction ({err}); set "
                         "hydra.sweeper.direction to match it or choose another hydra.sweeper.study_name") from None
