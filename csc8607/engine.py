@@ -49,17 +49,29 @@ class Interrupted(UserError):
         self.exit_code = 128 + int(getattr(signal, signal_name))
 
 
+def preemption_signal() -> signal.Signals:
+    """The signal SLURM sends `signal_delay_s` before a job's time limit (`--signal`), on which submitit requeues
+    the job: USR2 unless submitit's SUBMITIT_PREEMPT_SIGNAL names another."""
+    return signal.Signals["SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")]
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[Callable[[], str | None]]:
     """While active, SIGINT and SIGTERM (a SLURM time limit) only record their arrival; the loop polls the
-    returned function after each step and stops cleanly. Outside the main thread this does nothing."""
+    returned function after each step and stops cleanly. So does the preemption signal where a handler awaits it
+    (submitit's, in a SLURM job): once the loop has stopped and saved last.ckpt, that handler runs (it requeues
+    the job and exits), so the requeued job continues from the very batch it reached. Outside the main thread
+    this does nothing."""
     received: list[str] = []
 
     def handler(signum: int, _frame: Any) -> None:
         received.append(signal.Signals(signum).name)
 
+    preempt = preemption_signal()
     try:
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if callable(signal.getsignal(preempt)):
+            previous[preempt] = signal.signal(preempt, handler)
     except ValueError:  # not the main thread
         previous = {}
     try:
@@ -67,6 +79,10 @@ def stop_on_signals() -> Iterator[Callable[[], str | None]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        if preempt.name in received and preempt in previous:
+            log.warning("%s: training stopped; the job's own handler (submitit's) takes over: it requeues the job",
+                        preempt.name)
+            previous[preempt](preempt, None)  # type: ignore[operator]
 
 
 class Engine:
@@ -235,6 +251,8 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
             except Interrupted as interrupted:
                 if ckpt_dir is not None:
                     checkpoint.save(ckpt_dir / "last.ckpt", state(epoch - 1, interrupted.progress))
+                    log.warning("%s in epoch %d after batch %d (step %d): last.ckpt saved", interrupted.signal_name,
+                                epoch, interrupted.progress.batches_done, engine.step)
                 raise
             progress = None
             val = engine.evaluate(model, val_batches)

@@ -67,6 +67,39 @@ def test_sigterm_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path) -> 
     assert strip(resumed["history"]) == strip(reference["history"])
 
 
+def test_preemption_signal_saves_the_partial_epoch_before_the_job_handler_requeues(tmp_path: Path) -> None:
+    """SLURM's time-limit signal (USR2) in a submitit job: the loop stops at the batch boundary and saves
+    last.ckpt with the partial epoch, and only then does the handler that awaited the signal (submitit's
+    requeue-and-exit, here a stand-in that records what it finds and exits like it) run."""
+    data = ImageData(load_digits, 0.15, 0.15, channels=1, augment={"crop_padding": 1})
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    found = []
+
+    def requeue_and_exit(signum: int, _frame: object) -> None:
+        found.append((signum, checkpoint.load(ckpt) if ckpt.exists() else None))
+        raise SystemExit(-1)
+
+    class UsrAt(SignalAt):
+        def __iter__(self):
+            for number, batch in enumerate(BatchLoader.__iter__(self)):
+                yield batch
+                if self.epoch == 1 and number == 3:
+                    os.kill(os.getpid(), signal.SIGUSR2)
+
+    previous = signal.signal(signal.SIGUSR2, requeue_and_exit)
+    try:
+        model, optimizer, engine = fresh(data)
+        with pytest.raises(SystemExit):
+            fit(engine, model, optimizer, UsrAt(data.splits["train"], 32, data.transform(train=True), shuffle=True,
+                                                seed=1), data.loader("val", 256), max_epochs=2, run_dir=tmp_path)
+        assert signal.getsignal(signal.SIGUSR2) is requeue_and_exit  # restored for the rest of the job
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    ((signum, saved),) = found
+    assert signum == signal.SIGUSR2 and saved is not None
+    assert saved["epoch"] == 0 and saved["progress"]["batches_done"] == 5 and saved["step"] == 5
+
+
 def wait_for_epoch(run_root: Path, epoch: int, proc: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
