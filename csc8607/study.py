@@ -45,6 +45,22 @@ class HeartbeatStorage(RDBStorage):
             self.beating.add(trial._trial_id)
         return trial
 
+    def _update_trial(self, trial_id: int, **updates: Any) -> bool:
+        """Every write of a trial's result goes through here (optuna's cached storage calls it directly). A trial
+        of this process that stalled past the grace period (a suspended job, a database out of reach) was failed
+        by another worker: the study keeps that FAIL, the result told now is left out with a warning (its job dir
+        still holds it), and the sweep goes on instead of stopping on Optuna's `finished trial` error."""
+        try:
+            return super()._update_trial(trial_id, **updates)
+        except RuntimeError:
+            trial = self.get_trial(trial_id)
+            if not trial.state.is_finished():
+                raise
+            log.warning("trial %d was marked %s by another worker while it ran (no heartbeat for %d s): the study "
+                        "keeps it as %s; its result stays in its job dir only", trial.number, trial.state.name,
+                        self.grace_period, trial.state.name)
+            return False
+
     def beat(self) -> None:
         """Record a heartbeat for each unfinished trial of this process, every `heartbeat_interval` seconds."""
         while True:

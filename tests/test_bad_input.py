@@ -47,6 +47,8 @@ CASES = [
     (["experiment=grid", "model.width="], 2, "sweep axis model.width has an empty value"),
     (["experiment=grid", "optim.lr=-1.0", "optim.weight_decay=0.0", "model.width=4", "model.depth=1"], 2,
      "all 1 jobs of the sweep failed (first error: UserError: optim.lr=-1.0 must be > 0)"),
+    (["experiment=optuna", "hydra.sweeper.storage=null", "hydra.sweeper.n_trials=1", "model.width=0", "model.depth=1"],
+     2, "all 1 jobs of the sweep failed (first error: UserError: cannot build model"),  # an in-memory study
     (["section=report"], 2, "section=report is not one of"),
     (["hydra.run.dir=/dev/null/run"], 2, "cannot write the output dir /dev/null/run (/dev/null is not a directory)"),
     (["-m", "hydra.sweep.dir=/dev/null/sweep", "model.width=4,8"], 2, "cannot write the output dir /dev/null/sweep"),

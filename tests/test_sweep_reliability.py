@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 
 from conftest import REPO, job_dirs, read_json, run_cli
 
@@ -119,3 +120,25 @@ def test_resumed_study_does_not_replay_earlier_suggestions(tmp_path: Path) -> No
     assert not set(first) & set(second)
     again_first, again_second = run(StudyTPESampler(seed=7), "again.db"), run(StudyTPESampler(seed=7), "again.db")
     assert (again_first, again_second) == (first, second)
+
+
+def test_a_trial_failed_by_another_worker_while_it_stalled_is_left_as_fail_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Worker A's trial stops beating (its process stalled) past the grace period; worker B, starting its next
+    trial, fails it. When A's trial then finishes, telling its result (as Hydra's sweeper does after each job)
+    warns instead of raising Optuna's `finished trial` error, which used to end A's whole sweep."""
+    from csc8607.study import open_study
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    stalled = open_study(url, "shared", ["maximize"], heartbeat_interval=600, grace_period=1)  # beats once only
+    other = open_study(url, "shared", ["maximize"], heartbeat_interval=1, grace_period=1)
+    study_a, study_b = (optuna.load_study(study_name="shared", storage=s) for s in (stalled, other))
+    trial = study_a.ask()
+    time.sleep(2.1)  # past the grace period (sqlite times heartbeats to the second) without a heartbeat
+    study_b.ask()  # B's next trial: A's is stale, so FAIL
+    with caplog.at_level("WARNING", logger="csc8607.study"):
+        study_a.tell(trial, 0.9)
+        study_a.tell(study_a.ask(), 0.8)  # and A's sweep goes on
+    assert f"trial {trial.number} was marked FAIL by another worker" in caplog.text
+    states = [t.state.name for t in optuna.load_study(study_name="shared", storage=url).trials]
+    assert states == ["FAIL", "RUNNING", "COMPLETE"]
