@@ -5,12 +5,14 @@ CSC8607_CLUSTER_TESTS=required (as `.ci/run` sets it, after installing them): th
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -40,10 +42,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         services.stop()
 
 
-def readme_slurm_command() -> list[str]:
-    """The sweep command of README's cluster section (the ```bash block after `<!-- slurm-sweep -->`)."""
+def readme_slurm_command(marker: str = "slurm-sweep") -> list[str]:
+    """A command of README's cluster section (the ```bash block after `<!-- marker -->`)."""
     text = (REPO / "README.md").read_text()
-    block = text.split("<!-- slurm-sweep -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    block = text.split(f"<!-- {marker} -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     command = shlex.split([line for line in block.replace("\\\n", " ").splitlines() if line.strip()][0])
     assert command[:2] == ["python", "train.py"]
     return command[2:]
@@ -56,38 +58,75 @@ def wait_until(check, timeout: float = 300) -> None:  # type: ignore[no-untyped-
         time.sleep(0.5)
 
 
+def option(args: list[str], key: str) -> str:
+    (value,) = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
+    return value
+
+
+def epochs_outlasting(seconds: float, args: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """Enough epochs of `python train.py args` that its training surely lasts `seconds` on this machine: a short
+    run of the same config times an epoch here (SLURM's jobs run on this machine too)."""
+    short = [re.sub(r"^trainer\.max_epochs=.*", "trainer.max_epochs=6", a) for a in args]
+    subprocess.run([sys.executable, str(REPO / "train.py"), *short, f"hydra.sweep.dir={cwd}"], env=env, check=True, capture_output=True, timeout=300)
+    (job,) = job_dirs(cwd)
+    epoch_s = sorted(row["epoch_time_s"] for row in read_json(job / "metrics.json")["history"])[2]  # median
+    return math.ceil(1.3 * seconds / epoch_s)  # 1.3: a margin for a machine that speeds up
+
+
 def test_readme_slurm_sweep_jobs_requeue_at_the_time_limit_and_match_an_uninterrupted_run(
         cluster: Services, tmp_path: Path) -> None:
-    """README's command through sbatch: each job a SLURM job in its own dir; the failing one recorded; the one
-    longer than its time limit gets SLURM's signal, is requeued and continues from last.ckpt, ending with the
-    metrics of an uninterrupted run with the same seed; the summary lists both."""
+    """README's command through sbatch: each job a SLURM job in its own dir; the failing one recorded. The other
+    trains longer than its 1-minute limit: SLURM's own timer sends it USR2 (`--signal`, nothing here signals it),
+    the loop saves the partial epoch in last.ckpt, submitit requeues the job, and the requeued job continues from
+    that very batch, ending with the metrics of an uninterrupted run with the same seed."""
     args = readme_slurm_command()
-    reference_dir = tmp_path / "reference"
-    reference_dir.mkdir()
+    env = {**os.environ, **cluster.env, "PYTHONPATH": str(REPO), "CSC8607_CACHE": str(tmp_path / "cache")}
     reference_args = [a for a in args if not a.startswith(("hydra/launcher", "hydra.launcher"))]
     reference_args = [re.sub(r"^model\.width=.*", "model.width=4", a) for a in reference_args]
-    env = {**os.environ, **cluster.env, "PYTHONPATH": str(REPO), "CSC8607_CACHE": str(tmp_path / "cache")}
+    # SLURM checks time limits every 30 s and signals at the first check within signal_delay_s + 30 s of the
+    # limit: training that outlasts limit - signal_delay_s is sure to get the signal, whatever the check's phase
+    signal_by = 60 * int(option(args, "hydra.launcher.timeout_min")) - int(option(args, "hydra.launcher.signal_delay_s"))
+    epochs = epochs_outlasting(signal_by, reference_args, tmp_path / "timing", env)
+    args, reference_args = ([re.sub(r"^trainer\.max_epochs=.*", f"trainer.max_epochs={epochs}", a) for a in a_list]
+                            for a_list in (args, reference_args))
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
     # the uninterrupted run, here, while SLURM runs the sweep
     reference = subprocess.Popen([sys.executable, str(REPO / "train.py"), *reference_args], cwd=reference_dir,
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # meanwhile, on the node's other CPU: README's Optuna study whose trials are SLURM jobs
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    study_run = subprocess.Popen([sys.executable, str(REPO / "train.py"), *readme_slurm_command("slurm-optuna")],
+                                 cwd=study_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     sweep_log = tmp_path / "sweep.log"
-    sweep_run = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=tmp_path, env=env,
-                                 stdout=sweep_log.open("w"), stderr=subprocess.STDOUT)
-    # SLURM signals at its 30-s checks once the job is within signal_delay_s (+30 s) of its limit; on a machine
-    # fast enough to train before the first such check, send the job that same signal (USR2) at its first
-    # checkpoint, as SLURM would at the limit, so that the requeue path runs whatever the machine's speed
-    signals = lambda: "".join(p.read_text() for p in tmp_path.glob("multirun/*/*/.submitit/*/*_log.err"))  # noqa: E731
-    wait_until(lambda: list(tmp_path.glob("multirun/*/*/*/checkpoints/last.ckpt")) or sweep_run.poll() is not None)
-    if "Caught signal SIGUSR2" not in signals() and sweep_run.poll() is None:
-        assert cluster.run("scancel", "--signal=USR2", "--state=RUNNING", "--user=root").returncode == 0
-    assert sweep_run.wait(timeout=600) == 0, sweep_log.read_text()[-3000:]
+    sweep_run = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=tmp_path, env=env,
+                               stdout=sweep_log.open("w"), stderr=subprocess.STDOUT, timeout=600)
+    assert sweep_run.returncode == 0, sweep_log.read_text()[-3000:]
     assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
+    assert study_run.wait(timeout=300) == 0, study_run.stderr.read()[-2000:]
+    trials = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{study_dir / 'optuna.db'}").trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    (study_sweep,) = (study_dir / "multirun").glob("*/*")
+    assert len(list(study_sweep.glob(".submitit/*/*_submitted.pkl"))) == 2  # each trial a SLURM job
+    assert all((job / "metrics.json").exists() for job in job_dirs(study_sweep)) and len(job_dirs(study_sweep)) == 2
 
     sweep = next((tmp_path / "multirun").glob("*/*"))
     ok, failed = sorted(job_dirs(sweep), key=lambda j: "width=0" in j.name)
     assert "model.width=0 must be at least 1" in read_json(failed / "failed.json")["error"]
-    assert "resuming" in (ok / "train.log").read_text() and "Caught signal SIGUSR2" in signals()
     assert len(list((sweep / ".submitit").glob("*/*_submitted.pkl"))) == 2  # two SLURM jobs (an array)
+    logs = {p.name: "".join(f.read_text() for f in sorted(p.glob("*_log.*"))) for p in (sweep / ".submitit").iterdir()}
+    (job_id,) = [job for job, text in logs.items() if "Requeued job" in text]  # submitit's log (out, then err)
+    train_log = (ok / "train.log").read_text()
+    stopped = re.search(r"SIGUSR2 in epoch (\d+) after batch (\d+) \(step \d+\): last.ckpt saved", train_log)
+    assert stopped and "Caught signal SIGUSR2" in logs[job_id], (train_log[-2000:], logs[job_id][-2000:])
+    started, caught = (datetime.strptime(re.search(rf"submitit \w+ \(([^)]+)\) - {what}", logs[job_id])[1],
+                                         "%Y-%m-%d %H:%M:%S,%f") for what in ("Starting with", "Caught signal"))
+    assert signal_by - 30 - 5 <= (caught - started).total_seconds() <= signal_by  # SLURM's time-limit signal
+    epoch, batch = int(stopped[1]), int(stopped[2])
+    assert f"after epoch {epoch - 1} and {batch} batches of epoch {epoch}" in train_log  # from that very batch
+    restarts = re.search(r"Restarts=(\d+)", cluster.run("scontrol", "show", "job", job_id).stdout)
+    assert restarts and int(restarts[1]) >= 1  # SLURM requeued it (submitit's scontrol requeue)
     resumed, (uninterrupted,) = read_json(ok / "metrics.json"), job_dirs(reference_dir / "multirun")
     uninterrupted = read_json(uninterrupted / "metrics.json")
     metrics = lambda m: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in m["history"]]  # noqa: E731

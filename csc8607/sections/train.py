@@ -69,7 +69,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
         cfg.resume = str(run_dir)
     if cfg.get("resume"):
         cfg, run_dir, resume = resume_point(cfg)
-        log.info("resuming %s after epoch %d (step %d)", run_dir, resume["epoch"], resume["step"])
+        partial = (resume.get("progress") or {}).get("batches_done")
+        log.info("resuming %s after epoch %d%s (step %d)", run_dir, resume["epoch"],
+                 f" and {partial} batches of epoch {resume['epoch'] + 1}" if partial else "", resume["step"])
     s = setup(cfg)
     if resume is not None:
         check_same_vocabulary(resume.get("meta") or {}, s.data.meta, run_dir / "checkpoints" / "last.ckpt")
