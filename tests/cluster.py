@@ -107,6 +107,7 @@ SlurmctldPort={ctld_port}
 SlurmdPort={d_port}
 AuthType=auth/munge
 CredType=cred/munge
+# cred_expire: also how long a requeued job waits before it starts again (default 120 s)
 AuthInfo=socket={root}/munge.socket,cred_expire=5
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool

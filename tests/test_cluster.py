@@ -64,13 +64,16 @@ def option(args: list[str], key: str) -> str:
 
 
 def epochs_outlasting(seconds: float, args: list[str], cwd: Path, env: dict[str, str]) -> int:
-    """Enough epochs of `python train.py args` that its training surely lasts `seconds` on this machine: a short
-    run of the same config times an epoch here (SLURM's jobs run on this machine too)."""
+    """Enough epochs of `python train.py args` that a job of it surely still trains `seconds` after it started,
+    on this machine (SLURM's node): a short run of the same config times its start-up and an epoch here."""
     short = [re.sub(r"^trainer\.max_epochs=.*", "trainer.max_epochs=6", a) for a in args]
-    subprocess.run([sys.executable, str(REPO / "train.py"), *short, f"hydra.sweep.dir={cwd}"], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, str(REPO / "train.py"), *short, f"hydra.sweep.dir={cwd}"], env=env, check=True,
+                   capture_output=True, timeout=300)
     (job,) = job_dirs(cwd)
-    epoch_s = sorted(row["epoch_time_s"] for row in read_json(job / "metrics.json")["history"])[2]  # median
-    return math.ceil(1.3 * seconds / epoch_s)  # 1.3: a margin for a machine that speeds up
+    timing = read_json(job / "metrics.json")
+    epoch_s = sorted(row["epoch_time_s"] for row in timing["history"])[3]  # the median, not the first (warm-up)
+    # 1.2: a margin for a machine that speeds up; half the start-up measured here counts as surely spent
+    return math.ceil(1.2 * (seconds - timing["first_batch_after_s"] / 2) / epoch_s)
 
 
 def test_readme_slurm_sweep_jobs_requeue_at_the_time_limit_and_match_an_uninterrupted_run(
