@@ -76,6 +76,23 @@ def epochs_outlasting(seconds: float, args: list[str], cwd: Path, env: dict[str,
     return math.ceil(1.2 * (seconds - timing["first_batch_after_s"] / 2) / epoch_s)
 
 
+def start_readme_optuna(cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """README's Optuna study whose trials are SLURM jobs, started in `cwd` (its sqlite study lands there)."""
+    cwd.mkdir()
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *readme_slurm_command("slurm-optuna")], cwd=cwd,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def check_readme_optuna(run: subprocess.Popen, cwd: Path) -> None:
+    """Its two trials ran as two SLURM jobs, each trained in its own dir and was told COMPLETE to the study."""
+    assert run.wait(timeout=300) == 0, run.stderr.read()[-2000:]
+    trials = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{cwd / 'optuna.db'}").trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    (sweep,) = (cwd / "multirun").glob("*/*")
+    assert len(list(sweep.glob(".submitit/*/*_submitted.pkl"))) == 2  # each trial a SLURM job
+    assert len(job_dirs(sweep)) == 2 and all((job / "metrics.json").exists() for job in job_dirs(sweep))
+
+
 def test_readme_slurm_sweep_jobs_requeue_at_the_time_limit_and_match_an_uninterrupted_run(
         cluster: Services, tmp_path: Path) -> None:
     """README's command through sbatch: each job a SLURM job in its own dir; the failing one recorded. The other
@@ -88,7 +105,8 @@ def test_readme_slurm_sweep_jobs_requeue_at_the_time_limit_and_match_an_uninterr
     reference_args = [re.sub(r"^model\.width=.*", "model.width=4", a) for a in reference_args]
     # SLURM checks time limits every 30 s and signals at the first check within signal_delay_s + 30 s of the
     # limit: training that outlasts limit - signal_delay_s is sure to get the signal, whatever the check's phase
-    signal_by = 60 * int(option(args, "hydra.launcher.timeout_min")) - int(option(args, "hydra.launcher.signal_delay_s"))
+    limit_s = 60 * int(option(args, "hydra.launcher.timeout_min"))
+    signal_by = limit_s - int(option(args, "hydra.launcher.signal_delay_s"))
     epochs = epochs_outlasting(signal_by, reference_args, tmp_path / "timing", env)
     args, reference_args = ([re.sub(r"^trainer\.max_epochs=.*", f"trainer.max_epochs={epochs}", a) for a in a_list]
                             for a_list in (args, reference_args))
@@ -97,22 +115,13 @@ def test_readme_slurm_sweep_jobs_requeue_at_the_time_limit_and_match_an_uninterr
     # the uninterrupted run, here, while SLURM runs the sweep
     reference = subprocess.Popen([sys.executable, str(REPO / "train.py"), *reference_args], cwd=reference_dir,
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # meanwhile, on the node's other CPU: README's Optuna study whose trials are SLURM jobs
-    study_dir = tmp_path / "study"
-    study_dir.mkdir()
-    study_run = subprocess.Popen([sys.executable, str(REPO / "train.py"), *readme_slurm_command("slurm-optuna")],
-                                 cwd=study_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    study_run = start_readme_optuna(tmp_path / "study", env)  # meanwhile, on the node's other CPU
     sweep_log = tmp_path / "sweep.log"
     sweep_run = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=tmp_path, env=env,
                                stdout=sweep_log.open("w"), stderr=subprocess.STDOUT, timeout=600)
     assert sweep_run.returncode == 0, sweep_log.read_text()[-3000:]
     assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
-    assert study_run.wait(timeout=300) == 0, study_run.stderr.read()[-2000:]
-    trials = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{study_dir / 'optuna.db'}").trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
-    (study_sweep,) = (study_dir / "multirun").glob("*/*")
-    assert len(list(study_sweep.glob(".submitit/*/*_submitted.pkl"))) == 2  # each trial a SLURM job
-    assert all((job / "metrics.json").exists() for job in job_dirs(study_sweep)) and len(job_dirs(study_sweep)) == 2
+    check_readme_optuna(study_run, tmp_path / "study")
 
     sweep = next((tmp_path / "multirun").glob("*/*"))
     ok, failed = sorted(job_dirs(sweep), key=lambda j: "width=0" in j.name)
