@@ -58,7 +58,7 @@ def leave_running_trial_of_a_dead_worker(db: Path) -> None:
     period is 60 s), as the database clock says."""
     import sqlite3
 
-    study = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{db}")
+    study = optuna.load_study(study_name="digits-cnn", storage=f"sqlite:///{db}")
     trial = study.ask()
     study._storage.record_heartbeat(trial._trial_id)
     with sqlite3.connect(db) as connection:
@@ -118,7 +118,7 @@ def optuna_sweeps(cwd: Path) -> list[Path]:
 def test_optuna_section_is_the_whole_study(project: Path) -> None:
     report = (project / "report" / "report.md").read_text()
     m8 = section(report, "## 8)")
-    study = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{project / 'optuna.db'}")
+    study = optuna.load_study(study_name="digits-cnn", storage=f"sqlite:///{project / 'optuna.db'}")
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]  # the RUNNING leftover became FAIL on resume
     counts = ", ".join(f"{s} = {states.count(s)}" for s in ("COMPLETE", "FAIL", "PRUNED", "RUNNING"))
