@@ -100,13 +100,19 @@ def first_config(sweep_dir: Path) -> DictConfig | None:
     return None
 
 
+def best_first(ok: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Finished rows, best first: by the monitored value, and among equal values (accuracy on a small val split
+    ties often) by the lower val loss, the better-calibrated model."""
+    sign = -1.0 if ok and ok[0]["mode"] == "max" else 1.0
+    return sorted(ok, key=lambda r: (sign * r["val_metric"], r["val_loss"] if r["val_loss"] is not None else math.inf))
+
+
 def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     """Write summary.csv and summary.md in `sweep_dir`; returns the sorted rows (best first, failed last)."""
     sweep_dir = Path(sweep_dir)
     rows = [job_row(p.parent) for p in sorted(sweep_dir.glob("*/.hydra")) if p.is_dir()]
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = best_first([r for r in rows if r["status"] == "ok"])
     maximize = bool(ok) and ok[0]["mode"] == "max"
-    ok.sort(key=lambda r: r["val_metric"], reverse=maximize)
     rows = ok + [r for r in rows if r["status"] != "ok"]
     monitor = ok[0]["monitor"] if ok else "val metric"
     table = io.StringIO(newline="")
@@ -122,7 +128,7 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
               ("" if r.get(c) is None else str(r[c])) for c in COLUMNS] for r in rows]
     order = "max" if maximize else "min"
     checkpoint.write_text(sweep_dir / "summary.md",
-        f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}), failed jobs last.\n\n" + table(header, cells) + "\n")
+        f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}; ties by the lower val_loss), failed jobs last.\n\n" + table(header, cells) + "\n")
     return rows
 
 

@@ -124,20 +124,11 @@ def test_resumed_study_does_not_replay_earlier_suggestions(tmp_path: Path) -> No
 def test_a_study_per_experiment(tmp_path: Path) -> None:
     """The default study is named after the data and the model; its identity (data, model, monitor, search space)
     decides whether a run may add trials to it."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.types import RunMode
-
+    from conftest import app_config
     from csc8607.study import experiment_identity, identity_differences
 
     def config(*overrides: str):  # composed as `python train.py -m experiment=optuna ...` composes it
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = GlobalHydra.instance().config_loader().load_configuration(
-                "config", ["experiment=optuna", *overrides], run_mode=RunMode.MULTIRUN)
-        HydraConfig.instance().set_config(cfg)
-        return cfg
+        return app_config("experiment=optuna", *overrides, multirun=True)
 
     digits, uea = config(), config("data=uea", f"data.root={tmp_path}", "data.name=Basic", "model=cnn1d")
     assert (digits.hydra.sweeper.study_name, uea.hydra.sweeper.study_name) == ("digits-cnn", "uea-cnn1d")
