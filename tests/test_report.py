@@ -253,7 +253,7 @@ def test_one_damaged_file_spoils_only_its_sections(project: Path, tmp_path: Path
         shutil.rmtree(tmp_path / "p", ignore_errors=True)
         root = Path(shutil.copytree(project, tmp_path / "p", symlinks=True))
         damage(root)
-        runs = find_runs(root)
+        runs, _ = find_runs(root)
         if after is not None:
             after(runs)
         text = render(TEMPLATE, Context(runs, root, root / "report"), BODIES, ANSWERS)
@@ -291,3 +291,27 @@ def test_m6_from_the_sweep_shows_what_trained_and_m9_flags_an_older_export(proje
     best = next(csv.DictReader(open(cwd / "multirun" / "grid" / "summary.csv")))
     assert f"Hyperparamètre modèle A (width) = `{best['A']}`" in report and "`full.from_sweep`" in report
     assert "**Attention** : ce checkpoint" in report and "n'est pas celui de M6" in report
+
+
+def test_a_later_run_on_other_data_is_left_out_and_said(project: Path, tmp_path: Path) -> None:
+    """The latest `experiment=data` run is on another dataset than M6's: the report describes M6's dataset (the
+    earlier data run) and says which run it left out, instead of mixing two datasets."""
+    import os
+
+    from csc8607.report import Context, render
+    from csc8607.report_runs import find_runs
+    from csc8607.report_sections import ANSWERS, BODIES
+
+    root = Path(shutil.copytree(project, tmp_path / "p", symlinks=True))
+    ours = section_run(root, "data")
+    other = Path(shutil.copytree(ours, root / "outputs" / "later" / "data_other"))
+    config = other / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("root: null", "root: /elsewhere/cifar", 1))
+    later = (ours / "data.json").stat().st_mtime + 60
+    os.utime(other / "data.json", (later, later))
+    runs, left_out = find_runs(root)
+    assert runs["data"] == ours and runs["full"] == section_run(root, "full")
+    assert left_out == [f"data : le dernier run (`{other}`) porte sur d'autres données (load_digits (/elsewhere/cifar)) "
+                        "que ce rapport (load_digits) ; il n'est pas repris"]
+    text = render(TEMPLATE, Context(runs, root, root / "report", left_out), BODIES, ANSWERS)
+    assert f"> _Run laissé de côté — {left_out[0]}._\n" in text
