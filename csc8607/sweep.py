@@ -153,6 +153,40 @@ class SweepModelAxes(Callback):
                     params[dotted] = f"choice({values})"
 
 
+class SweepLRFromFinder(Callback):
+    """M4 feeds M5: with `grid.lr_from=<an experiment=lr_finder run dir>`, the grid's LR axis is that run's
+    suggested LR times `grid.lr_factors`, unless the command line sets optim.lr."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from omegaconf import open_dict, read_write
+
+        source = OmegaConf.select(config, "grid.lr_from", default=None)
+        typed = {o.split("=", 1)[0].lstrip("+~") for o in config.hydra.overrides.task}
+        if not source or "optim.lr" in typed:
+            return
+        values = lr_axis(Path(str(source)).expanduser(), list(config.grid.lr_factors))
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.sweeper.params["optim.lr"] = ",".join(values)
+        log.info("grid LR axis from M4 (%s): %s", source, ", ".join(values))
+
+
+def lr_axis(run_dir: Path, factors: list[float]) -> list[str]:
+    """The suggested LR of an lr_finder run times each factor, as sweep values (3 significant digits)."""
+    path = run_dir / "lr_finder.json"
+    if not path.is_file():
+        stop_sweep(f"grid.lr_from={run_dir}: no lr_finder.json there (give the run dir of "
+                   "`python train.py experiment=lr_finder`, e.g. outputs/DATE/TIME)")
+    try:
+        suggested = float(checkpoint.read_json(path)["suggested_lr"])
+    except (ValueError, KeyError, TypeError) as err:
+        stop_sweep(f"grid.lr_from={run_dir}: lr_finder.json unreadable ({type(err).__name__}: {err})")
+    if not math.isfinite(suggested) or suggested <= 0:
+        stop_sweep(f"grid.lr_from={run_dir}: the LR finder suggested no usable LR ({suggested}); set optim.lr=...")
+    if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0 for f in factors):
+        stop_sweep(f"grid.lr_factors={factors} must list numbers > 0")
+    return [f"{suggested * f:.3g}" for f in factors]
+
+
 def empty_axes(config: DictConfig) -> list[str]:
     """Sweep axes with no value or an empty item (`optim.weight_decay=`, `optim.lr=1e-3,,3e-3`)."""
     axes = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]

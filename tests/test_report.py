@@ -41,8 +41,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("report")
     run_cli("train.py", "-m", "experiment=data,baselines,sanity,overfit,lr_finder,full", *SMALL, "trainer.max_epochs=2",
             "++overfit.num_samples=8", "++lr_finder.iterations=20", "++lr_finder.weight_decays=[0.0]", cwd=cwd)
-    run_cli("train.py", "experiment=grid", "optim.lr=3.0e-3", "model.width=4,8", "optim.weight_decay=0.0",
-            "model.depth=1", "trainer.max_epochs=1", "trainer.threads=1", "hydra.sweep.dir=multirun/grid", cwd=cwd)
+    run_cli("train.py", "experiment=grid", f"grid.lr_from={section_run(cwd, 'lr_finder')}", "grid.lr_factors=[1.0]",
+            "model.width=4,8", "optim.weight_decay=0.0", "model.depth=1", "trainer.max_epochs=1", "trainer.threads=1",
+            "hydra.sweep.dir=multirun/grid", cwd=cwd)  # M4 feeds M5: the LR axis is the LR finder's suggestion
     run_cli("train.py", "experiment=compare", "compare.runs=multirun/grid", "compare.by=[width]", cwd=cwd)
     first = run_cli("train.py", *OPTUNA, "hydra.sweeper.n_trials=2", cwd=cwd)
     assert "alembic" not in first.stdout + first.stderr  # optuna's schema migrations stay quiet
@@ -94,6 +95,14 @@ def test_report_numbers_are_the_runs_numbers(project: Path) -> None:
         assert f"| {split.capitalize()} | {sizes[split]} |" in report
     sanity = read_json(section_run(project, "sanity") / "sanity.json")
     assert f"**Nombre total de paramètres** : `{sanity['total_params']}`" in report
+    suggested = read_json(section_run(project, "lr_finder") / "lr_finder.json")["suggested_lr"]
+    grid = list(csv.DictReader(open(project / "multirun" / "grid" / "summary.csv")))
+    assert {float(r["lr"]) for r in grid} == {float(f"{suggested:.3g}")}
+    assert (f"  - LR : `{{{float(f'{suggested:.3g}')}}}` (LR suggéré par M4 × `[1.0]`, `grid.lr_from="
+            f"{section_run(project, 'lr_finder')}`)\n") in report
+    # M1 names the model's two hyperparameters with the values the grid tried, not only the sanity run's values
+    assert ("- **Hyperparamètres du modèle** : A = `width` (valeurs de la grille M5 : `{4, 8}` ; ici `4`) ; "
+            "B = `depth` (valeurs de la grille M5 : `{1}` ; ici `1`)\n") in report
     assert f"**Observée sur un batch** : `{sanity['initial_loss']:.4f}`" in report
     (evaluation,) = (project / "outputs").glob("*/*_eval/test_metrics.json")
     accuracy = read_json(evaluation)["metrics"]["accuracy"]

@@ -286,3 +286,15 @@ def test_damaged_job_records_are_failed_rows_not_crashes(grid_sweep: Path, tmp_p
     assert sum("unreadable record" in r["error"] for r in rows) == 2
     proc = run_cli("train.py", "experiment=full", f"full.from_sweep={sweep}", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "no finished job under" in proc.stderr
+
+
+def test_grid_lr_from_a_run_without_lr_finder_json_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from csc8607.sweep import lr_axis
+
+    (tmp_path / "lr_finder.json").write_text('{"suggested_lr": 0.0123}')
+    assert lr_axis(tmp_path, [0.3, 1.0, 3.0]) == ["0.00369", "0.0123", "0.0369"]
+    for run_dir, factors, message in [(tmp_path / "nope", [1.0], "no lr_finder.json there"),
+                                      (tmp_path, [0.0], "grid.lr_factors=[0.0] must list numbers > 0")]:
+        with pytest.raises(SystemExit) as stop:
+            lr_axis(run_dir, factors)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
