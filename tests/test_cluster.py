@@ -86,7 +86,7 @@ def start_readme_optuna(cwd: Path, env: dict[str, str]) -> subprocess.Popen:
 def check_readme_optuna(run: subprocess.Popen, cwd: Path) -> None:
     """Its two trials ran as two SLURM jobs, each trained in its own dir and was told COMPLETE to the study."""
     assert run.wait(timeout=300) == 0, run.stderr.read()[-2000:]
-    trials = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{cwd / 'optuna.db'}").trials
+    trials = optuna.load_study(study_name="digits-cnn", storage=f"sqlite:///{cwd / 'optuna.db'}").trials
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     (sweep,) = (cwd / "multirun").glob("*/*")
     assert len(list(sweep.glob(".submitit/*/*_submitted.pkl"))) == 2  # each trial a SLURM job

@@ -130,8 +130,8 @@ def test_a_trial_failed_by_another_worker_while_it_stalled_is_left_as_fail_with_
     from csc8607.study import open_study
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    stalled = open_study(url, "shared", ["maximize"], heartbeat_interval=600, grace_period=1)  # beats once only
-    other = open_study(url, "shared", ["maximize"], heartbeat_interval=1, grace_period=1)
+    stalled = open_study(url, "shared", ["maximize"], heartbeat_interval=600, grace_period=1, identity={})  # 1 beat
+    other = open_study(url, "shared", ["maximize"], heartbeat_interval=1, grace_period=1, identity={})
     study_a, study_b = (optuna.load_study(study_name="shared", storage=s) for s in (stalled, other))
     trial = study_a.ask()
     time.sleep(2.1)  # past the grace period (sqlite times heartbeats to the second) without a heartbeat
@@ -142,3 +142,25 @@ def test_a_trial_failed_by_another_worker_while_it_stalled_is_left_as_fail_with_
     assert f"trial {trial.number} was marked FAIL by another worker" in caplog.text
     states = [t.state.name for t in optuna.load_study(study_name="shared", storage=url).trials]
     assert states == ["FAIL", "RUNNING", "COMPLETE"]
+
+
+def test_a_study_per_experiment(tmp_path: Path) -> None:
+    """The default study is named after the data and the model; its identity (data, model, monitor, search space)
+    decides whether a run may add trials to it."""
+    from conftest import app_config
+    from csc8607.study import experiment_identity, identity_differences
+
+    def config(*overrides: str):  # composed as `python train.py -m experiment=optuna ...` composes it
+        return app_config("experiment=optuna", *overrides, multirun=True)
+
+    digits, uea = config(), config("data=uea", f"data.root={tmp_path}", "data.name=Basic", "model=cnn1d")
+    assert (digits.hydra.sweeper.study_name, uea.hydra.sweeper.study_name) == ("digits-cnn", "uea-cnn1d")
+    assert identity_differences(experiment_identity(digits), experiment_identity(config())) == []
+    more_trials = config("hydra.sweeper.n_trials=2", "trainer.threads=1")  # a re-run adding trials: same study
+    assert identity_differences(experiment_identity(digits), experiment_identity(more_trials)) == []
+    other_space = config("model.width=choice(4, 8)")
+    assert identity_differences(experiment_identity(digits), experiment_identity(other_space)) == [
+        "space.model.width: None -> choice(4, 8)"]
+    assert identity_differences(experiment_identity(digits), experiment_identity(config("trainer.monitor=val/loss",
+                                "hydra.sweeper.direction=minimize"))) == [
+        "monitor.direction: maximize -> minimize", "monitor.metric: val/accuracy -> val/loss"]

@@ -8,22 +8,31 @@ from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
 
 class StudySweeper(OptunaSweeper):
-    """OptunaSweeper whose `storage` URL is opened (and checked) up front as a heartbeat storage; without a URL
-    the study is in memory, in a storage held here so that the end of the sweep can look at its trials."""
+    """OptunaSweeper whose `storage` URL is opened (and checked) before any trial, as a heartbeat storage holding
+    the trials of one experiment; without a URL the study is in memory, in a storage held here so that the end
+    of the sweep can look at its trials."""
 
     def __init__(self, storage: Any, heartbeat_interval: int, grace_period: int, **options: Any) -> None:
+        super().__init__(storage=None, **options)
+        self.storage_url, self.heartbeat_interval, self.grace_period = storage, heartbeat_interval, grace_period
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        """Open the study; refuse (one line, exit 2) a storage that cannot be used or a study of another
+        experiment (data, model, monitor, search space), before any trial."""
         from optuna.storages import InMemoryStorage
 
         from csc8607.errors import UserError, fail
-        from csc8607.study import open_study
+        from csc8607.study import experiment_identity, open_study
 
-        direction = options["direction"]
+        direction = self.sweeper.direction
         directions = [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
         try:
-            storage = open_study(storage, options["study_name"], directions, heartbeat_interval, grace_period)
-        except UserError as err:  # before any trial: one line, exit 2 (SystemExit passes through Hydra)
+            self.sweeper.storage = open_study(self.storage_url, self.sweeper.study_name, directions,
+                                              self.heartbeat_interval, self.grace_period, experiment_identity(config))
+        except UserError as err:  # SystemExit passes through Hydra
             fail(str(err))
-        super().__init__(storage=storage or InMemoryStorage(), **options)
+        self.sweeper.storage = self.sweeper.storage or InMemoryStorage()
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> None:
         """Hydra's sweep; a study with no finished trial at all ends like any other all-failed sweep (the summary
