@@ -123,7 +123,16 @@ def architecture(c: Context) -> str:
     return (f"- **Description couche par couche** (`{cfg.model._target_}`, {model_axes(cfg)}) :\n\n"
             + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
             + f"\n\n- **Loss function** : {loss}\n- **Sortie du modèle** : forme = `{tuple(j['output_shape'])}`\n"
-            f"- **Nombre total de paramètres** : `{j['total_params']}`")
+            f"- **Nombre total de paramètres** : `{j['total_params']}`" + word_vectors(j))
+
+
+def word_vectors(sanity: dict) -> str:
+    """The pretrained word vectors a text model loaded (model.embeddings): how much of the vocabulary they cover."""
+    return "".join(f"\n- **Vecteurs de mots pré-entraînés** (`{layer}`, fichier `{p['file'].split('/')[-1]}`) : "
+                   f"{p['found']} mots du vocabulaire sur {p['vocab_size']} trouvés "
+                   f"({100 * p['found'] / p['vocab_size']:.1f} %), dimension {p['dim']}, "
+                   f"{'gelés' if p['frozen'] else 'ajustés pendant l’entraînement'} ; les autres : init. aléatoire"
+                   for layer, p in (sanity.get("pretrained") or {}).items())
 
 
 def initial_loss(c: Context) -> str:
@@ -309,7 +318,8 @@ ANSWERS: dict[str, Renderer] = {
             f"`meta[\"input_shape\"]` = `{tuple(c.json('data')['dataset']['input_shape'])}` → cohérent : "
             f"**{c.json('data')['batch_shape_matches_meta']}**"),
     "M0": (("baselines",), baselines),
-    "M1": (("sanity",), lambda c: f"Nombre total de paramètres : `{c.json('sanity')['total_params']}`."),
+    "M1": (("sanity",), lambda c: f"Nombre total de paramètres : `{c.json('sanity')['total_params']}`."
+           + word_vectors(c.json("sanity"))),
     "M2": (("sanity",), lambda c: f"Loss initiale `{c.json('sanity')['initial_loss']:.4f}` ; batch "
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
     "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),

@@ -200,32 +200,51 @@ def test_bad_text_input_is_one_error(kind: str, args: dict, message: str, tmp_pa
         text_data(tmp_path, **args)
 
 
-def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path) -> None:
-    """text_cnn through the data/baselines/sanity/smoke sections and evaluate.py; text_rnn trained and evaluated;
-    a checkpoint evaluated with another vocabulary is refused; an offline hub preset is one error line."""
+def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """text_cnn with GloVe-format word vectors through the data/baselines/sanity/smoke sections, evaluate.py and
+    report.py; text_rnn trained and evaluated; a checkpoint evaluated with another preprocessing, or on files
+    that now give another vocabulary, is refused; an offline hub preset is one error line."""
+    from test_bad_input import evaluate_in_process, refusal
+
     root = write_reviews(tmp_path / "reviews", {"train": 120, "test": 30})
     data = ["data=text_csv", f"data.root={root}", "data.text_column=review", "data.label_column=sentiment"]
     for folder in ("cnn", "rnn", "hub"):
         (tmp_path / folder).mkdir()
-    results = run_sections(tmp_path / "cnn", *data, *TINY, "model=text_cnn", "model.filters=8")
+    glove = tmp_path / "glove.txt"  # 5 of the vocabulary's words, and one it does not have
+    glove.write_text("".join(f"{w} {i} 0.5 -1 2\n" for i, w in enumerate(["good", "bad", "movie", "the", "fun",
+                                                                         "zebra"])))
+    results = run_sections(tmp_path / "cnn", *data, *TINY, "model=text_cnn", "model.filters=8",
+                           f"model.embeddings={glove}")
     assert results["data"]["dataset"]["modality"] == "text" and results["data"]["batch_shape_matches_meta"]
     shown = results["data"]["example_texts"]["val"][0].split()
     assert shown and all(w in results["train"]["meta"]["vocabulary"] or w == "‹unk›" for w in shown)
     assert results["sanity"]["verdict"] == "PASS" and results["evaluate"]["metrics"]["accuracy"] >= 0
+    vocab_size = results["train"]["meta"]["vocab_size"]
+    assert results["sanity"]["pretrained"] == {"embedding": {"file": str(glove), "found": 5, "vocab_size": vocab_size,
+                                                             "dim": 4, "frozen": False}}
     run_cli("report.py", cwd=tmp_path / "cnn")
     report = next((tmp_path / "cnn").rglob("report.md")).read_text()
     assert "texte (suites d'identifiants de jetons" in report and "longueur en jetons : moyenne" in report  # D1, D2
     assert "- val (neg) : « " in report or "- val (pos) : « " in report  # D10: decoded texts with their class
     assert "des textes tronqués à max_length, taux de `<unk>`" in report and "tokenizer `word" in report  # D5, D6
+    found = f"fichier `glove.txt`) : 5 mots du vocabulaire sur {vocab_size} trouvés ({500 / vocab_size:.1f} %)"
+    assert report.count(found) == 2  # 2.2 and M1
     run_cli("train.py", *data, *TINY, "model=text_rnn", "model.hidden=8", cwd=tmp_path / "rnn")
     (job,) = job_dirs(tmp_path / "rnn" / "outputs")
     assert read_json(job / "metrics.json")["meta"]["vocab_size"] > 10
     ckpt = job / "checkpoints" / "best.ckpt"
     run_cli("evaluate.py", f"ckpt={ckpt}", cwd=tmp_path / "rnn")
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))  # what the CLI runs cached is not reused
     # evaluate.py composes the default data (digits): a text key is added with +
-    other = run_cli("evaluate.py", f"ckpt={ckpt}", "+data.min_freq=1000", cwd=tmp_path / "rnn", check=False)
-    last = other.stderr.strip().splitlines()[-1]  # refused as another preprocessing, before any vocabulary is built
-    assert other.returncode == 2 and last.startswith("error: ") and "data.min_freq: 1 -> 1000" in last
+    code, err = refusal(lambda: evaluate_in_process([f"ckpt={ckpt}", "+data.min_freq=1000"], tmp_path / "e1"), capsys)
+    assert code == 2 and err.count("error:") == 1 and "data.min_freq: 1 -> 1000" in err  # another preprocessing
+    for split in ("train", "test"):  # the same rows and labels, one word renamed: another vocabulary, same size
+        (root / f"{split}.csv").write_text((root / f"{split}.csv").read_text().replace("movie", "cinema"))
+    code, err = refusal(lambda: evaluate_in_process([f"ckpt={ckpt}"], tmp_path / "e2"), capsys)
+    assert code == 2 and err.count("error:") == 1 and f"the vocabulary built now ({vocab_size} tokens) is not the " \
+        f"one checkpoint {ckpt} was trained with ({vocab_size} tokens)" in err, err
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
     offline = run_cli("train.py", "data=ag_news", *TINY, "model=text_cnn", cwd=tmp_path / "hub", check=False)
     assert offline.returncode == 2 and "point data.root at a local copy" in offline.stderr.splitlines()[-1]
 
