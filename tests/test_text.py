@@ -203,9 +203,11 @@ def test_bad_text_input_is_one_error(kind: str, args: dict, message: str, tmp_pa
 def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture) -> None:
     """text_cnn with GloVe-format word vectors through the data/baselines/sanity/smoke sections, evaluate.py and
-    report.py; text_rnn trained and evaluated; a checkpoint evaluated with another preprocessing, or on files
-    that now give another vocabulary, is refused; an offline hub preset is one error line."""
-    from test_bad_input import evaluate_in_process, refusal
+    report.py; text_rnn trained and evaluated; a checkpoint evaluated with another preprocessing, or evaluated or
+    resumed on files that now give another vocabulary, is refused; an offline hub preset is one error line."""
+    from test_bad_input import composed, evaluate_in_process, refusal
+
+    from csc8607.sections import run_section
 
     root = write_reviews(tmp_path / "reviews", {"train": 120, "test": 30})
     data = ["data=text_csv", f"data.root={root}", "data.text_column=review", "data.label_column=sentiment"]
@@ -245,6 +247,11 @@ def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypa
     assert code == 2 and err.count("error:") == 1 and f"the vocabulary built now ({vocab_size} tokens) is not the " \
         f"one checkpoint {ckpt} was trained with ({vocab_size} tokens)" in err, err
     assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
+    before = {p: p.stat().st_mtime_ns for p in job.rglob("*") if p.is_file()}
+    cfg = composed("config", [f"resume={job}", "trainer.max_epochs=2"])  # train it longer: refused the same way
+    code, err = refusal(lambda: run_section(cfg, tmp_path / "e3"), capsys)
+    assert code == 2 and err.count("error:") == 1 and "the vocabulary built now" in err, err
+    assert {p: p.stat().st_mtime_ns for p in job.rglob("*") if p.is_file()} == before
     offline = run_cli("train.py", "data=ag_news", *TINY, "model=text_cnn", cwd=tmp_path / "hub", check=False)
     assert offline.returncode == 2 and "point data.root at a local copy" in offline.stderr.splitlines()[-1]
 
@@ -259,17 +266,27 @@ def test_a_local_tokenizer_json_is_used_as_is(tmp_path: Path) -> None:
     assert data.meta["input"]["tokenizer"] == str(tmp_path)
 
 
-def test_texts_encoded_together_match_each_encoded_alone() -> None:
-    from csc8607.data.tokenize import token_ids
+def test_texts_split_together_match_the_saved_tokenizer_on_each_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The word tokenizer's regex pass over joined texts (chunks of 4 here) gives, text by text, what the saved
+    `tokenizers` description (NFKC, lower-case, Whitespace split) gives; a pretrained word-level tokenizer's texts
+    are encoded together too, a subword one's one by one."""
+    from csc8607.data import tokenize
+    from csc8607.data.tokenize import token_ids, word_tokens
 
-    texts = ["Hello, world!", "  ", "a\x1eb c", "don't STOP", "é café", "x" * 3]
-    tokenizer = word_tokenizer(texts + ["hello world"], 100, 1)
-    tokenizer.enable_truncation(2)  # a tokenizer.json may carry its own truncation: ours replaces it
-    flat, lengths = token_ids(tokenizer, texts, chunk=4)
-    tokenizer.no_truncation()
+    monkeypatch.setattr(tokenize, "CHUNK", 4)
+    texts = ["Hello, world!", "  ", "a\x1eb c", "don't STOP...", "É café naïve ﬁne x²", "हिन्दी भाषा", "日本語 😀👍 — ok",
+             "x" * 3, "snake_case ‿ end"]
+    tokenizer, tokens = word_tokens({"test": texts[:2], "train": texts + ["hello world"]}, 100, 1)
+    flat, lengths = tokens["train"]
     alone = [tokenizer.encode(t.replace("\x1e", " "), add_special_tokens=False).ids for t in texts]
-    assert lengths.tolist() == [len(a) for a in alone] and flat.tolist() == [i for a in alone for i in a]
-    assert lengths[1] == 0 and lengths[2] == 3  # an empty text; the separator character inside a text is a space
+    assert lengths.tolist()[:-1] == [len(a) for a in alone] and flat.tolist()[: sum(map(len, alone))] == sum(alone, [])
+    assert lengths[1] == 0 and lengths[2] == 3 and len(alone[5]) == 2  # empty; the separator is a space; marks kept
+    vocab = tokenizer.get_vocab()
+    assert vocab["<pad>"] == 0 and vocab["<unk>"] == 1 and vocab["hello"] == 2 and "fine" in vocab  # most frequent
+    assert tokens["test"][0].tolist() == [vocab["hello"], vocab[","], vocab["world"], vocab["!"]]
+    tokenizer.enable_truncation(2)  # a tokenizer.json may carry its own truncation: ours replaces it
+    flat, lengths = token_ids(tokenizer, texts, chunk=4)  # the same tokenizer read as a pretrained tokenizer.json
+    assert lengths.tolist() == [len(a) for a in alone] and flat.tolist() == sum(alone, [])
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     pieces = Tokenizer(models.BPE({"<pad>": 0, "<unk>": 1, "h": 2, "i": 3, "hi": 4}, [("h", "i")], unk_token="<unk>"))
