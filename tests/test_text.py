@@ -187,6 +187,7 @@ def test_newsgroups20_local_copy_and_offline_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind,args,message", [
     ("file", {"text_column": "body"}, "has no column 'body' (columns: review, sentiment)"),
+    ("file", {"label_column": "stars"}, "has no column 'stars' (columns: review, sentiment)"),
     ("empty", {}, "data row 2 has an empty text (3 such rows)"),
     ("one_label", {}, "has 1 class (pos)"),
     ("file", {"tokenizer": "/no/such/tokenizer.json"}, "data.tokenizer=/no/such/tokenizer.json does not exist"),
@@ -236,13 +237,15 @@ def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypa
     (job,) = job_dirs(tmp_path / "rnn" / "outputs")
     assert read_json(job / "metrics.json")["meta"]["vocab_size"] > 10
     ckpt = job / "checkpoints" / "best.ckpt"
-    run_cli("evaluate.py", f"ckpt={ckpt}", cwd=tmp_path / "rnn")
     monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))  # what the CLI runs cached is not reused
+    evaluate_in_process([f"ckpt={ckpt}"], tmp_path / "e0")  # evaluate.py's CLI path: run_sections above
+    assert read_json(tmp_path / "e0" / "test_metrics.json")["meta"]["vocabulary"][:2] == ["<pad>", "<unk>"]
     # evaluate.py composes the default data (digits): a text key is added with +
     code, err = refusal(lambda: evaluate_in_process([f"ckpt={ckpt}", "+data.min_freq=1000"], tmp_path / "e1"), capsys)
     assert code == 2 and err.count("error:") == 1 and "data.min_freq: 1 -> 1000" in err  # another preprocessing
     for split in ("train", "test"):  # the same rows and labels, one word renamed: another vocabulary, same size
         (root / f"{split}.csv").write_text((root / f"{split}.csv").read_text().replace("movie", "cinema"))
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache2"))  # the cache is keyed by data.root, not its files
     code, err = refusal(lambda: evaluate_in_process([f"ckpt={ckpt}"], tmp_path / "e2"), capsys)
     assert code == 2 and err.count("error:") == 1 and f"the vocabulary built now ({vocab_size} tokens) is not the " \
         f"one checkpoint {ckpt} was trained with ({vocab_size} tokens)" in err, err
@@ -319,3 +322,25 @@ def test_newsgroups20_reads_scikit_learns_cache_in_data_root(tmp_path: Path) -> 
     assert raw.notes["empty_texts_dropped_train"] == 2 and "From:" not in raw.splits["train"].items[0]
     with pytest.raises(UserError, match="2 empty texts after removing headers, footers, quotes"):
         load_newsgroups(root=str(tmp_path / "home"), drop_empty=False)
+
+
+def test_overfit_and_lr_finder_sections_on_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """M3 and M4 on text (in process): text_cnn memorizes 16 reviews (text subsets go through the text loader),
+    and the LR range test runs its steps on trimmed token batches."""
+    from test_bad_input import composed
+
+    from csc8607.sections import run_section
+
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
+    root = write_reviews(tmp_path / "reviews", {"train": 60, "test": 10})
+    data = ["data=text_csv", f"data.root={root}", "data.text_column=review", "data.label_column=sentiment",
+            *TINY, "model=text_cnn", "model.filters=8", "model.dropout=0"]
+    run_section(composed("config", [*data, "experiment=overfit", "overfit.num_samples=16", "overfit.max_epochs=60",
+                                    "overfit.loss_threshold=0.05", "optim.lr=0.01"]), tmp_path / "overfit")
+    overfit = read_json(tmp_path / "overfit" / "overfit.json")
+    assert overfit["verdict"] == "PASS", overfit
+    run_section(composed("config", [*data, "experiment=lr_finder", "lr_finder.iterations=12",
+                                    "lr_finder.weight_decays=[0.0]"]), tmp_path / "lr")
+    (curve,) = read_json(tmp_path / "lr" / "lr_finder.json")["curves"].values()
+    assert curve["steps"] == 12 and len(curve["loss"]) == 12 and all(0 < x < 5 for x in curve["loss"])
+    assert curve["lr"][0] == 1e-6 and curve["lr"][-1] == 1.0  # the whole LR range, on text batches
