@@ -270,13 +270,13 @@ def test_a_local_tokenizer_json_is_used_as_is(tmp_path: Path) -> None:
 
 
 def test_texts_split_together_match_the_saved_tokenizer_on_each_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The word tokenizer's regex pass over joined texts (chunks of 4 here) gives, text by text, what the saved
+    """The word tokenizer's regex pass over joined texts (chunks of 2 or 3 here) gives, text by text, what the saved
     `tokenizers` description (NFKC, lower-case, Whitespace split) gives; a pretrained word-level tokenizer's texts
     are encoded together too, a subword one's one by one."""
     from csc8607.data import tokenize
     from csc8607.data.tokenize import token_ids, word_tokens
 
-    monkeypatch.setattr(tokenize, "CHUNK", 4)
+    monkeypatch.setattr(tokenize, "CHUNK_CHARS", 30)
     texts = ["Hello, world!", "  ", "a\x1eb c", "don't STOP...", "É café naïve ﬁne x²", "हिन्दी भाषा", "日本語 😀👍 — ok",
              "x" * 3, "snake_case ‿ end"]
     tokenizer, tokens = word_tokens({"test": texts[:2], "train": texts + ["hello world"]}, 100, 1)

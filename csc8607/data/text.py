@@ -1,5 +1,6 @@
 """Text: tokenized once (a regex pass over many texts at a time, or a pretrained `tokenizers` tokenizer) into int32
-(N, max_length) token ids padded with <pad>, cached; batches are trimmed to their longest text, optionally drawn from buckets of similar lengths.
+(N, max_length) token ids padded with <pad>, cached; batches are trimmed to their longest text, optionally drawn
+from buckets of similar lengths.
 
 The vocabulary is built from the train split only (after carving), saved with the cached arrays (info.json) and
 in meta (so in every checkpoint), with its SHA-256 that evaluate.py compares to refuse a different one.

@@ -8,7 +8,7 @@ import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -18,7 +18,7 @@ SPECIALS = ("<pad>", "<unk>")
 PAD_NAMES = ("<pad>", "[PAD]", "<PAD>")
 UNK_NAMES = ("<unk>", "[UNK]", "<UNK>")
 SEPARATOR = "\x1e"  # ASCII record separator: ends each text when texts are tokenized together
-CHUNK = 20000  # texts joined into one string per regex pass (bounds the memory of the token list)
+CHUNK_CHARS = 4_000_000  # characters of the texts joined for one regex pass (~1M tokens: ~60 MB of token strings)
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,23 +37,35 @@ def word_pattern() -> re.Pattern:
     return re.compile(f"{SEPARATOR}|[{letters}]+|[^\\s{letters}]+")
 
 
+def chunks(texts: list[str]) -> Iterator[list[str]]:
+    """Consecutive runs of texts of about CHUNK_CHARS characters in all (at least one text each)."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        size += len(text) + 1
+        if size >= CHUNK_CHARS:
+            yield texts[start : i + 1]
+            start, size = i + 1, 0
+    if start < len(texts):
+        yield texts[start:]
+
+
 def word_codes(texts: list[str], index: dict[str, int], counts: Counter | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every text's words (NFKC, lower-cased) as codes in `index` (a new word gets the next code), end to end, and
-    each text's word count; `counts` (the train split's) adds up each word's occurrences. CHUNK texts are joined by
-    SEPARATOR and split by one regex call: no Python loop over words."""
+    each text's word count; `counts` (the train split's) adds up each word's occurrences. A chunk of texts joined
+    by SEPARATOR is split by one regex call: no Python loop over words."""
     end = index.setdefault(SEPARATOR, len(index))
-    parts, lengths = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for start in range(0, len(texts), CHUNK):
-        joined = "".join(f"{t.replace(SEPARATOR, ' ')}{SEPARATOR}" for t in texts[start : start + CHUNK])
+    parts, lengths = [np.zeros(0, dtype=np.int32)], [np.zeros(0, dtype=np.int64)]
+    for chunk in chunks(texts):
+        joined = "".join(f"{t.replace(SEPARATOR, ' ')}{SEPARATOR}" for t in chunk)
         tokens = word_pattern().findall(unicodedata.normalize("NFKC", joined).lower())
         if counts is not None:
             counts.update(tokens)
         for word in set(tokens).difference(index):
             index[word] = len(index)
-        codes = np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        codes = np.fromiter(map(index.__getitem__, tokens), dtype=np.int32, count=len(tokens))
         ends = np.flatnonzero(codes == end)
-        if len(ends) != min(CHUNK, len(texts) - start):  # NFKC and lower() never make a SEPARATOR; kept as a guard
-            raise RuntimeError(f"found {len(ends)} text ends in a chunk of {min(CHUNK, len(texts) - start)} texts")
+        if len(ends) != len(chunk):  # NFKC and lower() never make a SEPARATOR; kept as a guard
+            raise RuntimeError(f"found {len(ends)} text ends in a chunk of {len(chunk)} texts")
         lengths.append(np.diff(ends, prepend=-1) - 1)
         parts.append(codes[codes != end])
     return np.concatenate(parts), np.concatenate(lengths)
@@ -75,7 +87,7 @@ def word_tokens(texts: dict[str, list[str]], vocab_size: int,
     codes = {name: word_codes(split_texts, index, counts if name == "train" else None)
              for name, split_texts in sorted(texts.items(), key=lambda item: item[0] != "train")}
     vocabulary = word_vocabulary(counts, vocab_size, min_freq)
-    to_id = np.full(len(index), SPECIALS.index("<unk>"), dtype=np.int64)
+    to_id = np.full(len(index), SPECIALS.index("<unk>"), dtype=np.int32)
     to_id[[index[w] for w in vocabulary[len(SPECIALS):]]] = np.arange(len(SPECIALS), len(vocabulary))
     return saved_tokenizer(vocabulary), {name: (to_id[flat], lengths) for name, (flat, lengths) in codes.items()}
 
