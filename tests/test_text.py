@@ -223,6 +223,9 @@ def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypa
     shown = results["data"]["example_texts"]["val"][0].split()
     assert shown and all(w in results["train"]["meta"]["vocabulary"] or w == "‹unk›" for w in shown)
     assert results["sanity"]["verdict"] == "PASS" and results["evaluate"]["metrics"]["accuracy"] >= 0
+    for split in ("val", "test"):  # M0 of a binary task: the majority's expected accuracy and F1 (was NaN)
+        got, want = (results["baselines"][split][k]["majority"] for k in ("measured", "expected"))
+        assert got["accuracy"] == pytest.approx(want["accuracy"]) and got["f1"] == pytest.approx(want["f1"])
     vocab_size = results["train"]["meta"]["vocab_size"]
     assert results["sanity"]["pretrained"] == {"embedding": {"file": str(glove), "found": 5, "vocab_size": vocab_size,
                                                              "dim": 4, "frozen": False}}
