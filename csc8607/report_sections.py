@@ -112,9 +112,15 @@ def preprocess(c: Context) -> str:
     return f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, {norm}"
 
 
+LABEL_PRESERVING = {  # augmentations whose reason to keep the label is not visible on an example (D9)
+    "token_dropout": "une fraction des jetons réels de chaque texte remplacée par `<unk>` : quelques mots manquants "
+                     "changent rarement le sentiment d'une critique ou le thème d'un article, le label est conservé"}
+
+
 def augment(c: Context) -> str:
     a = c.json("data")["augment"]
-    return "- " + (", ".join(f"`{k} = {v}`" for k, v in a.items()) or "aucune augmentation") + " (train uniquement)"
+    return ("- " + (", ".join(f"`{k} = {v}`" for k, v in a.items()) or "aucune augmentation") + " (train uniquement)"
+            + "".join(f"\n- `{k}` : {LABEL_PRESERVING[k]}" for k in a if k in LABEL_PRESERVING))
 
 
 def architecture(c: Context) -> str:

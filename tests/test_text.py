@@ -218,7 +218,7 @@ def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypa
     glove.write_text("".join(f"{w} {i} 0.5 -1 2\n" for i, w in enumerate(["good", "bad", "movie", "the", "fun",
                                                                          "zebra"])))
     results = run_sections(tmp_path / "cnn", *data, *TINY, "model=text_cnn", "model.filters=8",
-                           f"model.embeddings={glove}")
+                           f"model.embeddings={glove}", "data.augment.token_dropout=0.1")
     assert results["data"]["dataset"]["modality"] == "text" and results["data"]["batch_shape_matches_meta"]
     shown = results["data"]["example_texts"]["val"][0].split()
     assert shown and all(w in results["train"]["meta"]["vocabulary"] or w == "‹unk›" for w in shown)
@@ -236,6 +236,7 @@ def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypa
     assert "des textes tronqués à max_length, taux de `<unk>`" in report and "tokenizer `word" in report  # D5, D6
     found = f"fichier `glove.txt`) : 5 mots du vocabulaire sur {vocab_size} trouvés ({500 / vocab_size:.1f} %)"
     assert report.count(found) == 2  # 2.2 and M1
+    assert "`token_dropout = 0.1` (train uniquement)\n- `token_dropout` : une fraction des jetons réels" in report  # D8
     run_cli("train.py", *data, *TINY, "model=text_rnn", "model.hidden=8", cwd=tmp_path / "rnn")
     (job,) = job_dirs(tmp_path / "rnn" / "outputs")
     assert read_json(job / "metrics.json")["meta"]["vocab_size"] > 10
