@@ -155,36 +155,106 @@ def custom_project(root: Path) -> list[str]:
     (root / "conf" / "model").mkdir(parents=True)
     (root / "mynet.py").write_text(MYNET)
     (root / "conf" / "model" / "mynet.yaml").write_text(MYNET_YAML)
-    return [f"hydra.searchpath=[file://{root / 'conf'}]", "model=mynet", "trainer.max_epochs=1", "trainer.threads=1"]
+    return [f"hydra.searchpath=[file://{root / 'conf'}]", "model=mynet"]
 
 
-def test_custom_module_trains_sweeps_evaluates_and_reports(tmp_path: Path) -> None:
-    args = custom_project(tmp_path)
-    run_cli("train.py", "experiment=sanity", *args, "hydra.run.dir=outputs/sanity", cwd=tmp_path)
+# model -> (overrides, A key, B key, the key the grid sweeps (the other is set to one value))
+END_TO_END = {
+    "custom": (custom_project, "hidden", "layers", "hidden"),
+    "resnet": (lambda root: ["model=resnet", "model.stages=2", "model.blocks=1"], "blocks", "width", "width"),
+    "torchvision": (lambda root: ["model=torchvision", "model.name=resnet18"], "name", "small_input", "small_input"),
+}
+
+
+@pytest.fixture
+def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """`python <script> args` run in this process from `tmp_path` (Hydra multirun and Optuna included): the
+    command line's code path without a new interpreter; what the scripts change in the process is put back."""
+    import logging
+    import runpy
+    import signal
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    path = list(sys.path)  # a student's module dir is added by the model's import
+    monkeypatch.setattr(sys, "path", list(path))
+    saved = signal.getsignal(signal.SIGINT), logging.root.handlers[:], logging.root.level, torch.get_num_threads()
+
+    def run(script: str, *args: str, exit_code: int = 0, cwd: Path = tmp_path) -> str:
+        """Run the script from `cwd` as a fresh process would import the student's module; its stderr."""
+        sys.argv, sys.path[:] = [script, *args], path
+        sys.modules.pop("mynet", None)
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            runpy.run_path(str(REPO / script), run_name="__main__")
+            code = 0
+        except SystemExit as stop:
+            code = stop.code
+        err = capsys.readouterr().err
+        assert code == exit_code, f"{script} {' '.join(args)} exited {code}: {err[-3000:]}"
+        return err
+
+    yield run
+    signal.signal(signal.SIGINT, saved[0])
+    logging.root.handlers[:], _ = saved[1], logging.root.setLevel(saved[2])
+    torch.set_num_threads(saved[3])
+    sys.modules.pop("mynet", None)
+
+
+@pytest.mark.parametrize("model", END_TO_END)
+def test_model_sanity_grid_compare_optuna_and_report(model: str, tmp_path: Path, in_process) -> None:
+    """The report's path, unchanged, for a ResNet, a torchvision ResNet-18 and a student's module: the model's
+    axes name the summary columns, run names, compare figures, Optuna parameters and report sections M1-M8."""
+    import optuna
+
+    from image_fixtures import write_image_folder
+
+    select, a, b, swept = END_TO_END[model]
+    data = ["data=image_folder", f"data.root={write_image_folder(tmp_path / 'pets')}", "data.image_size=[16,16]"]
+    args = [*select(tmp_path), *data, "trainer.max_epochs=1", "trainer.threads=1", "trainer.batch_size=8"]
+    in_process("train.py", "experiment=sanity", *args, "hydra.run.dir=outputs/sanity")
     sanity = OmegaConf.load(tmp_path / "outputs" / "sanity" / "sanity.json")
-    assert ["(model)", "MyNet", 10] in [[r.layer, r.type, r.params] for r in sanity.layers]  # its own parameter
-    assert sum(row.params for row in sanity.layers) == sanity.total_params
-    run_cli("train.py", "experiment=grid", *args, "optim.lr=1e-3", "optim.weight_decay=0.0",
-            "hydra.sweep.dir=multirun/grid", cwd=tmp_path)
+    assert sum(row.params for row in sanity.layers) == sanity.total_params > 0  # nested modules counted once
+    if model == "custom":
+        assert ["(model)", "MyNet", 2] in [[r.layer, r.type, r.params] for r in sanity.layers]  # its own (scale: one per class)
+    in_process("train.py", "experiment=grid", *args, "optim.lr=1e-3", "optim.weight_decay=0.0",
+               "hydra.sweep.dir=multirun/grid")
     summary = (tmp_path / "multirun" / "grid" / "summary.md").read_text()
-    assert "A (hidden)" in summary and "lr=0.001_wd=0.0_hidden=8_layers=1" in summary
-    params = {int(r.split("|")[7]) for r in summary.splitlines() if "_hidden=" in r}
-    assert len(params) == 2  # each job's parameter count (hidden 8 and 16)
-    run_cli("train.py", "experiment=compare", "compare.runs=multirun/grid", "hydra.run.dir=outputs/compare",
-            cwd=tmp_path)
-    assert (tmp_path / "outputs" / "compare" / "compare_hidden.png").is_file()
-    run_cli("report.py", cwd=tmp_path)
+    assert f"| A ({a}) | B ({b}) | params |" in summary
+    rows = [r.split("|") for r in summary.splitlines() if r.startswith("| lr=0.001_wd=0.0_")]
+    assert len(rows) == 2 and all(f"_{a}=" in r[1] and f"_{b}=" in r[1] for r in rows)
+    assert len({int(r[7]) for r in rows}) == 2  # each job's own parameter count
+    in_process("train.py", "experiment=compare", "compare.runs=multirun/grid", "hydra.run.dir=outputs/compare")
+    assert (tmp_path / "outputs" / "compare" / f"compare_{swept}.png").is_file()
+    in_process("train.py", "experiment=optuna", *args, "hydra.sweeper.n_trials=2", "hydra.sweep.dir=multirun/optuna")
+    study = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2 and f"model.{swept}" in study.trials[0].params
+    in_process("report.py")
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "`A (hidden) = 16`, `B (layers) = 1`" in report and "| Hyp-A (hidden) | Hyp-B (layers) |" in report
-    ckpt = next((tmp_path / "multirun" / "grid").glob("*/checkpoints/best.ckpt"))
-    searchpath = args[0]  # the student's conf/ declares mynet.MyNet: a checkpoint naming it may be built
-    run_cli("evaluate.py", f"ckpt='{ckpt}'", searchpath, "hydra.run.dir=outputs/eval", cwd=tmp_path)
-    assert (tmp_path / "outputs" / "eval" / "test_metrics.json").is_file()
-    elsewhere = tmp_path / "elsewhere"
+    assert f"`A ({a}) = " in report and f"`B ({b}) = " in report  # M1 (and M3) name the model's axes
+    assert f"| Hyp-A ({a}) | Hyp-B ({b}) |" in report and f"Hyperparamètre modèle B ({b}) :" in report  # M5
+    assert f"figures/compare_compare_{swept}.png" in report  # M7
+    trials = next(line for line in report.splitlines() if line.startswith("| Essai |"))  # M8's trial table
+    assert f"| model.{swept} |" in trials
+    if model == "custom":
+        check_custom_checkpoint(tmp_path, in_process)
+
+
+def check_custom_checkpoint(root: Path, in_process) -> None:
+    """The student's checkpoint evaluates where its module is importable, and elsewhere says why it cannot."""
+    ckpt = next((root / "multirun" / "grid").glob("*/checkpoints/best.ckpt"))
+    searchpath = f"hydra.searchpath=[file://{root / 'conf'}]"  # the student's conf/ declares mynet.MyNet
+    in_process("evaluate.py", f"ckpt='{ckpt}'", searchpath, "hydra.run.dir=outputs/eval")
+    assert (root / "outputs" / "eval" / "test_metrics.json").is_file()
+    elsewhere = root / "elsewhere"
     elsewhere.mkdir()
-    proc = run_cli("evaluate.py", f"ckpt='{ckpt}'", searchpath, cwd=elsewhere, check=False)
-    (line,) = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and line.startswith("error: cannot import model._target_=mynet.MyNet")
+    err = in_process("evaluate.py", f"ckpt='{ckpt}'", searchpath, exit_code=2, cwd=elsewhere)
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: cannot import model._target_=mynet.MyNet")
     assert "ModuleNotFoundError: No module named 'mynet'" in line and "PYTHONPATH" in line
 
 
