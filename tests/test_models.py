@@ -325,6 +325,52 @@ def test_oversized_model_refused_before_allocating(tmp_path: Path) -> None:
         build_model(node, meta([1, 8, 8]), 64, CPU)
 
 
+def test_timm_vit_is_built_for_the_datas_image_size(tmp_path: Path) -> None:
+    """vit_tiny_patch16_224 (made for 224 px only) on 32 px greyscale data: built for 32 px, local 224 px RGB weights
+    resampled to it; data smaller than one patch, or a fixed-size model without timm's img_size: one line."""
+    from csc8607.models.zoo import timm_model
+
+    vit = OmegaConf.create({"_target_": "csc8607.models.zoo.timm_model", "name": "vit_tiny_patch16_224"})
+    model = build_model(vit, meta([1, 32, 32]), 2, CPU)
+    assert model.patch_embed.img_size == (32, 32) and model(torch.randn(2, 1, 32, 32)).shape == (2, 3)
+    source = timm_model([3, 224, 224], 1000, name="vit_tiny_patch16_224")
+    torch.save(source.state_dict(), tmp_path / "vit.pth")
+    loaded = timm_model([1, 32, 32], 3, name="vit_tiny_patch16_224", weights=str(tmp_path / "vit.pth"))
+    assert loaded.pos_embed.shape[1] == 1 + 2 * 2 and source.pos_embed.shape[1] == 1 + 14 * 14  # class token + patches
+    assert torch.equal(loaded.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+    with pytest.raises(UserError, match=r"rejects inputs of shape \(2, 1, 8, 8\).*Kernel size: \(16 x 16\)"):
+        build_model(vit, meta([1, 8, 8]), 2, CPU)
+    with pytest.raises(UserError, match=r"model.name=csc8607_fixed_24px takes 24x24 images only .* the data's are "
+                                        r"32x32: set data.image_size=\[24, 24\] or choose another model"):
+        build_model(OmegaConf.create({"_target_": "csc8607.models.zoo.timm_model", "name": register_fixed_size()}),
+                    meta([3, 32, 32]), 2, CPU)
+
+
+class FixedSize(torch.nn.Module):
+    """A model made for 24x24 inputs only, with no img_size argument (timm's constructor arguments otherwise)."""
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(in_chans * 24 * 24, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.flatten(1))
+
+
+def register_fixed_size() -> str:
+    """FixedSize in timm's registry, with a pretrained config that says it takes 24x24 inputs only."""
+    import sys
+
+    from timm.models import register_model
+
+    def csc8607_fixed_24px(pretrained: bool = False, **kwargs) -> torch.nn.Module:
+        return FixedSize(**{k: v for k, v in kwargs.items() if k not in ("pretrained_cfg", "pretrained_cfg_overlay",
+                                                                          "cache_dir")})  # timm's own arguments
+
+    sys.modules[__name__].default_cfgs = {"csc8607_fixed_24px": {"input_size": (3, 24, 24), "fixed_input_size": True}}
+    return register_model(csc8607_fixed_24px).__name__
+
+
 def test_timm_pretrained_offline_is_one_error_line(tmp_path: Path) -> None:
     proc = run_cli("train.py", "model=timm", "model.name=resnet10t", "model.pretrained=true", "trainer.max_epochs=1",
                    cwd=tmp_path, check=False, timeout=120)
