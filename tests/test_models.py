@@ -65,6 +65,10 @@ def test_every_model_config_trains_one_step(path: Path) -> None:
     loss, _ = engine.train_step(model, inputs, labels, torch.optim.SGD(model.parameters(), lr=0.1))
     assert torch.isfinite(loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    from csc8607.sections.sanity import layer_table
+
+    rows = layer_table(model, inputs)  # M1: every parameter in exactly one row, every row with its output shape
+    assert sum(r["params"] for r in rows) == count_parameters(model) and all(r["output_shape"] for r in rows)
 
 
 def test_resnet_blocks_and_stems() -> None:
@@ -265,6 +269,8 @@ def meta(shape: list[int], outputs: int = 3) -> dict:
 @pytest.mark.parametrize("node, shape, message", [
     ({"_target_": "csc8607.models.zoo.torchvision_model", "name": "resnet1"}, [3, 32, 32],
      "model.name=resnet1 is not a torchvision model (did you mean resnet18"),
+    ({"_target_": "csc8607.models.zoo.timm_model", "name": "vit_tiny_patch16"}, [3, 32, 32],
+     "model.name=vit_tiny_patch16 is not a timm model (did you mean vit_tiny_patch16_384, vit_tiny_patch16_224"),
     ({"_target_": "csc8607.models.ResNet", "blocks": []}, [3, 32, 32], "model.blocks=[] lists no stage"),
     ({"_target_": "csc8607.models.ConvNet", "width": -4}, [3, 32, 32], "model.width=-4 must be at least 1"),
     ({"_target_": "csc8607.models.ConvNet", "width": 8, "groups": 3}, [3, 32, 32],
@@ -281,6 +287,15 @@ def test_bad_models_are_refused_in_one_line(node: dict, shape: list[int], messag
     with pytest.raises(UserError) as err:
         build_model(OmegaConf.create(node), meta(shape), 2, CPU)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_model_on_the_command_line_is_one_error_line_exit_2(in_process) -> None:
+    """The refusals above reach the user through train.py as one `error:` line and exit 2 (the others alike)."""
+    for n, (args, message) in enumerate(((["model=resnet", "model.blocks=[]"], "model.blocks=[] lists no stage"),
+                                         (["model.width=8", "model.groups=3"], "model.groups=3 does not divide"))):
+        err = in_process("train.py", *args, "trainer.max_epochs=1", f"hydra.run.dir=outputs/{n}", exit_code=2)
+        (line,) = [line for line in err.splitlines() if line.strip()]
+        assert line.startswith("error: ") and message in line
 
 
 class DataDependent(torch.nn.Module):
