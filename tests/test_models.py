@@ -179,13 +179,16 @@ def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     import signal
     import sys
 
+    from hydra.core.hydra_config import HydraConfig
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     path = list(sys.path)  # a student's module dir is added by the model's import
     monkeypatch.setattr(sys, "path", list(path))
-    saved = signal.getsignal(signal.SIGINT), logging.root.handlers[:], logging.root.level, torch.get_num_threads()
+    sigint, handlers, level = signal.getsignal(signal.SIGINT), logging.root.handlers[:], logging.root.level
+    threads, hydra_config = torch.get_num_threads(), HydraConfig.instance().cfg  # Hydra leaves the last job's set
 
     def run(script: str, *args: str, exit_code: int = 0, cwd: Path = tmp_path) -> str:
         """Run the script from `cwd` as a fresh process would import the student's module; its stderr."""
@@ -203,9 +206,11 @@ def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
         return err
 
     yield run
-    signal.signal(signal.SIGINT, saved[0])
-    logging.root.handlers[:], _ = saved[1], logging.root.setLevel(saved[2])
-    torch.set_num_threads(saved[3])
+    signal.signal(signal.SIGINT, sigint)
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
+    torch.set_num_threads(threads)
+    HydraConfig.instance().cfg = hydra_config
     sys.modules.pop("mynet", None)
 
 
