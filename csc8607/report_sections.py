@@ -15,6 +15,7 @@ from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, fir
 from csc8607.report_optuna import commands as optuna_commands, optuna
 from csc8607.report_runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
 
+
 def run_commands(c: Context) -> list[tuple[str, str]]:
     """(preset, command) of each run found, in the report's order; every run of the Optuna study."""
     def commands(preset: str) -> list[str]:
@@ -120,10 +121,30 @@ def architecture(c: Context) -> str:
     j, cfg = c.json("sanity"), c.config("sanity")
     rows = [[r["layer"], r["type"], r["output_shape"], r["params"]] for r in j["layers"]]
     loss = "CrossEntropyLoss" if c.json("sanity")["expected_rule"].startswith("-log") else "BCEWithLogitsLoss"
-    return (f"- **Description couche par couche** (`{cfg.model._target_}`, {model_axes(cfg)}) :\n\n"
+    return (f"- **Description couche par couche** (`{cfg.model._target_}`, {model_axes(cfg)}, la configuration du "
+            "run `experiment=sanity`) :\n\n"
             + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
             + f"\n\n- **Loss function** : {loss}\n- **Sortie du modèle** : forme = `{tuple(j['output_shape'])}`\n"
-            f"- **Nombre total de paramètres** : `{j['total_params']}`")
+            f"- **Nombre total de paramètres** : `{j['total_params']}`\n" + model_hyperparameters(c, cfg))
+
+
+def model_hyperparameters(c: Context, cfg: Any) -> str:
+    """The model's A and B and the values M5 tries (the grid's, else the model's declared `space`)."""
+    declared = axes.keys(cfg)
+    if "A" not in declared:
+        return "- **Hyperparamètres du modèle** : aucun axe déclaré (`model.axes`)"
+    rows = sweep_rows(c, "grid") if "grid" in c.runs else []
+    space = OmegaConf.to_container(cfg.model.get("space") or {}, resolve=True)
+    where = "la grille M5" if rows else "`model.space`, l'espace de la grille M5"
+    parts = []
+    for name in ("A", "B"):
+        if name not in declared:
+            continue
+        key = declared[name].removeprefix("model.")
+        tried = sorted({r.get(name, "") for r in rows}, key=numeric_first) if rows else \
+            [str(v) for v in space.get(key, [])]  # type: ignore[union-attr]
+        parts.append(f"{name} = `{key}` (valeurs de {where} : `{{{', '.join(tried)}}}` ; ici `{axes.values(cfg)[name]}`)")
+    return "- **Hyperparamètres du modèle** : " + " ; ".join(parts)
 
 
 def initial_loss(c: Context) -> str:
@@ -175,7 +196,10 @@ def grid(c: Context) -> str:
     values = {k: sorted({r.get(k, "") for r in rows}, key=numeric_first) for k in axes.NAMES}
     names = {"lr": "LR", "wd": "Weight decay", "A": f"Hyperparamètre modèle {axes.label(job, 'A')}",
              "B": f"Hyperparamètre modèle {axes.label(job, 'B')}"}
-    return ("- **Grilles** :\n" + "\n".join(f"  - {names[k]} : `{{{', '.join(values[k])}}}`" for k in axes.NAMES)
+    source = OmegaConf.select(job, "grid.lr_from", default=None)
+    origin = {"lr": f" (LR suggéré par M4 × `{list(job.grid.lr_factors)}`, `grid.lr_from={source}`)" if source else ""}
+    return ("- **Grilles** :\n" + "\n".join(f"  - {names[k]} : `{{{', '.join(values[k])}}}`{origin.get(k, '')}"
+                                         for k in axes.NAMES)
             + f"\n\n- **Durée des runs** : `{job.trainer.max_epochs}` époques par run, même seed\n\n"
             + sweep_table(c, "grid")
             + "\n\n" + sweep_figure(c, "grid"))
