@@ -240,7 +240,9 @@ def test_model_sanity_grid_compare_optuna_and_report(model: str, tmp_path: Path,
     in_process("train.py", "experiment=compare", "compare.runs=multirun/grid", "hydra.run.dir=outputs/compare")
     assert (tmp_path / "outputs" / "compare" / f"compare_{swept}.png").is_file()
     in_process("train.py", "experiment=optuna", *args, "hydra.sweeper.n_trials=2", "hydra.sweep.dir=multirun/optuna")
-    study = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage=storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2 and f"model.{swept}" in study.trials[0].params
     in_process("report.py")
     report = (tmp_path / "report" / "report.md").read_text()
