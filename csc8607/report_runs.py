@@ -41,7 +41,10 @@ def run_of(job_dir: Path, preset: str) -> Path | None:
 
 
 def trained_config(run: Path, preset: str) -> Path:
-    """The config file of what a run trained (an evaluation: of its checkpoint's run; a sweep: of its first job)."""
+    """The config file of what a run trained (an evaluation: of its checkpoint's run; a sweep: of its first job;
+    a comparison: of the first run it compared, since `experiment=compare` is typed without the data's keys)."""
+    if preset == "compare":
+        return Path(json.loads((run / RESULTS[preset]).read_text())["runs"][0]["dir"]) / ".hydra" / "config.yaml"
     if preset == "evaluate":
         ckpt = Path(json.loads((run / RESULTS[preset]).read_text())["checkpoint"])
         exported = ckpt.parent / "config.yaml"  # artifacts/config.yaml beside artifacts/best.ckpt

@@ -112,9 +112,15 @@ def preprocess(c: Context) -> str:
     return f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, {norm}"
 
 
+LABEL_PRESERVING = {  # augmentations whose reason to keep the label is not visible on an example (D9)
+    "token_dropout": "une fraction des jetons réels de chaque texte remplacée par `<unk>` : quelques mots manquants "
+                     "changent rarement le sentiment d'une critique ou le thème d'un article, le label est conservé"}
+
+
 def augment(c: Context) -> str:
     a = c.json("data")["augment"]
-    return "- " + (", ".join(f"`{k} = {v}`" for k, v in a.items()) or "aucune augmentation") + " (train uniquement)"
+    return ("- " + (", ".join(f"`{k} = {v}`" for k, v in a.items()) or "aucune augmentation") + " (train uniquement)"
+            + "".join(f"\n- `{k}` : {LABEL_PRESERVING[k]}" for k in a if k in LABEL_PRESERVING))
 
 
 def architecture(c: Context) -> str:
@@ -125,7 +131,8 @@ def architecture(c: Context) -> str:
             "run `experiment=sanity`) :\n\n"
             + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
             + f"\n\n- **Loss function** : {loss}\n- **Sortie du modèle** : forme = `{tuple(j['output_shape'])}`\n"
-            f"- **Nombre total de paramètres** : `{j['total_params']}`\n" + model_hyperparameters(c, cfg))
+            f"- **Nombre total de paramètres** : `{j['total_params']}`\n" + model_hyperparameters(c, cfg)
+            + word_vectors(j))
 
 
 def model_hyperparameters(c: Context, cfg: Any) -> str:
@@ -145,6 +152,15 @@ def model_hyperparameters(c: Context, cfg: Any) -> str:
             [str(v) for v in space.get(key, [])]  # type: ignore[union-attr]
         parts.append(f"{name} = `{key}` (valeurs de {where} : `{{{', '.join(tried)}}}` ; ici `{axes.values(cfg)[name]}`)")
     return "- **Hyperparamètres du modèle** : " + " ; ".join(parts)
+
+
+def word_vectors(sanity: dict) -> str:
+    """The pretrained word vectors a text model loaded (model.embeddings): how much of the vocabulary they cover."""
+    return "".join(f"\n- **Vecteurs de mots pré-entraînés** (`{layer}`, fichier `{p['file'].split('/')[-1]}`) : "
+                   f"{p['found']} mots du vocabulaire sur {p['vocab_size']} trouvés "
+                   f"({100 * p['found'] / p['vocab_size']:.1f} %), dimension {p['dim']}, "
+                   f"{'gelés' if p['frozen'] else 'ajustés pendant l’entraînement'} ; les autres : init. aléatoire"
+                   for layer, p in (sanity.get("pretrained") or {}).items())
 
 
 def initial_loss(c: Context) -> str:
@@ -333,7 +349,8 @@ ANSWERS: dict[str, Renderer] = {
             f"`meta[\"input_shape\"]` = `{tuple(c.json('data')['dataset']['input_shape'])}` → cohérent : "
             f"**{c.json('data')['batch_shape_matches_meta']}**"),
     "M0": (("baselines",), baselines),
-    "M1": (("sanity",), lambda c: f"Nombre total de paramètres : `{c.json('sanity')['total_params']}`."),
+    "M1": (("sanity",), lambda c: f"Nombre total de paramètres : `{c.json('sanity')['total_params']}`."
+           + word_vectors(c.json("sanity"))),
     "M2": (("sanity",), lambda c: f"Loss initiale `{c.json('sanity')['initial_loss']:.4f}` ; batch "
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
     "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),

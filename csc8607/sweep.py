@@ -184,7 +184,7 @@ def lr_axis(run_dir: Path, factors: list[float]) -> list[str]:
         stop_sweep(f"grid.lr_from={run_dir}: the LR finder suggested no usable LR ({suggested}); set optim.lr=...")
     if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0 for f in factors):
         stop_sweep(f"grid.lr_factors={factors} must list numbers > 0")
-    return [f"{suggested * f:.3g}" for f in factors]
+    return [repr(float(f"{suggested * f:.3g}")) for f in factors]  # always a float to Hydra: "1.0", not "1"
 
 
 def empty_axes(config: DictConfig) -> list[str]:

@@ -65,6 +65,10 @@ def test_every_model_config_trains_one_step(path: Path) -> None:
     loss, _ = engine.train_step(model, inputs, labels, torch.optim.SGD(model.parameters(), lr=0.1))
     assert torch.isfinite(loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    from csc8607.sections.sanity import layer_table
+
+    rows = layer_table(model, inputs)  # M1: every parameter in exactly one row, every row with its output shape
+    assert sum(r["params"] for r in rows) == count_parameters(model) and all(r["output_shape"] for r in rows)
 
 
 def test_resnet_blocks_and_stems() -> None:
@@ -155,36 +159,113 @@ def custom_project(root: Path) -> list[str]:
     (root / "conf" / "model").mkdir(parents=True)
     (root / "mynet.py").write_text(MYNET)
     (root / "conf" / "model" / "mynet.yaml").write_text(MYNET_YAML)
-    return [f"hydra.searchpath=[file://{root / 'conf'}]", "model=mynet", "trainer.max_epochs=1", "trainer.threads=1"]
+    return [f"hydra.searchpath=[file://{root / 'conf'}]", "model=mynet"]
 
 
-def test_custom_module_trains_sweeps_evaluates_and_reports(tmp_path: Path) -> None:
-    args = custom_project(tmp_path)
-    run_cli("train.py", "experiment=sanity", *args, "hydra.run.dir=outputs/sanity", cwd=tmp_path)
+# model -> (overrides, A key, B key, the key the grid sweeps (the other is set to one value))
+END_TO_END = {
+    "custom": (custom_project, "hidden", "layers", "hidden"),
+    "resnet": (lambda root: ["model=resnet", "model.stages=2", "model.blocks=1"], "blocks", "width", "width"),
+    "torchvision": (lambda root: ["model=torchvision", "model.name=resnet18"], "name", "small_input", "small_input"),
+}
+
+
+@pytest.fixture
+def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """`python <script> args` run in this process from `tmp_path` (Hydra multirun and Optuna included): the
+    command line's code path without a new interpreter; what the scripts change in the process is put back."""
+    import logging
+    import runpy
+    import signal
+    import sys
+
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    path = list(sys.path)  # a student's module dir is added by the model's import
+    monkeypatch.setattr(sys, "path", list(path))
+    sigint, handlers, level = signal.getsignal(signal.SIGINT), logging.root.handlers[:], logging.root.level
+    threads, hydra_config = torch.get_num_threads(), HydraConfig.instance().cfg  # Hydra leaves the last job's set
+
+    def run(script: str, *args: str, exit_code: int = 0, cwd: Path = tmp_path) -> str:
+        """Run the script from `cwd` as a fresh process would import the student's module; its stderr."""
+        sys.argv, sys.path[:] = [script, *args], path
+        sys.modules.pop("mynet", None)
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            runpy.run_path(str(REPO / script), run_name="__main__")
+            code = 0
+        except SystemExit as stop:
+            code = stop.code
+        err = capsys.readouterr().err
+        assert code == exit_code, f"{script} {' '.join(args)} exited {code}: {err[-3000:]}"
+        return err
+
+    yield run
+    signal.signal(signal.SIGINT, sigint)
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
+    torch.set_num_threads(threads)
+    HydraConfig.instance().cfg = hydra_config
+    sys.modules.pop("mynet", None)
+
+
+@pytest.mark.parametrize("model", END_TO_END)
+def test_model_sanity_grid_compare_optuna_and_report(model: str, tmp_path: Path, in_process) -> None:
+    """The report's path, unchanged, for a ResNet, a torchvision ResNet-18 and a student's module: the model's
+    axes name the summary columns, run names, compare figures, Optuna parameters and report sections M1-M8."""
+    import optuna
+
+    from image_fixtures import write_image_folder
+
+    select, a, b, swept = END_TO_END[model]
+    data = ["data=image_folder", f"data.root={write_image_folder(tmp_path / 'pets')}", "data.image_size=[16,16]"]
+    args = [*select(tmp_path), *data, "trainer.max_epochs=1", "trainer.threads=1", "trainer.batch_size=8"]
+    in_process("train.py", "experiment=sanity", *args, "hydra.run.dir=outputs/sanity")
     sanity = OmegaConf.load(tmp_path / "outputs" / "sanity" / "sanity.json")
-    assert ["(model)", "MyNet", 10] in [[r.layer, r.type, r.params] for r in sanity.layers]  # its own parameter
-    assert sum(row.params for row in sanity.layers) == sanity.total_params
-    run_cli("train.py", "experiment=grid", *args, "optim.lr=1e-3", "optim.weight_decay=0.0",
-            "hydra.sweep.dir=multirun/grid", cwd=tmp_path)
+    assert sum(row.params for row in sanity.layers) == sanity.total_params > 0  # nested modules counted once
+    if model == "custom":
+        assert ["(model)", "MyNet", 2] in [[r.layer, r.type, r.params] for r in sanity.layers]  # its own (scale: one per class)
+    in_process("train.py", "experiment=grid", *args, "optim.lr=1e-3", "optim.weight_decay=0.0",
+               "hydra.sweep.dir=multirun/grid")
     summary = (tmp_path / "multirun" / "grid" / "summary.md").read_text()
-    assert "A (hidden)" in summary and "lr=0.001_wd=0.0_hidden=8_layers=1" in summary
-    params = {int(r.split("|")[7]) for r in summary.splitlines() if "_hidden=" in r}
-    assert len(params) == 2  # each job's parameter count (hidden 8 and 16)
-    run_cli("train.py", "experiment=compare", "compare.runs=multirun/grid", "hydra.run.dir=outputs/compare",
-            cwd=tmp_path)
-    assert (tmp_path / "outputs" / "compare" / "compare_hidden.png").is_file()
-    run_cli("report.py", cwd=tmp_path)
+    assert f"| A ({a}) | B ({b}) | params |" in summary
+    rows = [r.split("|") for r in summary.splitlines() if r.startswith("| lr=0.001_wd=0.0_")]
+    assert len(rows) == 2 and all(f"_{a}=" in r[1] and f"_{b}=" in r[1] for r in rows)
+    assert len({int(r[7]) for r in rows}) == 2  # each job's own parameter count
+    in_process("train.py", "experiment=compare", "compare.runs=multirun/grid", "hydra.run.dir=outputs/compare")
+    assert (tmp_path / "outputs" / "compare" / f"compare_{swept}.png").is_file()
+    in_process("train.py", "experiment=optuna", *args, "hydra.sweeper.n_trials=2", "hydra.sweep.dir=multirun/optuna")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage=storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2 and f"model.{swept}" in study.trials[0].params
+    in_process("report.py")
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "`A (hidden) = 16`, `B (layers) = 1`" in report and "| Hyp-A (hidden) | Hyp-B (layers) |" in report
-    ckpt = next((tmp_path / "multirun" / "grid").glob("*/checkpoints/best.ckpt"))
-    searchpath = args[0]  # the student's conf/ declares mynet.MyNet: a checkpoint naming it may be built
-    run_cli("evaluate.py", f"ckpt='{ckpt}'", searchpath, "hydra.run.dir=outputs/eval", cwd=tmp_path)
-    assert (tmp_path / "outputs" / "eval" / "test_metrics.json").is_file()
-    elsewhere = tmp_path / "elsewhere"
+    assert f"`A ({a}) = " in report and f"`B ({b}) = " in report  # M1 (and M3) name the model's axes
+    assert f"| Hyp-A ({a}) | Hyp-B ({b}) |" in report and f"Hyperparamètre modèle B ({b}) :" in report  # M5
+    assert f"figures/compare_compare_{swept}.png" in report  # M7
+    trials = next(line for line in report.splitlines() if line.startswith("| Essai |"))  # M8's trial table
+    assert f"| model.{swept} |" in trials
+    if model == "custom":
+        check_custom_checkpoint(tmp_path, in_process)
+
+
+def check_custom_checkpoint(root: Path, in_process) -> None:
+    """The student's checkpoint evaluates where its module is importable, and elsewhere says why it cannot."""
+    ckpt = next((root / "multirun" / "grid").glob("*/checkpoints/best.ckpt"))
+    searchpath = f"hydra.searchpath=[file://{root / 'conf'}]"  # the student's conf/ declares mynet.MyNet
+    in_process("evaluate.py", f"ckpt='{ckpt}'", searchpath, "hydra.run.dir=outputs/eval")
+    assert (root / "outputs" / "eval" / "test_metrics.json").is_file()
+    elsewhere = root / "elsewhere"
     elsewhere.mkdir()
-    proc = run_cli("evaluate.py", f"ckpt='{ckpt}'", searchpath, cwd=elsewhere, check=False)
-    (line,) = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and line.startswith("error: cannot import model._target_=mynet.MyNet")
+    err = in_process("evaluate.py", f"ckpt='{ckpt}'", searchpath, exit_code=2, cwd=elsewhere)
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: cannot import model._target_=mynet.MyNet")
     assert "ModuleNotFoundError: No module named 'mynet'" in line and "PYTHONPATH" in line
 
 
@@ -195,6 +276,8 @@ def meta(shape: list[int], outputs: int = 3) -> dict:
 @pytest.mark.parametrize("node, shape, message", [
     ({"_target_": "csc8607.models.zoo.torchvision_model", "name": "resnet1"}, [3, 32, 32],
      "model.name=resnet1 is not a torchvision model (did you mean resnet18"),
+    ({"_target_": "csc8607.models.zoo.timm_model", "name": "vit_tiny_patch16"}, [3, 32, 32],
+     "model.name=vit_tiny_patch16 is not a timm model (did you mean vit_tiny_patch16_384, vit_tiny_patch16_224"),
     ({"_target_": "csc8607.models.ResNet", "blocks": []}, [3, 32, 32], "model.blocks=[] lists no stage"),
     ({"_target_": "csc8607.models.ConvNet", "width": -4}, [3, 32, 32], "model.width=-4 must be at least 1"),
     ({"_target_": "csc8607.models.ConvNet", "width": 8, "groups": 3}, [3, 32, 32],
@@ -211,6 +294,15 @@ def test_bad_models_are_refused_in_one_line(node: dict, shape: list[int], messag
     with pytest.raises(UserError) as err:
         build_model(OmegaConf.create(node), meta(shape), 2, CPU)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_model_on_the_command_line_is_one_error_line_exit_2(in_process) -> None:
+    """The refusals above reach the user through train.py as one `error:` line and exit 2 (the others alike)."""
+    for n, (args, message) in enumerate(((["model=resnet", "model.blocks=[]"], "model.blocks=[] lists no stage"),
+                                         (["model.width=8", "model.groups=3"], "model.groups=3 does not divide"))):
+        err = in_process("train.py", *args, "trainer.max_epochs=1", f"hydra.run.dir=outputs/{n}", exit_code=2)
+        (line,) = [line for line in err.splitlines() if line.strip()]
+        assert line.startswith("error: ") and message in line
 
 
 class DataDependent(torch.nn.Module):
@@ -253,6 +345,52 @@ def test_oversized_model_refused_before_allocating(tmp_path: Path) -> None:
     node.stages = 40  # channels beyond what a tensor's size can count
     with pytest.raises(UserError, match="model csc8607.models.ConvNet is far too large to build"):
         build_model(node, meta([1, 8, 8]), 64, CPU)
+
+
+def test_timm_vit_is_built_for_the_datas_image_size(tmp_path: Path) -> None:
+    """vit_tiny_patch16_224 (made for 224 px only) on 32 px greyscale data: built for 32 px, local 224 px RGB weights
+    resampled to it; data smaller than one patch, or a fixed-size model without timm's img_size: one line."""
+    from csc8607.models.zoo import timm_model
+
+    vit = OmegaConf.create({"_target_": "csc8607.models.zoo.timm_model", "name": "vit_tiny_patch16_224"})
+    model = build_model(vit, meta([1, 32, 32]), 2, CPU)
+    assert model.patch_embed.img_size == (32, 32) and model(torch.randn(2, 1, 32, 32)).shape == (2, 3)
+    source = timm_model([3, 224, 224], 1000, name="vit_tiny_patch16_224")
+    torch.save(source.state_dict(), tmp_path / "vit.pth")
+    loaded = timm_model([1, 32, 32], 3, name="vit_tiny_patch16_224", weights=str(tmp_path / "vit.pth"))
+    assert loaded.pos_embed.shape[1] == 1 + 2 * 2 and source.pos_embed.shape[1] == 1 + 14 * 14  # class token + patches
+    assert torch.equal(loaded.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+    with pytest.raises(UserError, match=r"rejects inputs of shape \(2, 1, 8, 8\).*Kernel size: \(16 x 16\)"):
+        build_model(vit, meta([1, 8, 8]), 2, CPU)
+    with pytest.raises(UserError, match=r"model.name=csc8607_fixed_24px takes 24x24 images only .* the data's are "
+                                        r"32x32: set data.image_size=\[24, 24\] or choose another model"):
+        build_model(OmegaConf.create({"_target_": "csc8607.models.zoo.timm_model", "name": register_fixed_size()}),
+                    meta([3, 32, 32]), 2, CPU)
+
+
+class FixedSize(torch.nn.Module):
+    """A model made for 24x24 inputs only, with no img_size argument (timm's constructor arguments otherwise)."""
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(in_chans * 24 * 24, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.flatten(1))
+
+
+def register_fixed_size() -> str:
+    """FixedSize in timm's registry, with a pretrained config that says it takes 24x24 inputs only."""
+    import sys
+
+    from timm.models import register_model
+
+    def csc8607_fixed_24px(pretrained: bool = False, **kwargs) -> torch.nn.Module:
+        return FixedSize(**{k: v for k, v in kwargs.items() if k not in ("pretrained_cfg", "pretrained_cfg_overlay",
+                                                                          "cache_dir")})  # timm's own arguments
+
+    sys.modules[__name__].default_cfgs = {"csc8607_fixed_24px": {"input_size": (3, 24, 24), "fixed_input_size": True}}
+    return register_model(csc8607_fixed_24px).__name__
 
 
 def test_timm_pretrained_offline_is_one_error_line(tmp_path: Path) -> None:

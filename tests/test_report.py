@@ -41,7 +41,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("report")
     run_cli("train.py", "-m", "experiment=data,baselines,sanity,overfit,lr_finder,full", *SMALL, "trainer.max_epochs=2",
             "++overfit.num_samples=8", "++lr_finder.iterations=20", "++lr_finder.weight_decays=[0.0]", cwd=cwd)
-    run_cli("train.py", "experiment=grid", f"grid.lr_from={section_run(cwd, 'lr_finder')}", "grid.lr_factors=[1.0]",
+    run_cli("train.py", "experiment=grid", f"grid.lr_from='{section_run(cwd, 'lr_finder')}'", "grid.lr_factors=[1.0]",
             "model.width=4,8", "optim.weight_decay=0.0", "model.depth=1", "trainer.max_epochs=1", "trainer.threads=1",
             "hydra.sweep.dir=multirun/grid", cwd=cwd)  # M4 feeds M5: the LR axis is the LR finder's suggestion
     run_cli("train.py", "experiment=compare", "compare.runs=multirun/grid", "compare.by=[width]", cwd=cwd)

@@ -293,8 +293,22 @@ def test_grid_lr_from_a_run_without_lr_finder_json_is_one_line(tmp_path: Path, c
 
     (tmp_path / "lr_finder.json").write_text('{"suggested_lr": 0.0123}')
     assert lr_axis(tmp_path, [0.3, 1.0, 3.0]) == ["0.00369", "0.0123", "0.0369"]
+    (tmp_path / "lr_finder.json").write_text('{"suggested_lr": 0.99999}')
+    assert lr_axis(tmp_path, [1.0, 1e-5]) == ["1.0", "1e-05"]  # floats to Hydra, never the int 1
     for run_dir, factors, message in [(tmp_path / "nope", [1.0], "no lr_finder.json there"),
                                       (tmp_path, [0.0], "grid.lr_factors=[0.0] must list numbers > 0")]:
         with pytest.raises(SystemExit) as stop:
             lr_axis(run_dir, factors)
         assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_binary_majority_baseline_has_an_expected_accuracy_and_f1() -> None:
+    """One logit: the majority predicts positive when the train prior is above 1/2, else negative (M0 showed NaN)."""
+    import torch
+
+    from csc8607.sections.baselines import expected
+
+    positive = expected("binary", torch.tensor([0.7]), torch.tensor([0.6]))["majority"]
+    negative = expected("binary", torch.tensor([0.5]), torch.tensor([0.6]))["majority"]
+    assert positive["accuracy"] == pytest.approx(0.6) and positive["f1"] == pytest.approx(0.75)
+    assert negative["accuracy"] == pytest.approx(0.4) and negative["f1"] == 0.0

@@ -1,15 +1,18 @@
-"""Building blocks shared by the conv models: the 3x3 convolution in its course variants (grouped, dilated,
-depthwise-separable), squeeze-and-excitation, and an Inception-like block of parallel branches."""
+"""Building blocks shared by the conv models: their argument checks, the 3x3 convolution in its course variants
+(grouped, dilated, depthwise-separable), squeeze-and-excitation, and an Inception-like block of parallel branches."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 
+INPUTS = {3: "images (channels, height, width)", 2: "series (channels, length)"}  # input dims -> what they are
+
+
 def check_arguments(model: str, input_shape: list[int], positive: dict[str, int], choices: dict[str, tuple],
-                    dropout: float) -> None:
+                    dropout: float, dims: int = 3) -> None:
     """Refuse, naming the config key, a size below 1, a choice not offered, a dropout outside [0, 1), and inputs
-    that are not images (channels, height, width)."""
+    of another number of dimensions than the model's convolutions take (INPUTS)."""
     for name, value in positive.items():
         if int(value) < 1:
             raise ValueError(f"model.{name}={value} must be at least 1")
@@ -18,8 +21,8 @@ def check_arguments(model: str, input_shape: list[int], positive: dict[str, int]
             raise ValueError(f"model.{name}={value} must be one of {', '.join(allowed)}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
-    if len(input_shape) != 3:
-        raise ValueError(f"model {model} takes images (channels, height, width), not inputs of shape {list(input_shape)}")
+    if len(input_shape) != dims:
+        raise ValueError(f"model {model} takes {INPUTS[dims]}, not inputs of shape {list(input_shape)}")
 
 
 def check_channels(groups: int, channels: int, what: str) -> None:

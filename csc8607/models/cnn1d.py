@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from csc8607.models.blocks import check_arguments
+
 
 class ConvBlock1d(nn.Module):
     """conv1d (kernel k, dilation d, same length) -> BN -> ReLU, with an identity (or 1x1) shortcut when `residual`."""
@@ -35,14 +37,8 @@ class ConvNet1d(nn.Module):
                  width_mult: float = 2.0, kernel_size: int = 5, dilation: int = 1, residual: bool = True,
                  batch_norm: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
-        for name, value in (("width", width), ("depth", depth), ("stages", stages), ("kernel_size", kernel_size),
-                            ("dilation", dilation), ("num_outputs", num_outputs)):
-            if int(value) < 1:
-                raise ValueError(f"model.{name}={value} must be at least 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
-        if len(input_shape) != 2:
-            raise ValueError(f"model=cnn1d takes series (channels, length), not inputs of shape {list(input_shape)}")
+        check_arguments("ConvNet1d", input_shape, {"width": width, "depth": depth, "stages": stages, "kernel_size":
+                        kernel_size, "dilation": dilation, "num_outputs": num_outputs}, {}, dropout, dims=2)
         channels, length = input_shape
         layers: list[nn.Module] = []
         for stage in range(stages):

@@ -82,9 +82,20 @@ def torchvision_model(input_shape: list[int], num_outputs: int, name: str = "res
     return net
 
 
+def fixed_input_size(name: str) -> tuple[int, int] | None:
+    """(height, width) a timm model is made for when it takes no other size (ViT, Swin, ...: its pretrained
+    config's fixed_input_size); None when it takes any size (CNNs)."""
+    from timm.models import get_pretrained_cfg
+
+    made_for = get_pretrained_cfg(name)
+    return tuple(made_for.input_size[1:]) if made_for is not None and made_for.fixed_input_size else None
+
+
 def timm_model(input_shape: list[int], num_outputs: int, name: str = "resnet18", pretrained: bool = False,
                weights: str | None = None, drop_rate: float = 0.0) -> nn.Module:
-    """A timm model (`pip install timm`); `weights=/path/to/file` loads a local copy (implies pretrained)."""
+    """A timm model (`pip install timm`); `weights=/path/to/file` loads a local copy (implies pretrained).
+    A model made for one image size is built for the data's (timm's img_size; pretrained position embeddings
+    are resampled to it)."""
     try:
         import timm
     except ImportError:
@@ -95,9 +106,17 @@ def timm_model(input_shape: list[int], num_outputs: int, name: str = "resnet18",
     overlay = None
     if weights is not None:
         overlay, pretrained = {"file": str(local_file(str(weights)) or weights)}, True
+    made_for, size = fixed_input_size(name), tuple(input_shape[1:])
+    resize = {"img_size": list(size)} if made_for and len(size) == 2 and size != made_for else {}
     try:
         return timm.create_model(name, pretrained=pretrained, pretrained_cfg_overlay=overlay,
-                                 num_classes=num_outputs, in_chans=input_shape[0], drop_rate=drop_rate)
+                                 num_classes=num_outputs, in_chans=input_shape[0], drop_rate=drop_rate, **resize)
+    except TypeError as err:
+        if not resize or "img_size" not in str(err):
+            raise
+        raise ValueError(f"model.name={name} takes {made_for[0]}x{made_for[1]} images only (it cannot be built for "
+                         f"another size) and the data's are {size[0]}x{size[1]}: set data.image_size="
+                         f"[{made_for[0]}, {made_for[1]}] or choose another model") from None
     except (OSError, RuntimeError) as err:  # huggingface_hub's offline/HTTP errors are OSErrors
         if not pretrained:
             raise

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from csc8607 import checkpoint, figures
 from csc8607.errors import UserError
@@ -26,6 +27,14 @@ from csc8607.tb import open_writer
 log = logging.getLogger(__name__)
 
 
+def output_shape(module: nn.Module, out: Any) -> list[int] | None:
+    """The shape of a module's output: its first tensor; an RNN's output sequence (padded when it is packed)."""
+    first = out[0] if isinstance(out, (tuple, list)) and out and not isinstance(out, PackedSequence) else out
+    if isinstance(first, PackedSequence):
+        first = pad_packed_sequence(first, batch_first=getattr(module, "batch_first", False))[0]
+    return list(first.shape) if isinstance(first, torch.Tensor) else None
+
+
 def layer_table(model: nn.Module, inputs: torch.Tensor) -> list[dict[str, Any]]:
     """One row per call of a leaf module (or of a module holding parameters of its own, e.g. a custom layer with
     nn.Parameter) in call order: name, type, output shape (an RNN's: its output sequence), own parameter count."""
@@ -34,9 +43,7 @@ def layer_table(model: nn.Module, inputs: torch.Tensor) -> list[dict[str, Any]]:
     for name, module in model.named_modules():
         if (name and not list(module.children())) or any(True for _ in module.parameters(recurse=False)):
             def hook(mod: nn.Module, _inp: Any, out: Any, name: str = name or "(model)") -> None:
-                first = out[0] if isinstance(out, (tuple, list)) and out else out
-                shape = list(first.shape) if isinstance(first, torch.Tensor) else None
-                rows.append({"layer": name, "type": type(mod).__name__, "output_shape": shape,
+                rows.append({"layer": name, "type": type(mod).__name__, "output_shape": output_shape(mod, out),
                              "params": sum(p.numel() for p in mod.parameters(recurse=False))})
             hooks.append(module.register_forward_hook(hook))
     try:
@@ -96,6 +103,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     result = {
         "layers": table,
         "total_params": total,
+        # layers initialised from a file (text: the word vectors, with how many vocabulary words were found)
+        "pretrained": {name: m.pretrained for name, m in model.named_modules() if getattr(m, "pretrained", None)},
         "batch_shape": list(inputs.shape),
         "output_shape": list(logits.shape),
         "initial_loss": loss.item(),
