@@ -358,9 +358,21 @@ def storage_cases(tmp: Path) -> list[tuple[str, str]]:
 
 
 def test_bad_optuna_storage_is_one_line_and_keeps_the_study(tmp_path: Path) -> None:
-    """Corrupt, missing dir, not a URL, read-only, other direction, server down, no driver: one `error:` line,
-    exit 2, before any trial runs; the files are left as they were."""
-    for storage, message in storage_cases(tmp_path):
+    """Corrupt, missing dir, not a URL, read-only, other direction, another experiment, server down, no driver:
+    a UserError naming the storage before any trial, the files left as they were; through train.py (the
+    sweeper's set-up), one `error:` line and exit 2."""
+    from conftest import app_config
+    from csc8607.study import experiment_identity, open_study
+
+    identity = experiment_identity(app_config("experiment=optuna", multirun=True))
+    cases = storage_cases(tmp_path)
+    for storage, message in cases:
+        files = {p: p.read_bytes() for p in tmp_path.glob("*.db")}
+        with pytest.raises(UserError) as refused:
+            open_study(storage, "digits-cnn", ["maximize"], 10, 60, identity)
+        assert message in str(refused.value) and "\n" not in str(refused.value), storage
+        assert {p: p.read_bytes() for p in tmp_path.glob("*.db")} == files, storage
+    for storage, message in (cases[0], cases[5]):  # the command line: a broken file, a study of another experiment
         files = {p: p.read_bytes() for p in tmp_path.glob("*.db")}
         proc = run_cli("train.py", "experiment=optuna", f"hydra.sweeper.storage='{storage}'", "hydra.sweeper.n_trials=1",
                        "trainer.max_epochs=1", cwd=tmp_path, check=False)
