@@ -64,3 +64,47 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_cli("train.py", cwd=cwd)
     (job,) = job_dirs(cwd / "outputs")
     return job
+
+
+@pytest.fixture
+def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """`python <script> args` run in this process from `tmp_path` (Hydra multirun and Optuna included): the
+    command line's code path without a new interpreter; what the scripts change in the process is put back."""
+    import logging
+    import runpy
+    import signal
+
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    path = list(sys.path)  # a student's module dir is added by the model's import
+    monkeypatch.setattr(sys, "path", list(path))
+    sigint, handlers, level = signal.getsignal(signal.SIGINT), logging.root.handlers[:], logging.root.level
+    threads, hydra_config = torch.get_num_threads(), HydraConfig.instance().cfg  # Hydra leaves the last job's set
+
+    def run(script: str, *args: str, exit_code: int = 0, cwd: Path = tmp_path) -> str:
+        """Run the script from `cwd` as a fresh process would import the student's module; its stderr."""
+        sys.argv, sys.path[:] = [script, *args], path
+        sys.modules.pop("mynet", None)
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            runpy.run_path(str(REPO / script), run_name="__main__")
+            code = 0
+        except SystemExit as stop:
+            code = stop.code
+        err = capsys.readouterr().err
+        assert code == exit_code, f"{script} {' '.join(args)} exited {code}: {err[-3000:]}"
+        return err
+
+    yield run
+    signal.signal(signal.SIGINT, sigint)
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
+    torch.set_num_threads(threads)
+    HydraConfig.instance().cfg = hydra_config
+    sys.modules.pop("mynet", None)

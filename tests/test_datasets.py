@@ -295,13 +295,14 @@ FAST = ("trainer.max_epochs=1", "model.width=8", "model.depth=1", "trainer.batch
 
 
 @pytest.mark.parametrize("option", ["tiny_imagenet_folder", "tiny_imagenet", "image_folder"])
-def test_train_and_evaluate_end_to_end(option: str, folder: Path, hf_dir: Path, tmp_path: Path) -> None:
-    from conftest import job_dirs, read_json, run_cli
+def test_train_and_evaluate_end_to_end(option: str, folder: Path, hf_dir: Path, tmp_path: Path, in_process) -> None:
+    """`python train.py data=<option>` then `python evaluate.py`, run through their entry points in this process."""
+    from conftest import job_dirs, read_json
 
     root = {"tiny_imagenet_folder": folder, "tiny_imagenet": hf_dir,
             "image_folder": write_image_folder(tmp_path / "pets")}[option]
     extra = [f"data.source.words={folder / 'words.txt'}"] if option == "tiny_imagenet" else []
-    run_cli("train.py", f"data={option}", f"data.root={root}", *extra, *FAST, cwd=tmp_path)
+    in_process("train.py", f"data={option}", f"data.root={root}", *extra, *FAST)
     (job,) = job_dirs(tmp_path / "outputs")
     metrics = read_json(job / "metrics.json")
     meta = metrics["meta"]
@@ -310,10 +311,10 @@ def test_train_and_evaluate_end_to_end(option: str, folder: Path, hf_dir: Path, 
     if option != "image_folder":
         assert meta["class_names"][0] == "goldfish" and meta["split_sizes"]["test"] == 9
         assert meta["augment"] == {"crop_padding": 4, "hflip": True}
-    proc = run_cli("evaluate.py", f"ckpt={job / 'checkpoints' / 'best.ckpt'}", cwd=tmp_path)
+    in_process("evaluate.py", f"ckpt={job / 'checkpoints' / 'best.ckpt'}")
     evaluated = read_json(next((tmp_path / "outputs").rglob("test_metrics.json")))
     assert evaluated["meta"]["cache"]["hit"] is True  # the checkpoint's config finds the same decoded arrays
-    assert evaluated["meta"]["split_sizes"] == meta["split_sizes"] and "test metrics" in proc.stdout
+    assert evaluated["meta"]["split_sizes"] == meta["split_sizes"]
 
 
 def test_hub_unreachable_and_not_cached_is_one_clear_error(tmp_path: Path) -> None:

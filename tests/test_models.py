@@ -170,50 +170,6 @@ END_TO_END = {
 }
 
 
-@pytest.fixture
-def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    """`python <script> args` run in this process from `tmp_path` (Hydra multirun and Optuna included): the
-    command line's code path without a new interpreter; what the scripts change in the process is put back."""
-    import logging
-    import runpy
-    import signal
-    import sys
-
-    from hydra.core.hydra_config import HydraConfig
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    monkeypatch.setattr(sys, "argv", list(sys.argv))
-    path = list(sys.path)  # a student's module dir is added by the model's import
-    monkeypatch.setattr(sys, "path", list(path))
-    sigint, handlers, level = signal.getsignal(signal.SIGINT), logging.root.handlers[:], logging.root.level
-    threads, hydra_config = torch.get_num_threads(), HydraConfig.instance().cfg  # Hydra leaves the last job's set
-
-    def run(script: str, *args: str, exit_code: int = 0, cwd: Path = tmp_path) -> str:
-        """Run the script from `cwd` as a fresh process would import the student's module; its stderr."""
-        sys.argv, sys.path[:] = [script, *args], path
-        sys.modules.pop("mynet", None)
-        monkeypatch.chdir(cwd)
-        capsys.readouterr()
-        try:
-            runpy.run_path(str(REPO / script), run_name="__main__")
-            code = 0
-        except SystemExit as stop:
-            code = stop.code
-        err = capsys.readouterr().err
-        assert code == exit_code, f"{script} {' '.join(args)} exited {code}: {err[-3000:]}"
-        return err
-
-    yield run
-    signal.signal(signal.SIGINT, sigint)
-    logging.root.handlers[:] = handlers
-    logging.root.setLevel(level)
-    torch.set_num_threads(threads)
-    HydraConfig.instance().cfg = hydra_config
-    sys.modules.pop("mynet", None)
-
-
 @pytest.mark.parametrize("model", END_TO_END)
 def test_model_sanity_grid_compare_optuna_and_report(model: str, tmp_path: Path, in_process) -> None:
     """The report's path, unchanged, for a ResNet, a torchvision ResNet-18 and a student's module: the model's
