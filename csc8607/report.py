@@ -38,7 +38,40 @@ def first_line(err: BaseException) -> str:
 
 
 def fmt(value: Any, digits: int = 4) -> str:
+    """A value as it is typed in a config or a command (`0.003`, `1e-05`): for code spans."""
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+NNBSP = "\u202f"  # French thousands separator: a narrow no-break space
+
+
+def num(value: Any, digits: int = 4) -> str:
+    """A number as French prose writes it: `1 257` (grouped thousands), `0,3063` (decimal comma, `digits`
+    significant digits), `oui`/`non` for a flag; anything else as it is."""
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", NNBSP)
+    if not isinstance(value, float) or value != value or value in (float("inf"), float("-inf")):
+        return "—" if value is None else str(value)
+    text = f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:,.{digits}g}"
+    return text.replace(",", NNBSP).replace(".", ",")
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """`1 époque`, `2 époques`: the count and the noun agreeing with it (French: plural from 2)."""
+    return f"{num(count)} {word if abs(count) < 2 else words or word + 's'}"
+
+
+def prose(value: Any) -> str:
+    """A recorded value (list, dict, flag, number) as French prose, never a Python repr: lists joined by commas
+    (the first 12), dicts as `clé : valeur`."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} : {prose(v)}" for k, v in value.items()) or "aucun"
+    if isinstance(value, (list, tuple)):
+        shown = ", ".join(prose(v) for v in value[:12])
+        return (shown + (f", … ({num(len(value))} en tout)" if len(value) > 12 else "")) or "aucun"
+    return num(value)
 
 
 class Context:
@@ -117,7 +150,7 @@ class Context:
 def table(header: list[str], rows: list[list[Any]]) -> str:
     """A Markdown table; a `|` inside a cell (an error message) becomes `/` so that it cannot split the cell."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(fmt(c).replace("|", "/") for c in row) + " |" for row in rows])
+    return "\n".join(lines + ["| " + " | ".join(num(c).replace("|", "/") for c in row) + " |" for row in rows])
 
 
 def sweep_rows(c: Context, preset: str) -> list[dict[str, str]]:

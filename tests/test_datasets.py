@@ -58,7 +58,7 @@ def test_tiny_imagenet_folder_protocol_names_and_odd_images(folder: Path, files:
     assert meta["notes"]["wnids"] == WNIDS
     n_train, n_val = len(files["train"]), len(files["val"])
     assert meta["split_sizes"] == {"train": n_train - n_train // 4, "val": n_train // 4, "test": n_val}
-    assert "official" in meta["split_protocol"]["test"] and "stratified" in meta["split_protocol"]["val"]
+    assert "officielle" in meta["split_protocol"]["test"] and "stratifié" in meta["split_protocol"]["val"]
     assert meta["input_shape"] == [3, 64, 64] and meta["root"] == str(folder)
     # stratified: every class keeps its share in val
     assert np.bincount(data.splits["val"].targets.numpy()).tolist() == [2, 2, 2]
@@ -251,7 +251,7 @@ def test_image_folder_protocol_and_errors(tmp_path: Path) -> None:
     data = ImageData(partial(load_image_folder, root=str(root)), val_fraction=0.5, channels=3, image_size=[32, 32])
     assert data.meta["class_names"] == ["cat", "dog"]
     assert data.meta["split_sizes"] == {"train": 6, "val": 6, "test": 4}
-    assert "test/" in data.meta["split_protocol"]["test"] and "stratified" in data.meta["split_protocol"]["val"]
+    assert "test/" in data.meta["split_protocol"]["test"] and "stratifié" in data.meta["split_protocol"]["val"]
     with pytest.raises(UserError, match="data.root is not set"):
         load_image_folder(None)
     with pytest.raises(UserError, match="train"):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from csc8607.data.core import Dataset
 from csc8607.data.decode import channel_stats, convert_channels, decode_all, fit_size
-from csc8607.data.split import Encoded
+from csc8607.data.split import Encoded, Split
 from csc8607.errors import UserError
 
 AUGMENTS = {"crop_padding", "hflip", "vflip", "cutout", "brightness", "contrast"}
@@ -141,18 +141,22 @@ class ImageBatches:
 
 
 class ImageData(Dataset):
-    """Images of any source, converted to `channels` channels and (optionally) one `image_size`."""
+    """Images of any source, in their own channels (`channels="auto"`: grey stays grey) or converted to `channels`,
+    and (optionally) one `image_size`."""
 
     modality = "image"
     augments = frozenset(AUGMENTS)
 
     def __init__(self, source: Any, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
-                 channels: int = 3, image_size: list[int] | None = None, normalize: dict | None = None,
+                 channels: int | str = "auto", image_size: list[int] | None = None, normalize: dict | None = None,
                  augment: dict | None = None, resize: int | None = None, root: str | None = None,
                  cache_dir: str | None = None, decode_workers: int | None = None, task: str | None = None,
                  name: str | None = None, **source_keys: Any) -> None:
         image_size = None if image_size is None else [int(v) for v in image_size]
-        settings = {"channels": int(channels), "image_size": image_size, "resize": resize}
+        if channels not in ("auto", None) and (isinstance(channels, bool) or not isinstance(channels, int)):
+            raise UserError(f"data.channels={channels!r} must be auto, 1 or 3")
+        settings = {"channels": "auto" if channels in ("auto", None) else int(channels), "image_size": image_size,
+                    "resize": resize}
         super().__init__(source, val_fraction, test_fraction, split_seed, normalize, augment, root, cache_dir,
                          decode_workers, task, name, settings, **source_keys)
 
@@ -173,10 +177,17 @@ class ImageData(Dataset):
 
     def decode(self, part: Any, name: str, workers: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         channels, size, resize = self.settings["channels"], self.settings["image_size"], self.settings["resize"]
+        channels = None if channels == "auto" else channels
         if isinstance(part, Encoded):
             images = decode_all(part, channels, size, resize, workers, desc=f"decode {name}")
             return images, torch.as_tensor(part.targets)  # int64 classes, or float32 multi-hot
         return fit_size(convert_channels(part.inputs, channels), size, resize), part.targets
+
+    def harmonize(self, splits: dict[str, Split]) -> dict[str, Split]:
+        """`channels=auto`: a grey split beside a colour one (e.g. a grey test set) repeated on three channels."""
+        if self.settings["channels"] != "auto" or len({s.inputs.shape[1] for s in splits.values()}) < 2:
+            return splits
+        return {name: Split(convert_channels(s.inputs, 3), s.targets) for name, s in splits.items()}
 
     def statistics(self, inputs: torch.Tensor) -> tuple[list[float], list[float]]:
         return channel_stats(inputs)

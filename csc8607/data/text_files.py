@@ -136,7 +136,7 @@ def load_text(root: str | None = None, path: str | None = None, text_column: Any
             notes[f"empty_texts_dropped_{ours}"] = dropped
     return SourceData(splits, class_names, name=name or Path(path or where).name, task="binary"
                       if len(class_names) == 2 else "multiclass",
-                      source=f"text files {where}" if root else f"Hugging Face datasets: {where}", notes=notes,
+                      source=f"fichiers texte {where}" if root else f"Hugging Face datasets : {where}", notes=notes,
                       origins=dict(chosen))
 
 
@@ -166,4 +166,4 @@ def load_newsgroups(root: str | None = None, remove: Sequence[str] = ("headers",
                         "data.root=DIR, or point data.root at a local copy (a directory of train.*/test.* "
                         "parquet/CSV files with text and label columns)") from None
     return SourceData(splits, list(bunch.target_names), name="newsgroups20", source="scikit-learn "
-                      f"fetch_20newsgroups (data_home {root}, removed: {', '.join(remove) or 'nothing'})", notes=notes)
+                      f"fetch_20newsgroups (data_home {root}, retirés : {', '.join(remove) or 'rien'})", notes=notes)
