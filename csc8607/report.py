@@ -163,7 +163,7 @@ def sweep_table(c: Context, preset: str) -> str:
     """A sweep's summary as the template's grid table (one row per job)."""
     rows = sweep_rows(c, preset)
     job = sweep_job_config(c, preset)
-    body = [[r["run"], r["lr"], r["wd"], r.get("A", ""), r.get("B", ""), r.get("params", ""),
+    body = [[r["run"], r["lr"], r["wd"], r.get("A", ""), r.get("B", ""), int(r["params"]) if r.get("params") else "",
              r["val_metric"] and f"{float(r['val_metric']):.4f}", r["val_loss"] and f"{float(r['val_loss']):.4f}",
              f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
     return table(["Run (nom explicite)", "LR", "WD", f"Hyp-{axes.label(job, 'A')}", f"Hyp-{axes.label(job, 'B')}",

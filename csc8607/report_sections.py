@@ -196,15 +196,18 @@ def lr_finder(c: Context) -> str:
 
 
 def sweep_figure(c: Context, preset: str) -> str:
-    """Val loss and val metric against the epoch, one curve per job of the sweep (from metrics.json)."""
+    """Val loss and val metric against the epoch, one curve per job of the sweep (from metrics.json), best run
+    first (the summary's order: the legend reads as the ranking, the colours follow it)."""
+    ranking = [r["run"] for r in sweep_rows(c, preset)]
+    runs = [checkpoint.read_json(path) for path in sorted(c.runs[preset].glob("*/metrics.json"))]
+    runs.sort(key=lambda m: ranking.index(m["run_name"]) if m["run_name"] in ranking else len(ranking))
     panels: dict[str, dict[str, Any]] = {"val/loss": {}}
-    for path in sorted(c.runs[preset].glob("*/metrics.json")):
-        m = checkpoint.read_json(path)
+    for m in runs:
         epochs = [row["epoch"] for row in m["history"]]
         for tag in ("val/loss", m["monitor"]):
             panels.setdefault(tag, {})[m["run_name"]] = (epochs, [row[tag] for row in m["history"]])
-    png = figures.line_plot(c.figures / f"{preset}_runs.png", panels, "epoch", weight=0.0,
-                            title=f"{preset} : courbes de validation par run")
+    png = figures.line_plot(c.figures / f"{preset}_runs.png", panels, "époque", weight=0.0,
+                            title=f"{preset} : courbes de validation par run (du meilleur au moins bon)")
     return f"![{preset} : courbes de validation par run](figures/{png.name})"
 
 

@@ -19,7 +19,7 @@ def load_digits() -> SourceData:
         splits={"train": Split(torch.from_numpy(images), torch.from_numpy(labels))},
         class_names=[str(d) for d in range(10)],
         name="digits",
-        source="scikit-learn load_digits (chiffres manuscrits de l'UCI, « Optical Recognition of Handwritten Digits »)",
+        source="scikit-learn load_digits (chiffres manuscrits 8 × 8 de l'UCI)",  # report D1: in its language
         notes={"pixel_range": "0 à 16 dans la source, ramenés à 0 à 255"},  # report D5: in its language
         pool=True,
     )
