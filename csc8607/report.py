@@ -52,8 +52,10 @@ def num(value: Any, digits: int = 4) -> str:
         return "oui" if value else "non"
     if isinstance(value, int):
         return f"{value:,}".replace(",", NNBSP)
-    if not isinstance(value, float) or value != value or value in (float("inf"), float("-inf")):
+    if not isinstance(value, float):
         return "—" if value is None else str(value)
+    if value != value or abs(value) == float("inf"):  # nan: no value; ±inf as written
+        return "—" if value != value else ("−∞" if value < 0 else "∞")
     text = f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:,.{digits}g}"
     return text.replace(",", NNBSP).replace(".", ",")
 
@@ -63,13 +65,15 @@ def plural(count: int, word: str, words: str | None = None) -> str:
     return f"{num(count)} {word if abs(count) < 2 else words or word + 's'}"
 
 
-def prose(value: Any) -> str:
+def prose(value: Any, names: dict[str, str] | None = None) -> str:
     """A recorded value (list, dict, flag, number) as French prose, never a Python repr: lists joined by commas
-    (the first 12), dicts as `clé : valeur`."""
-    if isinstance(value, dict):
-        return ", ".join(f"{k} : {prose(v)}" for k, v in value.items()) or "aucun"
+    (the first 12), dicts as `clé : valeur` (keys through `names`)."""
+    names = names or {}
+    if isinstance(value, dict):  # a nested dict in parentheses: `train (coupés : 3, complétés : 0) ; val (…)`
+        return " ; ".join(f"{names.get(k, k)} ({prose(v, names).replace(' ; ', ', ')})" if isinstance(v, dict) else
+                          f"{names.get(k, k)} : {prose(v, names)}" for k, v in value.items()) or "aucun"
     if isinstance(value, (list, tuple)):
-        shown = ", ".join(prose(v) for v in value[:12])
+        shown = ", ".join(prose(v, names) for v in value[:12])
         return (shown + (f", … ({num(len(value))} en tout)" if len(value) > 12 else "")) or "aucun"
     return num(value)
 

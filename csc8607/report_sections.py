@@ -37,9 +37,13 @@ RULES = {  # M4's rule (lr_finder.json "rule", English as logged) in the report'
     "the steepest slope": "LR suggéré = pente la plus négative de la loss lissée en fonction de log10(LR), entre les "
     "skip_start premiers points et le minimum de la loss lissée ; fenêtre stable = la plage contiguë de LR autour de "
     "lui où la loss descend au moins moitié aussi vite qu'au point le plus raide"}
-NOTES = {"pixel_range": "Plage des pixels", "wnids": "Identifiants WordNet des classes", "label_ids": "Identifiants des "
-         "classes dans la source", "unlabelled test/ folder": "Dossier test/ sans étiquettes", "partition_file":
-         "Fichier de partition", "labels_from": "Étiquettes lues dans", "channels": "Canaux", "decoding": "Décodage"}
+NOTES = {  # the keys of meta["notes"] (and of what decoding found) as D5 names them
+    "pixel_range": "Plage des pixels", "wnids": "Identifiants WordNet des classes", "label_ids": "Identifiants des "
+    "classes dans la source", "unlabelled test/ folder": "Dossier test/ sans étiquettes", "partition_file":
+    "Fichier de partition", "labels_from": "Étiquettes lues dans", "channels": "Canaux", "decoding": "Décodage",
+    "image_size": "taille des images", "cropped": "coupés", "padded": "complétés", "seconds_min": "durée min (s)",
+    "seconds_mean": "durée moyenne (s)", "seconds_max": "durée max (s)", "source_rates": "fréquences de la source "
+    "(Hz)", "constant channels in train": "canaux constants en train"}
 
 
 def shape(dims: list[int]) -> str:
@@ -137,7 +141,9 @@ def preprocess(c: Context) -> str:
                  "`<pad>` = 0, `<unk>` = 1)") if p["tokenizer"] == "word" else "vocabulaire du tokenizer"
         return (f"- Texte : tokenizer `{f['tokenizer']}`, {vocab} → {f['vocab_size']} jetons ; max_length = "
                 f"{p['max_length']}, troncature {p['truncation']} ; padding : {p['padding']} (masqué par le modèle)")
-    size = "aucun (taille de la source)" if p["image_size"] is None else shape(p["image_size"])
+    size = shape(p["image_size"]) if isinstance(p["image_size"], list) else \
+        (j["dataset"]["notes"].get("decoding") or {}).get("image_size") or \
+        f"aucun (taille de la source, {shape(j['dataset']['input_shape'][1:])})"
     if p.get("resize"):
         size = f"côté court à {num(p['resize'])} px puis center-crop {size}"
     have = j["dataset"]["input"]["channels"]
@@ -294,7 +300,7 @@ def class_answer(c: Context) -> str:
 
 def particularities(c: Context) -> str:
     j = c.json("data")
-    notes = "\n- ".join(f"{NOTES.get(k, k)} : {prose(v)}" for k, v in j["dataset"]["notes"].items()) \
+    notes = "\n- ".join(f"{NOTES.get(k, k)} : {prose(v, NOTES)}" for k, v in j["dataset"]["notes"].items()) \
         or "Aucune particularité notée par la source"
     sizes = " ; ".join(f"{s} : {shape(v['shape'])}, moyenne par canal {per_channel(v['channel_mean'])}"
                        for s, v in j["input_sizes"].items())
