@@ -401,3 +401,23 @@ def test_mirrors_are_on_only_where_they_keep_the_class() -> None:
     for option, hflip in (("digits", False), ("svhn", False), ("hf_image", False), ("image_folder", False),
                           ("cifar10", True), ("tiny_imagenet", True)):
         assert compose_with(f"data={option}").data.augment.hflip is hflip, option
+
+
+def test_decoding_into_a_log_file_writes_lines_not_a_redrawn_bar(capfd: pytest.CaptureFixture,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """stderr is not a terminal here (as in `> log` or a SLURM .out): progress is log lines, no `\\r` bar."""
+    import logging
+
+    from image_fixtures import encode, noise_image
+    from csc8607.data.decode import decode_all, open_hf
+    from csc8607.data.split import Encoded
+
+    rng = np.random.default_rng(2)
+    items = [{"bytes": encode(noise_image(rng, 0, (8, 8)), "PNG"), "path": f"{i}.png"} for i in range(600)]
+    with caplog.at_level(logging.INFO, logger="csc8607.data.decode"):
+        images = decode_all(Encoded(items, np.zeros(600, np.int64), open_hf), None, None, workers=0, desc="decode x",
+                            log_every_s=0.0)
+    assert images.shape == (600, 3, 8, 8)
+    assert "\r" not in capfd.readouterr().err
+    assert [r.getMessage() for r in caplog.records][-3:] == ["decode x: 256/600 images", "decode x: 512/600 images",
+                                                             "decode x: 600/600 images"]

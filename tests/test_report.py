@@ -46,6 +46,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_cli("train.py", "experiment=compare", "compare.runs=multirun/grid", "compare.by=[width]", cwd=cwd)
     first = run_cli("train.py", *OPTUNA, "hydra.sweeper.n_trials=2", cwd=cwd)
     assert "alembic" not in first.stdout + first.stderr  # optuna's schema migrations stay quiet
+    # optuna's lines in plain text (colour codes would land in a redirected or SLURM log file)
+    assert "A new study created" in first.stdout + first.stderr and "\x1b[" not in first.stdout + first.stderr
     leave_running_trial_of_a_dead_worker(cwd / "optuna.db")
     run_cli("train.py", *OPTUNA, "hydra.sweeper.n_trials=1", cwd=cwd)
     run_cli("evaluate.py", "ckpt=artifacts/best.ckpt", "trainer.threads=1", cwd=cwd)

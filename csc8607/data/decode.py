@@ -3,9 +3,12 @@ one channel), any size to one size."""
 from __future__ import annotations
 
 import io
+import logging
 import multiprocessing
 import os
 import signal
+import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -20,6 +23,8 @@ from csc8607.data.split import Encoded
 from csc8607.errors import UserError
 
 CHUNK = 256  # images per task sent to a decoding worker
+LOG_EVERY_S = 15.0  # stderr not a terminal (a log file): a progress line this often instead of a redrawn bar
+log = logging.getLogger(__name__)
 
 
 def open_path(path: str | Path) -> Image.Image:
@@ -138,11 +143,12 @@ def chunks(items: Sequence[Any], n: int) -> Iterator[list[Any]]:
 
 
 def decode_all(split: Encoded, channels: int | None, size: list[int] | None, resize: int | None = None,
-               workers: int | None = None, desc: str = "decode") -> torch.Tensor:
+               workers: int | None = None, desc: str = "decode", log_every_s: float = LOG_EVERY_S) -> torch.Tensor:
     """Decode a whole split into one uint8 (N, C, H, W) tensor, with a progress bar and a process pool.
 
     `channels` None: the images' own (grey: 1; any colour image in the split: 3 for all).
-    `workers` null = one per core for splits of more than 4 chunks; 0 = in this process.
+    `workers` null = one per core for splits of more than 4 chunks; 0 = in this process. Progress: a bar on a
+    terminal, else (a log file, SLURM's output) a log line every `log_every_s` s, never a `\r`.
     """
     n = len(split)
     if workers is None:
@@ -154,7 +160,10 @@ def decode_all(split: Encoded, channels: int | None, size: list[int] | None, res
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=single_thread) if workers > 1 else None
     try:
         results = pool.imap(task, chunks(split.items, n)) if pool else map(task, chunks(split.items, n))
-        with tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True, mininterval=1.0) as bar:
+        terminal = sys.stderr.isatty()  # a bar redrawn with \r on a terminal; in a file, plain lines
+        logged = time.monotonic()
+        with tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True, mininterval=1.0,
+                  disable=not terminal) as bar:
             for part in results:
                 if isinstance(part, str):
                     raise UserError(part)
@@ -168,6 +177,9 @@ def decode_all(split: Encoded, channels: int | None, size: list[int] | None, res
                 out[filled : filled + len(part)] = part
                 filled += len(part)
                 bar.update(len(part))
+                if not terminal and time.monotonic() - logged >= log_every_s:
+                    log.info("%s: %d/%d images", desc, filled, n)
+                    logged = time.monotonic()
     finally:
         if pool is not None:
             pool.terminate()
