@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from csc8607 import checkpoint, figures
+from csc8607 import checkpoint, figures, figures_examples
 from csc8607.errors import UserError
 from csc8607.run import setup
 from csc8607.tb import open_writer
@@ -44,13 +44,13 @@ def examples_figure(s: Any, path: Path, shown: dict[str, tuple[torch.Tensor, tor
                     titles: dict[str, list[str]]) -> Path:
     """Examples as the input type is read: images, log-mel spectrograms with axes, or series per channel."""
     if s.data.modality == "text":
-        return figures.text_grid(path, {split: decoded(s.data.meta, x) for split, (x, _) in shown.items()}, titles)
+        return figures_examples.text_grid(path, {split: decoded(s.data.meta, x) for split, (x, _) in shown.items()}, titles)
     arrays = {split: x.numpy() for split, (x, _) in shown.items()}
     if s.data.modality == "audio":
-        return figures.spectrogram_grid(path, arrays, titles)
+        return figures_examples.spectrogram_grid(path, arrays, titles)
     if s.data.modality == "series":
-        return figures.series_grid(path, arrays, titles, s.data.meta["input"].get("channel_names"))
-    return figures.image_grid(path, arrays, titles)
+        return figures_examples.series_grid(path, arrays, titles, s.data.meta["input"].get("channel_names"))
+    return figures_examples.image_grid(path, arrays, titles)
 
 
 def decoded(meta: dict, ids: torch.Tensor, limit: int = 80) -> list[str]:
