@@ -74,7 +74,7 @@ def draw_lines(ax: Any, series: Series, weight: float = 0.6, logx: bool = False,
         else:
             ax.plot(x, y, color=colour[label], linewidth=1.8, marker="o" if len(y) < 30 else None, markersize=3,
                     label=label)
-    finish(ax, logx, bool(series) and len(series) <= FEW)
+    finish(ax, logx, bool(series) and len(series) <= FEW and not points)
     if points:
         ax.set_xticks([])
         ax.set_xlim(-0.5, len(series) - 0.5)
@@ -126,7 +126,7 @@ def line_figure(panels: dict[str, Series], xlabel: str, weight: float = 0.6, log
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    if len(labels) > FEW:
+    if len(labels) > FEW or any(single_points(series) for series in panels.values()):  # markers fill the axes
         legend_outside(fig, axes[0][0])
     return fig
 
@@ -158,17 +158,18 @@ def grouped_figure(panels: dict[str, Groups], xlabel: str, title: str | None = N
                     ax.plot(x, y, color=colour[label], linewidth=1.5, alpha=0.8,
                             marker="o" if len(y) < 30 else None, markersize=3, label=named)
         ax.set_ylabel(ylabel)
-        finish(ax, False, bool(groups) and len(labels) <= FEW)
-        if points:
+        finish(ax, False, bool(groups) and len(labels) <= FEW and not points)
+        if points:  # the groups name the x ticks: no legend
             only = {float(x[0]) for curves in groups.values() for x, _ in curves}
             ax.set_xticks(range(len(groups)), list(groups), rotation=90 if len(groups) > 4 else 0, fontsize=7)
+            ax.set_xlim(-0.5, len(groups) - 0.5)
             ax.set_xlabel(f"{xlabel} {next(iter(only)):g}" if len(only) == 1 else xlabel)
         else:
             ax.set_xlabel(xlabel)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    if len(labels) > FEW:
+    if len(labels) > FEW and not points:
         legend_outside(fig, axes[0][0])
     return fig
 

@@ -54,7 +54,7 @@ def test_one_epoch_runs_are_markers_without_an_epoch_axis() -> None:
     few = figures.line_figure({"loss": {"train/loss": ([1], [2.0]), "val/loss": ([1], [2.1])}}, "epoch", weight=0.0)
     try:
         (ax,) = few.axes
-        assert ax.get_legend() is not None and not few.legends and ax.get_xlabel() == "epoch 1"
+        assert ax.get_legend() is None and outside(few, few.legends[0], [ax]) and ax.get_xlabel() == "epoch 1"
         assert [line.get_marker() for line in curve_lines(ax)] == ["o", "o"]
     finally:
         plt.close(few)
@@ -67,6 +67,13 @@ def test_comparison_of_one_epoch_runs_is_a_strip_by_value() -> None:
         (ax,) = fig.axes
         assert [t.get_text() for t in ax.get_xticklabels()] == ["lr=0.001", "lr=0.003"]
         assert ax.get_xlabel() == "epoch 1"
+        assert ax.get_legend() is None and not fig.legends and ax.get_xlim() == (-0.5, 1.5)
+    finally:
+        plt.close(fig)
+    curves = {"lr=0.001": [([1, 2], [0.5, 0.6]), ([1, 2], [0.4, 0.7])], "lr=0.003": [([1, 2], [0.7, 0.8])]}
+    fig = figures.grouped_figure({"val/accuracy": curves}, "epoch")
+    try:
+        (ax,) = fig.axes
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["lr=0.001 (2 runs)", "lr=0.003 (1 run)"]
     finally:
         plt.close(fig)
