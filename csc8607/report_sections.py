@@ -28,8 +28,9 @@ def run_commands(c: Context) -> list[tuple[str, str]]:
 
 TASKS = {"multiclass": "classification multiclasse", "binary": "classification binaire",
          "multilabel": "classification multi-label", "regression": "régression"}
-CHECKS = {"initial_loss_finite": "loss initiale finie", "initial_loss_near_expected": "loss initiale proche de l'attendue",
-          "backward_ok": "backward sans erreur", "grad_norms_nonzero": "gradients non nuls"}
+CHECKS = {"initial_loss_finite": "loss initiale finie", "initial_loss_near_expected":
+          "loss initiale proche de l'attendue", "backward_ok": "backward sans erreur",
+          "grad_norms_nonzero": "gradients non nuls"}
 VERDICTS = {"PASS": "réussi", "FAIL": "échoué"}
 RULES = {  # M4's rule (lr_finder.json "rule", English as logged) in the report's language; a new rule needs its line
     "suggested LR = steepest descent of the smoothed loss vs log10(LR), between the first skip_start points and the "
@@ -97,7 +98,8 @@ def dataset(c: Context) -> str:
         d.get("modality", "image"),
         "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux"))
     return (f"- **Source** : {d['source']} (`data={c.choice('data', 'data')}`)\n- **Type d’entrée** : {kind}\n"
-            f"- **Tâche** : {TASKS.get(d['task'], d['task'])}\n- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
+            f"- **Tâche** : {TASKS.get(d['task'], d['task'])}\n"
+            f"- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
             f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {num(d['num_classes'])}")
 
 
@@ -194,7 +196,8 @@ def lr_finder(c: Context) -> str:
     rows = [[k, v["suggestion"]["lr"], v["suggestion"]["window_low"], v["suggestion"]["window_high"], v["steps"]]
             for k, v in j["curves"].items()]
     return (f"- **Méthode** : {plural(j['iterations'], 'itération')}, LR de {fmt(j['lr_min'])} à {fmt(j['lr_max'])} "
-            f"(échelle log) ; règle : {RULES.get(j['rule'], j['rule'])}\n- **Fenêtre stable retenue** : `{fmt(low)} → {fmt(high)}`\n"
+            f"(échelle log) ; règle : {RULES.get(j['rule'], j['rule'])}\n"
+            f"- **Fenêtre stable retenue** : `{fmt(low)} → {fmt(high)}`\n"
             f"- **Choix pour la suite** :\n  - **LR** = `{fmt(j['suggested_lr'])}` (suggéré)\n"
             f"  - **Weight decay** = _à choisir parmi les courbes ci-dessous_\n\n"
             + table(["Courbe", "LR suggéré", "Fenêtre basse", "Fenêtre haute", "Pas"], rows) + "\n\n"
@@ -350,8 +353,9 @@ BODIES: dict[str, Renderer] = {  # heading number -> (runs needed, renderer of i
 }
 ANSWERS: dict[str, Renderer] = {
     "D1": (("data",), lambda c: f"Dataset `{c.json('data')['dataset']['name']}` : voir 1.1."),
-    "D2": (("data",), lambda c: "Tailles : " + ", ".join(f"{s} {num(n)}" for s, n in c.json("data")["split_sizes"]
-                                                          .items()) + f" ; {plural(c.json('data')['dataset']['num_classes'], 'classe')}."),
+    "D2": (("data",), lambda c: "Tailles : "
+           + ", ".join(f"{s} {num(n)}" for s, n in c.json("data")["split_sizes"].items())
+           + f" ; {plural(c.json('data')['dataset']['num_classes'], 'classe')}."),
     "D3": (("data",), lambda c: "\n".join(f"- {k} : {v}" for k, v in c.json("data")["split_protocol"].items())),
     "D4": (("data",), class_answer), "D5": (("data",), particularities),
     "D7": (("data",), lambda c: "Les prétraitements ci-dessus sont appliqués à l'identique à train, val et test "

@@ -90,7 +90,7 @@ def pick_split(available: list[str], ours: str, wanted: str, where: str) -> str 
     """The dataset's split for our split `ours`: `wanted` or its synonym; `auto`: our split's name or its synonym
     if the dataset has one, else None (carved from train)."""
     if wanted == "auto":
-        return find_split(available, ours) if ours != "train" else find_split(available, "train")
+        return find_split(available, ours)
     found = find_split(available, wanted)
     if found is None:
         carve = "" if ours == "train" else f", or data.source.splits.{ours}=null to carve it from train"

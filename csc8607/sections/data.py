@@ -44,7 +44,8 @@ def examples_figure(s: Any, path: Path, shown: dict[str, tuple[torch.Tensor, tor
                     titles: dict[str, list[str]]) -> Path:
     """Examples as the input type is read: images, log-mel spectrograms with axes, or series per channel."""
     if s.data.modality == "text":
-        return figures_examples.text_grid(path, {split: decoded(s.data.meta, x) for split, (x, _) in shown.items()}, titles)
+        texts = {split: decoded(s.data.meta, x) for split, (x, _) in shown.items()}
+        return figures_examples.text_grid(path, texts, titles)
     arrays = {split: x.numpy() for split, (x, _) in shown.items()}
     if s.data.modality == "audio":
         return figures_examples.spectrogram_grid(path, arrays, titles)
@@ -77,7 +78,7 @@ def distinct_classes(targets: torch.Tensor, count: int, seed: int) -> torch.Tens
     order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed))
     if targets.dim() != 1 or targets.is_floating_point():  # multi-hot or numeric targets: no single class
         return order[:count]
-    firsts = {}
+    firsts: dict[int, int] = {}  # class -> the first example of it in the draw
     for i in order.tolist():
         firsts.setdefault(int(targets[i]), i)
         if len(firsts) == count:
