@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from csc8607.data.core import SourceData
-from csc8607.data.hf import open_dataset, pick_split
+from csc8607.data.hf import find_split, open_dataset
 from csc8607.data.split import Encoded
 from csc8607.errors import UserError
 
@@ -114,13 +114,10 @@ def load_text(root: str | None = None, path: str | None = None, text_column: Any
                         "or data.source.path (a Hugging Face hub id) must be set")
     dataset = read_files(where) if root else open_dataset(where)
     available = list(dataset.keys())
-    chosen = {}
-    for ours, theirs in OUR_SPLITS.items():
-        try:
-            chosen[ours] = pick_split(available, theirs, where)
-        except UserError:
-            if ours == "train":
-                raise
+    found = {ours: find_split(available, theirs) for ours, theirs in OUR_SPLITS.items()}
+    chosen = {ours: theirs for ours, theirs in found.items() if theirs is not None}  # the others are carved
+    if "train" not in chosen:
+        raise UserError(f"{where} has no split 'train' (it has: {', '.join(available)})")
     columns = [text_column] if isinstance(text_column, str) else [str(c) for c in text_column]
     first = dataset[chosen["train"]]
     for column in [*columns, label_column]:
