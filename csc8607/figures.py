@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 Series = dict[str, tuple[Sequence[float], Sequence[float]]]  # label -> (x, y)
+FEW = 8  # up to this many labels: qualitative colours and a legend in the axes; more: a sequential map, legend outside
 
 
 def smooth(values: Sequence[float], weight: float = 0.6) -> np.ndarray:
@@ -40,17 +41,43 @@ def save(fig: Any, path: Path | str) -> Path:
     return Path(path)
 
 
-def draw_lines(ax: Any, series: Series, weight: float = 0.6, logx: bool = False) -> None:
-    """One colour per label: the raw curve faint, the smoothed curve over it (no smoothing below 3 points)."""
+def colours(labels: Sequence[str], order: Sequence[str] | None = None) -> dict[str, Any]:
+    """A colour per label: the qualitative C0..C9 for a few; for more (16 grid runs), a sequential map (viridis, dark
+    to light) in the order of `order` (e.g. runs sorted by value), so that neighbours in value look alike and no two
+    labels share a colour."""
+    if len(labels) <= FEW:
+        return {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    ranked = [label for label in (order or labels) if label in labels]
+    ranked += [label for label in labels if label not in ranked]
+    cmap = matplotlib.colormaps["viridis"]
+    return {label: cmap(0.92 * i / (len(ranked) - 1)) for i, label in enumerate(ranked)}
+
+
+def single_points(series: Series) -> bool:
+    """Every curve is one point (1-epoch runs): drawn as markers side by side, without an x axis of one value."""
+    return bool(series) and all(len(y) == 1 for _, y in series.values())
+
+
+def draw_lines(ax: Any, series: Series, weight: float = 0.6, logx: bool = False,
+               colour: dict[str, Any] | None = None) -> None:
+    """One colour per label: the raw curve faint, the smoothed curve over it (no smoothing below 3 points); curves
+    of one point each are markers at their label's position (the x value is the axis label: `epoch 1`)."""
+    colour = colour or colours(list(series))
+    points = single_points(series)
     for i, (label, (x, y)) in enumerate(series.items()):
-        color = f"C{i % 10}"
         y = np.asarray(y, dtype=float)
-        if weight > 0 and len(y) >= 3:
-            ax.plot(x, y, color=color, alpha=0.25, linewidth=1)
-            ax.plot(x, smooth(y, weight), color=color, linewidth=1.8, label=label)
+        if points:
+            ax.plot([i], y, color=colour[label], linestyle="none", marker="o", markersize=7, label=label)
+        elif weight > 0 and len(y) >= 3:
+            ax.plot(x, y, color=colour[label], alpha=0.25, linewidth=1)
+            ax.plot(x, smooth(y, weight), color=colour[label], linewidth=1.8, label=label)
         else:
-            ax.plot(x, y, color=color, linewidth=1.8, marker="o" if len(y) < 30 else None, markersize=3, label=label)
-    finish(ax, logx, bool(series))
+            ax.plot(x, y, color=colour[label], linewidth=1.8, marker="o" if len(y) < 30 else None, markersize=3,
+                    label=label)
+    finish(ax, logx, bool(series) and len(series) <= FEW and not points)
+    if points:
+        ax.set_xticks([])
+        ax.set_xlim(-0.5, len(series) - 0.5)
 
 
 def finish(ax: Any, logx: bool, legend: bool) -> None:
@@ -63,45 +90,88 @@ def finish(ax: Any, logx: bool, legend: bool) -> None:
         ax.legend(fontsize=7)
 
 
+def legend_outside(fig: Any, ax: Any) -> None:
+    """One legend for the whole figure, right of the panels (many labels would hide the curves inside an axes)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+
+
 def line_plot(path: Path | str, panels: dict[str, Series], xlabel: str, weight: float = 0.6, logx: bool = False,
               title: str | None = None, mark: float | None = None, span: tuple[float, float] | None = None,
-              ylim: tuple[float, float] | None = None) -> Path:
+              ylim: tuple[float, float] | None = None, order: Sequence[str] | None = None) -> Path:
     """One subplot per panel (y label = panel name), each a set of labelled curves sharing `xlabel`;
     `mark` draws a dashed vertical line at that x, `span` shades an x range (e.g. a suggested LR and window),
-    `ylim` keeps the y axis to the useful range."""
+    `ylim` keeps the y axis to the useful range; `order` ranks the labels for the colour map (more than FEW)."""
+    return save(line_figure(panels, xlabel, weight, logx, title, mark, span, ylim, order), path)
+
+
+def line_figure(panels: dict[str, Series], xlabel: str, weight: float = 0.6, logx: bool = False,
+                title: str | None = None, mark: float | None = None, span: tuple[float, float] | None = None,
+                ylim: tuple[float, float] | None = None, order: Sequence[str] | None = None) -> Any:
+    """`line_plot`'s figure, not saved yet."""
+    labels = list(dict.fromkeys(label for series in panels.values() for label in series))
+    colour = colours(labels, order)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     for ax, (ylabel, series) in zip(axes[0], panels.items()):
         if span is not None:
             ax.axvspan(*span, color="0.85", zorder=0, label="stable window")
         if mark is not None:
             ax.axvline(mark, color="k", linestyle="--", linewidth=1, label=f"suggested {mark:.3g}")
-        draw_lines(ax, series, weight, logx)
+        draw_lines(ax, series, weight, logx, colour)
         if ylim is not None:
             ax.set_ylim(*ylim)
-        ax.set_xlabel(xlabel)
+        only = {float(x[0]) for x, _ in series.values()} if single_points(series) else set()
+        ax.set_xlabel(f"{xlabel} {next(iter(only)):g}" if len(only) == 1 else xlabel)  # one-point curves: `epoch 1`
         ax.set_ylabel(ylabel)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return save(fig, path)
+    if len(labels) > FEW or any(single_points(series) for series in panels.values()):  # markers fill the axes
+        legend_outside(fig, axes[0][0])
+    return fig
 
 
-def grouped_plot(path: Path | str, panels: dict[str, dict[str, list[tuple[Sequence[float], Sequence[float]]]]],
-                 xlabel: str, title: str | None = None) -> Path:
-    """Like `line_plot`, but each label is a group of curves (e.g. all runs with lr=0.001) drawn in one colour."""
+Groups = dict[str, list[tuple[Sequence[float], Sequence[float]]]]  # label -> its curves (x, y)
+
+
+def grouped_plot(path: Path | str, panels: dict[str, Groups], xlabel: str, title: str | None = None) -> Path:
+    """`grouped_figure` written as a PNG."""
+    return save(grouped_figure(panels, xlabel, title), path)
+
+
+def grouped_figure(panels: dict[str, Groups], xlabel: str, title: str | None = None) -> Any:
+    """Like `line_plot`, but each label is a group of curves (e.g. all runs with lr=0.001) drawn in one colour (in
+    the groups' order on a sequential map when there are many); runs of one point each are markers above their
+    group's label (a strip plot), not on an x axis of one value."""
+    labels = list(dict.fromkeys(label for groups in panels.values() for label in groups))
+    colour = colours(labels)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     for ax, (ylabel, groups) in zip(axes[0], panels.items()):
+        points = all(len(y) == 1 for curves in groups.values() for _, y in curves)
         for i, (label, curves) in enumerate(groups.items()):
             for j, (x, y) in enumerate(curves):
-                ax.plot(x, y, color=f"C{i % 10}", linewidth=1.5, alpha=0.8, marker="o" if len(y) < 30 else None,
-                        markersize=3, label=f"{label} ({len(curves)} runs)" if j == 0 else None)
-        ax.set_xlabel(xlabel)
+                named = f"{label} ({len(curves)} run{'s' if len(curves) > 1 else ''})" if j == 0 else None
+                if points:
+                    ax.plot([i], y, color=colour[label], linestyle="none", marker="o", markersize=6, alpha=0.8,
+                            label=named)
+                else:
+                    ax.plot(x, y, color=colour[label], linewidth=1.5, alpha=0.8,
+                            marker="o" if len(y) < 30 else None, markersize=3, label=named)
         ax.set_ylabel(ylabel)
-        finish(ax, False, bool(groups))
+        finish(ax, False, bool(groups) and len(labels) <= FEW and not points)
+        if points:  # the groups name the x ticks: no legend
+            only = {float(x[0]) for curves in groups.values() for x, _ in curves}
+            ax.set_xticks(range(len(groups)), list(groups), rotation=90 if len(groups) > 4 else 0, fontsize=7)
+            ax.set_xlim(-0.5, len(groups) - 0.5)
+            ax.set_xlabel(f"{xlabel} {next(iter(only)):g}" if len(only) == 1 else xlabel)
+        else:
+            ax.set_xlabel(xlabel)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return save(fig, path)
+    if len(labels) > FEW and not points:
+        legend_outside(fig, axes[0][0])
+    return fig
 
 
 def history_curves(path: Path | str, history: list[dict[str, float]], metric: str = "accuracy",
@@ -156,92 +226,7 @@ def bar_chart(path: Path | str, groups: dict[str, Sequence[float]], labels: Sequ
     return save(fig, path)
 
 
-def image_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None = None) -> Path:
-    """A grid of images, one row per key: arrays (N, C, H, W) with values in [0, 1]."""
-    ncols = max(len(images) for images in rows.values())
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.9 * ncols, 2.0 * len(rows)), squeeze=False)
-    for r, (name, images) in enumerate(rows.items()):
-        for c in range(ncols):
-            ax = axes[r][c]
-            ax.axis("off")
-            if c >= len(images):
-                continue
-            image = np.transpose(images[c], (1, 2, 0))
-            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None,
-                      vmin=0.0, vmax=1.0, interpolation="nearest")
-            label = (titles or {}).get(name, [""] * len(images))[c]
-            ax.set_title(f"{name}: {label}" if label else name, fontsize=8)
-    fig.tight_layout()
-    return save(fig, path)
-
-
 def to_tensorboard(writer: Any, tag: str, path: Path | str, step: int = 0) -> None:
     """Put a written PNG into TensorBoard's Images tab."""
     image = plt.imread(str(path))[..., :3]
     writer.add_image(tag, np.ascontiguousarray(image.transpose(2, 0, 1)), step)
-
-
-def example_grid(rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None, draw: Any,
-                 cell: tuple[float, float]) -> tuple[Any, Any]:
-    """One row of examples per key, `draw(ax, example)` in each cell titled `<key>: <label>`; returns (fig, last
-    drawn artist)."""
-    ncols = max(len(examples) for examples in rows.values())
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(cell[0] * ncols, cell[1] * len(rows)), squeeze=False)
-    artist = None
-    for r, (name, examples) in enumerate(rows.items()):
-        for c in range(ncols):
-            ax = axes[r][c]
-            if c >= len(examples):
-                ax.axis("off")
-                continue
-            artist = draw(ax, examples[c])
-            ax.tick_params(labelsize=5)
-            label = (titles or {}).get(name, [""] * len(examples))[c]
-            ax.set_title(f"{name}: {label}" if label else name, fontsize=8)
-    return fig, artist
-
-
-def spectrogram_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None = None) -> Path:
-    """Log-mel spectrograms (N, 1, n_mels, frames) in dB, one row of examples per key, with frame/mel axes."""
-    low = min(float(s.min()) for s in rows.values())
-    high = max(float(s.max()) for s in rows.values())
-
-    def draw(ax: Any, spec: np.ndarray) -> Any:
-        ax.set_xlabel("frame", fontsize=6)
-        ax.set_ylabel("mel band", fontsize=6)
-        return ax.imshow(spec[0], origin="lower", aspect="auto", vmin=low, vmax=high, cmap="magma")
-
-    fig, image = example_grid(rows, titles, draw, (2.6, 2.2))
-    fig.colorbar(image, ax=fig.axes, shrink=0.6, label="dB")
-    return save(fig, path)
-
-
-def text_grid(path: Path | str, rows: dict[str, list[str]], titles: dict[str, list[str]] | None = None) -> Path:
-    """Texts as the model reads them (decoded tokens), wrapped, one row of examples per key."""
-    import textwrap
-
-    def draw(ax: Any, text: str) -> Any:
-        ax.axis("off")
-        return ax.text(0.0, 1.0, textwrap.fill(text, 48), va="top", ha="left", fontsize=6, family="monospace",
-                       transform=ax.transAxes)
-
-    fig, _ = example_grid(rows, titles, draw, (3.6, 2.0))
-    fig.tight_layout()
-    return save(fig, path)
-
-
-def series_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None = None,
-                channel_names: Sequence[str] | None = None) -> Path:
-    """Series (N, C, T): one line plot per example, one line per channel (at most 9), one row per key."""
-    names = list(channel_names or [f"ch {i}" for i in range(9)])
-
-    def draw(ax: Any, series: np.ndarray) -> Any:
-        for k, line in enumerate(series[:9]):
-            ax.plot(line, linewidth=0.8, label=names[k])
-        ax.set_xlabel("step", fontsize=6)
-        return ax
-
-    fig, _ = example_grid(rows, titles, draw, (2.6, 1.9))
-    fig.axes[0].legend(fontsize=5, loc="upper right")
-    fig.tight_layout()
-    return save(fig, path)

@@ -38,7 +38,44 @@ def first_line(err: BaseException) -> str:
 
 
 def fmt(value: Any, digits: int = 4) -> str:
+    """A value as it is typed in a config or a command (`0.003`, `1e-05`): for code spans."""
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+NNBSP = "\u202f"  # French thousands separator: a narrow no-break space
+
+
+def num(value: Any, digits: int = 4) -> str:
+    """A number as French prose writes it: `1 257` (grouped thousands), `0,3063` (decimal comma, `digits`
+    significant digits), `oui`/`non` for a flag; anything else as it is."""
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", NNBSP)
+    if not isinstance(value, float):
+        return "—" if value is None else str(value)
+    if value != value or abs(value) == float("inf"):  # nan: no value; ±inf as written
+        return "—" if value != value else ("−∞" if value < 0 else "∞")
+    text = f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:,.{digits}g}"
+    return text.replace(",", NNBSP).replace(".", ",")
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """`1 époque`, `2 époques`: the count and the noun agreeing with it (French: plural from 2)."""
+    return f"{num(count)} {word if abs(count) < 2 else words or word + 's'}"
+
+
+def prose(value: Any, names: dict[str, str] | None = None) -> str:
+    """A recorded value (list, dict, flag, number) as French prose, never a Python repr: lists joined by commas
+    (the first 12), dicts as `clé : valeur` (keys through `names`)."""
+    names = names or {}
+    if isinstance(value, dict):  # a nested dict in parentheses: `train (coupés : 3, complétés : 0) ; val (…)`
+        return " ; ".join(f"{names.get(k, k)} ({prose(v, names).replace(' ; ', ', ')})" if isinstance(v, dict) else
+                          f"{names.get(k, k)} : {prose(v, names)}" for k, v in value.items()) or "aucun"
+    if isinstance(value, (list, tuple)):
+        shown = ", ".join(prose(v, names) for v in value[:12])
+        return (shown + (f", … ({num(len(value))} en tout)" if len(value) > 12 else "")) or "aucun"
+    return num(value)
 
 
 class Context:
@@ -118,7 +155,7 @@ class Context:
 def table(header: list[str], rows: list[list[Any]]) -> str:
     """A Markdown table; a `|` inside a cell (an error message) becomes `/` so that it cannot split the cell."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(fmt(c).replace("|", "/") for c in row) + " |" for row in rows])
+    return "\n".join(lines + ["| " + " | ".join(num(c).replace("|", "/") for c in row) + " |" for row in rows])
 
 
 def sweep_rows(c: Context, preset: str) -> list[dict[str, str]]:
@@ -131,7 +168,7 @@ def sweep_table(c: Context, preset: str) -> str:
     """A sweep's summary as the template's grid table (one row per job)."""
     rows = sweep_rows(c, preset)
     job = sweep_job_config(c, preset)
-    body = [[r["run"], r["lr"], r["wd"], r.get("A", ""), r.get("B", ""), r.get("params", ""),
+    body = [[r["run"], r["lr"], r["wd"], r.get("A", ""), r.get("B", ""), int(r["params"]) if r.get("params") else "",
              r["val_metric"] and f"{float(r['val_metric']):.4f}", r["val_loss"] and f"{float(r['val_loss']):.4f}",
              f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
     return table(["Run (nom explicite)", "LR", "WD", f"Hyp-{axes.label(job, 'A')}", f"Hyp-{axes.label(job, 'B')}",

@@ -118,7 +118,7 @@ def trials_table(study: Any, monitor: str) -> str:
 def best_line(study: Any, monitor: str) -> str:
     """The best trial (single objective) or the Pareto front (several)."""
     if len(study.directions) > 1:
-        return f"front de Pareto : essais {[t.number for t in study.best_trials]}"
+        return f"front de Pareto : essais {', '.join(str(t.number) for t in study.best_trials)}"
     try:
         best = study.best_trial
     except ValueError:
@@ -156,7 +156,8 @@ def optuna(c: Context) -> str:
     monitor = str(OmegaConf.load(next(c.runs["optuna"].glob("*/.hydra/config.yaml"))).trainer.monitor)
     counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
     states = [*STATES, *sorted(set(counts) - set(STATES))]
-    direction = ", ".join(d.name.lower() for d in study.directions)
+    direction = ", ".join({"MAXIMIZE": "à maximiser", "MINIMIZE": "à minimiser"}.get(d.name, d.name)
+                          for d in study.directions)
     return (f"{head}- **Essais** ({sum(counts.values())}, {direction}) : "
             + ", ".join(f"{s} = {counts.get(s, 0)}" for s in states)
             + f"\n- **Résultat** : {best_line(study, monitor)}\n\n" + trials_table(study, monitor)

@@ -10,8 +10,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from csc8607 import axes, checkpoint, figures
-from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, sweep_job_config,
-                            sweep_rows, sweep_table, table)
+from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, num, plural, prose,
+                            sweep_job_config, sweep_rows, sweep_table, table)
 from csc8607.report_optuna import commands as optuna_commands, optuna
 from csc8607.report_runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
 
@@ -25,6 +25,38 @@ def run_commands(c: Context) -> list[tuple[str, str]]:
             return [f"# {preset} : commande illisible ({first_line(err)}) ; refaire : {HINTS[preset]}"]
 
     return c.memo("commands", lambda: [(p, cmd) for p in RESULTS if p in c.runs for cmd in commands(p)])
+
+
+TASKS = {"multiclass": "classification multiclasse", "binary": "classification binaire",
+         "multilabel": "classification multi-label", "regression": "régression"}
+CHECKS = {"initial_loss_finite": "loss initiale finie", "initial_loss_near_expected":
+          "loss initiale proche de l'attendue", "backward_ok": "backward sans erreur",
+          "grad_norms_nonzero": "gradients non nuls"}
+VERDICTS = {"PASS": "réussi", "FAIL": "échoué"}
+RULES = {  # M4's rule (lr_finder.json "rule", English as logged) in the report's language; a new rule needs its line
+    "suggested LR = steepest descent of the smoothed loss vs log10(LR), between the first skip_start points and the "
+    "minimum of the smoothed loss; stable window = the contiguous LR range around it where the slope is at most half "
+    "the steepest slope": "LR suggéré = pente la plus négative de la loss lissée en fonction de log10(LR), entre les "
+    "skip_start premiers points et le minimum de la loss lissée ; fenêtre stable = la plage contiguë de LR autour de "
+    "lui où la loss descend au moins moitié aussi vite qu'au point le plus raide"}
+NOTES = {  # the keys of meta["notes"] (and of what decoding found) as D5 names them
+    "pixel_range": "Plage des pixels", "wnids": "Identifiants WordNet des classes", "label_ids": "Identifiants des "
+    "classes dans la source", "unlabelled test/ folder": "Dossier test/ sans étiquettes", "partition_file":
+    "Fichier de partition", "labels_from": "Étiquettes lues dans", "channels": "Canaux", "decoding": "Décodage",
+    "image_size": "taille des images", "cropped": "coupés", "padded": "complétés", "seconds_min": "durée min (s)",
+    "seconds_mean": "durée moyenne (s)", "seconds_max": "durée max (s)", "source_rates": "fréquences de la source "
+    "(Hz)", "constant channels in train": "canaux constants en train"}
+
+
+def shape(dims: list[int]) -> str:
+    """`(64, 1, 8, 8)` as written in prose: 64 × 1 × 8 × 8."""
+    return " × ".join(num(int(d)) for d in dims)
+
+
+def per_channel(values: list[float]) -> str:
+    """One value per channel: `0,3063`, or `(0,4914 ; 0,4822 ; 0,4465)`."""
+    shown = " ; ".join(num(round(v, 4)) for v in values)
+    return shown if len(values) == 1 else f"({shown})"
 
 
 def model_axes(cfg: Any) -> str:
@@ -45,7 +77,8 @@ def general(c: Context) -> str:
     else:
         metrics = next((c.runs[train_run]).rglob("metrics.json"))
         v = checkpoint.read_json(metrics)["versions"]
-        env = ", ".join(f"`{k} == {v[k]}`" for k in ("python", "torch", "torchvision", "hydra", "cuda") if k in v)
+        env = ", ".join(f"`{k} == {v[k]}`" for k in ("python", "torch", "torchvision", "hydra", "cuda")
+                        if k in v and v[k] != "none") + (", sans CUDA (CPU)" if v.get("cuda") == "none" else "")
         if v.get("git_commit"):
             env += f", commit `{v['git_commit'][:12]}`" + (" (avec des modifications non validées)" if v["git_dirty"]
                                                           else "")
@@ -66,34 +99,37 @@ def dataset(c: Context) -> str:
         d.get("modality", "image"),
         "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux"))
     return (f"- **Source** : {d['source']} (`data={c.choice('data', 'data')}`)\n- **Type d’entrée** : {kind}\n"
-            f"- **Tâche** : {d['task']}\n- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
-            f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {d['num_classes']}")
+            f"- **Tâche** : {TASKS.get(d['task'], d['task'])}\n"
+            f"- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
+            f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {num(d['num_classes'])}")
 
 
 def input_length(d: dict, split: str = "train") -> str:
     """D2's "longueur moyenne": what every example has after preprocessing (audio: seconds and frames)."""
     facts = d.get("input") or {}
     if d.get("modality") == "audio":
-        return f" ; {facts.get('duration_s')} s = {facts.get('frames')} trames chacun (ramenés à cette durée)"
+        return f" ; {num(facts.get('duration_s'))} s = {num(facts.get('frames'))} trames chacun (ramenés à cette durée)"
     if d.get("modality") == "series":
-        return f" ; {facts.get('length')} pas chacun"
+        return f" ; {num(facts.get('length'))} pas chacun"
     if d.get("modality") == "text":
         t = facts["per_split"][split]["tokens"]
-        return f" ; longueur en jetons : moyenne {t['mean']:.1f}, médiane {t['median']:.0f}, 95e centile {t['p95']:.0f}"
+        return (f" ; longueur en jetons : moyenne {num(round(t['mean'], 1))}, médiane {num(round(t['median']))}, "
+                f"95e centile {num(round(t['p95']))}")
     return ""
 
 
 def splits(c: Context) -> str:
     j = c.json("data")
-    rows = [[s.capitalize(), j["split_sizes"][s], f"classes de {min(n)} à {max(n)} exemples (ratio "
-             f"{max(n) / max(min(n), 1):.2f}){input_length(j['dataset'], s)}"] for s, n in j["class_counts"].items()]
+    rows = [[s.capitalize(), j["split_sizes"][s], f"classes de {num(min(n))} à {num(max(n))} exemples (ratio "
+             f"{num(round(max(n) / max(min(n), 1), 2))}){input_length(j['dataset'], s)}"]
+            for s, n in j["class_counts"].items()]
     return table(["Split", "#Exemples", "Particularités (déséquilibre, longueur moyenne, etc.)"], rows)
 
 
 def preprocess(c: Context) -> str:
     j = c.json("data")
     p, modality = j["preprocess"], j["dataset"].get("modality", "image")
-    norm = f"normalize = (mean={[round(m, 4) for m in p['mean']]}, std={[round(s, 4) for s in p['std']]})"
+    norm = f"normalize = (mean = {per_channel(p['mean'])}, std = {per_channel(p['std'])})"
     if modality == "audio":
         return (f"- Audio : mono, resample à {p['sample_rate']} Hz, durée fixe {p['duration']} s (début conservé si plus "
                 f"long, silence ajouté à la fin si plus court), log-mel n_mels = {p['n_mels']}, n_fft = {p['n_fft']}, hop_length = "
@@ -108,8 +144,16 @@ def preprocess(c: Context) -> str:
                  "`<pad>` = 0, `<unk>` = 1)") if p["tokenizer"] == "word" else "vocabulaire du tokenizer"
         return (f"- Texte : tokenizer `{f['tokenizer']}`, {vocab} → {f['vocab_size']} jetons ; max_length = "
                 f"{p['max_length']}, troncature {p['truncation']} ; padding : {p['padding']} (masqué par le modèle)")
-    size = "taille de la source" if p["image_size"] is None else f"{p['image_size']}"
-    return f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, {norm}"
+    size = shape(p["image_size"]) if isinstance(p["image_size"], list) else \
+        (j["dataset"]["notes"].get("decoding") or {}).get("image_size") or \
+        f"aucun (taille de la source, {shape(j['dataset']['input_shape'][1:])})"
+    if p.get("resize"):
+        size = f"côté court à {num(p['resize'])} px puis center-crop {size}"
+    have = j["dataset"]["input"]["channels"]
+    channels = (f"{plural(have, 'canal', 'canaux')} comme la source ({'niveaux de gris' if have == 1 else 'RGB'}, "
+                "aucune conversion)" if p["channels"] in (None, "auto") else
+                f"conversion en {plural(have, 'canal', 'canaux')} (`data.channels={p['channels']}`)")
+    return f"- Vision : {channels}, resize = {size}, uint8 → float, {norm}"
 
 
 LABEL_PRESERVING = {  # augmentations whose reason to keep the label is not visible on an example (D9)
@@ -119,19 +163,20 @@ LABEL_PRESERVING = {  # augmentations whose reason to keep the label is not visi
 
 def augment(c: Context) -> str:
     a = c.json("data")["augment"]
-    return ("- " + (", ".join(f"`{k} = {v}`" for k, v in a.items()) or "aucune augmentation") + " (train uniquement)"
+    shown = ", ".join(f"`{k} = {str(v).lower() if isinstance(v, bool) else v}`" for k, v in a.items())
+    return ("- " + (shown or "aucune augmentation") + " (train uniquement)"
             + "".join(f"\n- `{k}` : {LABEL_PRESERVING[k]}" for k in a if k in LABEL_PRESERVING))
 
 
 def architecture(c: Context) -> str:
     j, cfg = c.json("sanity"), c.config("sanity")
-    rows = [[r["layer"], r["type"], r["output_shape"], r["params"]] for r in j["layers"]]
+    rows = [[r["layer"], r["type"], shape(r["output_shape"]), r["params"]] for r in j["layers"]]
     loss = "CrossEntropyLoss" if c.json("sanity")["expected_rule"].startswith("-log") else "BCEWithLogitsLoss"
     return (f"- **Description couche par couche** (`{cfg.model._target_}`, {model_axes(cfg)}, la configuration du "
             "run `experiment=sanity`) :\n\n"
             + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
             + f"\n\n- **Loss function** : {loss}\n- **Sortie du modèle** : forme = `{tuple(j['output_shape'])}`\n"
-            f"- **Nombre total de paramètres** : `{j['total_params']}`\n" + model_hyperparameters(c, cfg)
+            f"- **Nombre total de paramètres** : `{num(j['total_params'])}`\n" + model_hyperparameters(c, cfg)
             + word_vectors(j))
 
 
@@ -157,8 +202,8 @@ def model_hyperparameters(c: Context, cfg: Any) -> str:
 def word_vectors(sanity: dict) -> str:
     """The pretrained word vectors a text model loaded (model.embeddings): how much of the vocabulary they cover."""
     return "".join(f"\n- **Vecteurs de mots pré-entraînés** (`{layer}`, fichier `{p['file'].split('/')[-1]}`) : "
-                   f"{p['found']} mots du vocabulaire sur {p['vocab_size']} trouvés "
-                   f"({100 * p['found'] / p['vocab_size']:.1f} %), dimension {p['dim']}, "
+                   f"{num(p['found'])} mots du vocabulaire sur {num(p['vocab_size'])} trouvés "
+                   f"({num(100 * p['found'] / p['vocab_size'], 3)} %), dimension {num(p['dim'])}, "
                    f"{'gelés' if p['frozen'] else 'ajustés pendant l’entraînement'} ; les autres : init. aléatoire"
                    for layer, p in (sanity.get("pretrained") or {}).items())
 
@@ -166,18 +211,19 @@ def word_vectors(sanity: dict) -> str:
 def initial_loss(c: Context) -> str:
     j = c.json("sanity")
     return (f"- **Loss initiale attendue** : {j['expected_rule']} = `{j['expected_initial_loss']:.4f}` "
-            f"(tolérance ± {j['tolerance']})\n- **Observée sur un batch** : `{j['initial_loss']:.4f}`\n"
-            f"- **Vérification** : {', '.join(f'{k} = {v}' for k, v in j['checks'].items())} "
-            f"→ **{j['verdict']}**\n\n"
+            f"(tolérance ± {num(j['tolerance'])})\n- **Observée sur un batch** : `{j['initial_loss']:.4f}`\n"
+            f"- **Vérification** : {', '.join(f'{CHECKS.get(k, k)} : {num(v)}' for k, v in j['checks'].items())} "
+            f"→ **{VERDICTS.get(j['verdict'], j['verdict'])}**\n\n"
             + c.figure("sanity", "grad_norms.png", "Normes des gradients par couche"))
 
 
 def overfit(c: Context) -> str:
     j = c.json("overfit")
-    return (f"- **Sous-ensemble train** : `N = {j['num_samples']}` exemples (sans augmentation)\n"
+    return (f"- **Sous-ensemble train** : `N = {num(j['num_samples'])}` exemples (sans augmentation)\n"
             f"- **Hyperparamètres modèle utilisés** : {model_axes(c.config('overfit'))}\n- **Optimisation** : LR = `{fmt(j['lr'])}`, weight decay = "
             f"`{j['weight_decay']}`\n- **Nombre d’époques** : `{j['epochs_run']}` (train/loss finale "
-            f"`{j['final_train_loss']:.4f}` < seuil {j['loss_threshold']} : **{j['verdict']}**)\n\n"
+            f"`{j['final_train_loss']:.4f}` < seuil {num(j['loss_threshold'])} : "
+            f"**{VERDICTS.get(j['verdict'], j['verdict'])}**)\n\n"
             + c.figure("overfit", "overfit_loss.png", "M3 train/loss sur le petit échantillon"))
 
 
@@ -186,8 +232,9 @@ def lr_finder(c: Context) -> str:
     low, high = j["stable_window"]
     rows = [[k, v["suggestion"]["lr"], v["suggestion"]["window_low"], v["suggestion"]["window_high"], v["steps"]]
             for k, v in j["curves"].items()]
-    return (f"- **Méthode** : {j['iterations']} itérations, LR de {fmt(j['lr_min'])} à {fmt(j['lr_max'])} "
-            f"(échelle log) ; règle : {j['rule']}\n- **Fenêtre stable retenue** : `{fmt(low)} → {fmt(high)}`\n"
+    return (f"- **Méthode** : {plural(j['iterations'], 'itération')}, LR de {fmt(j['lr_min'])} à {fmt(j['lr_max'])} "
+            f"(échelle log) ; règle : {RULES.get(j['rule'], j['rule'])}\n"
+            f"- **Fenêtre stable retenue** : `{fmt(low)} → {fmt(high)}`\n"
             f"- **Choix pour la suite** :\n  - **LR** = `{fmt(j['suggested_lr'])}` (suggéré)\n"
             f"  - **Weight decay** = _à choisir parmi les courbes ci-dessous_\n\n"
             + table(["Courbe", "LR suggéré", "Fenêtre basse", "Fenêtre haute", "Pas"], rows) + "\n\n"
@@ -195,15 +242,18 @@ def lr_finder(c: Context) -> str:
 
 
 def sweep_figure(c: Context, preset: str) -> str:
-    """Val loss and val metric against the epoch, one curve per job of the sweep (from metrics.json)."""
+    """Val loss and val metric against the epoch, one curve per job of the sweep (from metrics.json), best run
+    first (the summary's order: the legend reads as the ranking, the colours follow it)."""
+    ranking = [r["run"] for r in sweep_rows(c, preset)]
+    runs = [checkpoint.read_json(path) for path in sorted(c.runs[preset].glob("*/metrics.json"))]
+    runs.sort(key=lambda m: ranking.index(m["run_name"]) if m["run_name"] in ranking else len(ranking))
     panels: dict[str, dict[str, Any]] = {"val/loss": {}}
-    for path in sorted(c.runs[preset].glob("*/metrics.json")):
-        m = checkpoint.read_json(path)
+    for m in runs:
         epochs = [row["epoch"] for row in m["history"]]
         for tag in ("val/loss", m["monitor"]):
             panels.setdefault(tag, {})[m["run_name"]] = (epochs, [row[tag] for row in m["history"]])
-    png = figures.line_plot(c.figures / f"{preset}_runs.png", panels, "epoch", weight=0.0,
-                            title=f"{preset} : courbes de validation par run")
+    png = figures.line_plot(c.figures / f"{preset}_runs.png", panels, "époque", weight=0.0,
+                            title=f"{preset} : courbes de validation par run (du meilleur au moins bon)")
     return f"![{preset} : courbes de validation par run](figures/{png.name})"
 
 
@@ -216,7 +266,7 @@ def grid(c: Context) -> str:
     origin = {"lr": f" (LR suggéré par M4 × `{list(job.grid.lr_factors)}`, `grid.lr_from={source}`)" if source else ""}
     return ("- **Grilles** :\n" + "\n".join(f"  - {names[k]} : `{{{', '.join(values[k])}}}`{origin.get(k, '')}"
                                          for k in axes.NAMES)
-            + f"\n\n- **Durée des runs** : `{job.trainer.max_epochs}` époques par run, même seed\n\n"
+            + f"\n\n- **Durée des runs** : {plural(job.trainer.max_epochs, 'époque')} par run, même seed\n\n"
             + sweep_table(c, "grid")
             + "\n\n" + sweep_figure(c, "grid"))
 
@@ -255,7 +305,12 @@ def test_metrics(c: Context) -> str:
             f"- **Métriques {j['split']}** :\n"
             f"  - Metric principale (nom = `{monitor.split('/')[-1]}`) : `{m[monitor.split('/')[-1]]:.4f}`\n"
             f"  - Metric(s) secondaire(s) : {secondary}\n- **Validation** ({monitor}, checkpoint) : `{fmt(val)}` ; "
-            f"écart val − {j['split']} : `{fmt(gap)}`")
+            f"écart val − {j['split']} : `{gap_text(gap)}`")
+
+
+def gap_text(gap: float | None) -> str:
+    """The val − test gap to two significant digits (`0.0074`), `—` when the checkpoint recorded no val value."""
+    return "—" if gap is None else fmt(gap, 2)
 
 
 def reproducibility(c: Context) -> str:
@@ -288,24 +343,25 @@ def class_answer(c: Context) -> str:
 
 def particularities(c: Context) -> str:
     j = c.json("data")
-    notes = "; ".join(f"{k} : {v}" for k, v in j["dataset"]["notes"].items()) or "aucune note de la source"
-    sizes = "; ".join(f"{s} : {tuple(v['shape'])}, moyenne {[round(x, 3) for x in v['channel_mean']]}"
-                      for s, v in j["input_sizes"].items())
+    notes = "\n- ".join(f"{NOTES.get(k, k)} : {prose(v, NOTES)}" for k, v in j["dataset"]["notes"].items()) \
+        or "Aucune particularité notée par la source"
+    sizes = " ; ".join(f"{s} : {shape(v['shape'])}, moyenne par canal {per_channel(v['channel_mean'])}"
+                       for s, v in j["input_sizes"].items())
     counts = j.get("grey_images") if j["dataset"]["input_shape"][0] > 1 else None  # 1 channel: all grey anyway
-    grey = f"- Images en niveaux de gris (R = G = B) : {', '.join(f'{s} : {n}' for s, n in counts.items())}\n" \
+    grey = f"- Images en niveaux de gris (R = G = B) : {', '.join(f'{s} : {num(n)}' for s, n in counts.items())}\n" \
         if counts else ""
     if j["dataset"].get("modality") == "text":
-        grey = "".join(f"- {s} : {v['truncated']:.1%} des textes tronqués à max_length, taux de `<unk>` "
-                       f"{v['unk_rate']:.2%}, {v['no_token']} textes sans jeton\n"
+        grey = "".join(f"- {s} : {num(round(100 * v['truncated'], 1))} % des textes tronqués à max_length, taux de "
+                       f"`<unk>` {num(round(100 * v['unk_rate'], 2))} %, {num(v['no_token'])} textes sans jeton\n"
                        for s, v in j["dataset"]["input"]["per_split"].items())
-        sizes = (f"identifiants int32 {tuple(j['dataset']['input_shape'])} par texte, chaque batch coupé à son "
+        sizes = (f"identifiants int32, {shape(j['dataset']['input_shape'])} par texte, chaque batch coupé à son "
                  "plus long")
     cardinality = j.get("label_cardinality")
     if cardinality:
         grey += ("- Cardinalité multi-label (attributs positifs par exemple, en moyenne) : "
-                 + ", ".join(f"{s} : {v:.2f}" for s, v in cardinality.items()) + "\n")
+                 + ", ".join(f"{s} : {num(round(v, 2))}" for s, v in cardinality.items()) + "\n")
     return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
-            f"- Déséquilibre train (max/min) : `{j['imbalance_ratio_train']:.3f}`")
+            f"- Déséquilibre train (max/min) : {num(round(j['imbalance_ratio_train'], 3))}")
 
 
 def texts_read(c: Context) -> str:
@@ -323,7 +379,7 @@ def baselines(c: Context) -> str:
         for name, label in (("majority", "Classe majoritaire"), ("uniform_random", "Prédiction aléatoire uniforme")):
             got, exp = j[split]["measured"][name], j[split]["expected"][name]
             out.append(f"- **{label}** ({split}) — Métrique : `accuracy` → score = `{got['accuracy']:.4f}` "
-                       f"(attendu {fmt(exp.get('accuracy', float('nan')))}) ; f1 = `{got.get('f1', 0):.4f}`, "
+                       f"(attendu {num(exp.get('accuracy', float('nan')))}) ; f1 = `{got.get('f1', 0):.4f}`, "
                        f"loss = `{got['loss']:.4f}`")
     return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 baselines")
 
@@ -337,25 +393,26 @@ BODIES: dict[str, Renderer] = {  # heading number -> (runs needed, renderer of i
 }
 ANSWERS: dict[str, Renderer] = {
     "D1": (("data",), lambda c: f"Dataset `{c.json('data')['dataset']['name']}` : voir 1.1."),
-    "D2": (("data",), lambda c: f"Tailles : {c.json('data')['split_sizes']} ; "
-                                f"{c.json('data')['dataset']['num_classes']} classes."),
-    "D3": (("data",), lambda c: "; ".join(f"{k} : {v}" for k, v in c.json("data")["split_protocol"].items())),
+    "D2": (("data",), lambda c: "Tailles : "
+           + ", ".join(f"{s} {num(n)}" for s, n in c.json("data")["split_sizes"].items())
+           + f" ; {plural(c.json('data')['dataset']['num_classes'], 'classe')}."),
+    "D3": (("data",), lambda c: "\n".join(f"- {k} : {v}" for k, v in c.json("data")["split_protocol"].items())),
     "D4": (("data",), class_answer), "D5": (("data",), particularities),
     "D7": (("data",), lambda c: "Les prétraitements ci-dessus sont appliqués à l'identique à train, val et test "
                                 "(`meta[\"preprocess\"]`) ; l'augmentation ne touche que train."),
     "D10": (("data",), lambda c: c.figure("data", "examples.png", "D10 exemples après transformation") + "\n\n"
-            + "; ".join(f"{s} : {', '.join(v)}" for s, v in c.json("data")["examples"].items()) + texts_read(c)),
+            + " ; ".join(f"{s} : {', '.join(v)}" for s, v in c.json("data")["examples"].items()) + texts_read(c)),
     "D11": (("data",), lambda c: f"Batch train : `{tuple(c.json('data')['train_batch_shape'])}` ; "
             f"`meta[\"input_shape\"]` = `{tuple(c.json('data')['dataset']['input_shape'])}` → cohérent : "
-            f"**{c.json('data')['batch_shape_matches_meta']}**"),
+            f"**{num(c.json('data')['batch_shape_matches_meta'])}**"),
     "M0": (("baselines",), baselines),
-    "M1": (("sanity",), lambda c: f"Nombre total de paramètres : `{c.json('sanity')['total_params']}`."
+    "M1": (("sanity",), lambda c: f"Nombre total de paramètres : `{num(c.json('sanity')['total_params'])}`."
            + word_vectors(c.json("sanity"))),
     "M2": (("sanity",), lambda c: f"Loss initiale `{c.json('sanity')['initial_loss']:.4f}` ; batch "
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
     "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),
-    "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + "; ".join(
-        f"{k} {', '.join(f'{x} → {y:.4f}' for x, y in v['best_by_value'].items())}"
+    "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + " ; ".join(
+        f"{k} {', '.join(f'{x} → {num(y)}' for x, y in v['best_by_value'].items())}"
         for k, v in c.json("compare")["comparisons"].items())),
-    "M9": (("evaluate",), lambda c: f"Écart val − test : `{fmt(c.json('evaluate').get('val_minus_test'))}`."),
+    "M9": (("evaluate",), lambda c: f"Écart val − test : `{gap_text(c.json('evaluate').get('val_minus_test'))}`."),
 }

@@ -23,6 +23,10 @@ from optuna.storages import RDBStorage
 from csc8607.errors import UserError
 
 log = logging.getLogger(__name__)
+# Optuna's own handler colours its lines (colorlog) even into a redirected or SLURM log file: its lines go through
+# the logging of the process instead (Hydra's handlers: plain text, Hydra's format)
+optuna.logging.disable_default_handler()
+optuna.logging.enable_propagation()
 IDENTITY = "csc8607:identity"  # the study's system attribute: what its trials are comparable on
 
 

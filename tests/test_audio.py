@@ -78,7 +78,7 @@ def test_esc50_folds(tmp_path: Path) -> None:
     carved = AudioData(partial(load_esc50, root=str(root), val_folds=None), sample_rate=8000, duration=1.0,
                        val_fraction=0.25)
     assert carved.meta["split_sizes"] == {"train": 12, "val": 4, "test": 4}
-    assert "stratified" in carved.meta["split_protocol"]["val"]
+    assert "stratifié" in carved.meta["split_protocol"]["val"]
 
 
 def test_masks_shift_and_gain_on_whole_batches() -> None:

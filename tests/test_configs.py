@@ -109,3 +109,19 @@ def test_environment_yml_matches_setup_cfg() -> None:
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert sorted(r for r in pip_section if not r.startswith("-e")) == sorted(requires)
     assert "python=3.11" in env["dependencies"]
+
+
+def test_readme_says_where_runs_and_the_cache_go_and_how_to_install_for_cpu() -> None:
+    """Outputs, the report and the cache follow Hydra's launch directory (`paths.root`), as the README says (not
+    "in the repo"); the README offers torch's CPU wheel index as an option, beside its first two commands."""
+    raw = OmegaConf.load(CONF / "config.yaml")
+    assert OmegaConf.to_container(raw.paths)["root"] == "${hydra:runtime.cwd}"
+    assert OmegaConf.to_container(raw.paths)["cache"] == "${oc.env:CSC8607_CACHE,${paths.root}/.cache}"
+    assert OmegaConf.to_container(OmegaConf.load(CONF / "report.yaml"))["root"] == "${hydra:runtime.cwd}"
+    readme = (REPO / "README.md").read_text()
+    assert "in the repo" not in readme and "**launched from**" in readme and "`~/exp/.cache/`" in readme
+    first = readme.index("```bash\n") + len("```bash\n")
+    assert readme[first:].startswith("python3 -m venv .venv && . .venv/bin/activate && pip install -e . && python "
+                                     "train.py\n")
+    assert "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu && pip install -e ." \
+        in readme

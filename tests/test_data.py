@@ -22,7 +22,7 @@ def test_digits_split_is_stratified_disjoint_and_70_15_15() -> None:
     for split in data.splits.values():
         share = np.bincount(split.targets.numpy(), minlength=10) / len(split)
         assert np.abs(share - full).max() < 0.01  # stratified: class shares match the pool's
-    assert "stratified" in data.meta["split_protocol"]["val"] and data.meta["split_seed"] == 0
+    assert "stratifié" in data.meta["split_protocol"]["val"] and data.meta["split_seed"] == 0
 
 
 def test_split_depends_on_seed_only() -> None:
@@ -92,7 +92,7 @@ def test_too_few_images_to_stratify_fall_back_to_a_random_split() -> None:
     source = SourceData({"train": Split(images, labels)}, [str(c) for c in range(30)], "small", "here")
     data = ImageData(source, val_fraction=0.1, test_fraction=0.1, channels=1)
     assert data.meta["split_sizes"] == {"train": 96, "val": 12, "test": 12}
-    assert "random" in data.meta["split_protocol"]["val"] and "random" in data.meta["split_protocol"]["test"]
+    assert "au hasard" in data.meta["split_protocol"]["val"] and "au hasard" in data.meta["split_protocol"]["test"]
     seen = torch.cat([s.inputs[:, 0, 0, 0] for s in data.splits.values()])
     assert len(seen.unique()) == 120  # every image in exactly one split
 

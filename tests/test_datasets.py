@@ -59,7 +59,7 @@ def test_tiny_imagenet_folder_protocol_names_and_odd_images(folder: Path, files:
     assert meta["notes"]["wnids"] == WNIDS
     n_train, n_val = len(files["train"]), len(files["val"])
     assert meta["split_sizes"] == {"train": n_train - n_train // 4, "val": n_train // 4, "test": n_val}
-    assert "official" in meta["split_protocol"]["test"] and "stratified" in meta["split_protocol"]["val"]
+    assert "officielle" in meta["split_protocol"]["test"] and "stratifié" in meta["split_protocol"]["val"]
     assert meta["input_shape"] == [3, 64, 64] and meta["root"] == str(folder)
     # stratified: every class keeps its share in val
     assert np.bincount(data.splits["val"].targets.numpy()).tolist() == [2, 2, 2]
@@ -272,7 +272,7 @@ def test_image_folder_protocol_and_errors(tmp_path: Path) -> None:
     data = ImageData(partial(load_image_folder, root=str(root)), val_fraction=0.5, channels=3, image_size=[32, 32])
     assert data.meta["class_names"] == ["cat", "dog"]
     assert data.meta["split_sizes"] == {"train": 6, "val": 6, "test": 4}
-    assert "test/" in data.meta["split_protocol"]["test"] and "stratified" in data.meta["split_protocol"]["val"]
+    assert "test/" in data.meta["split_protocol"]["test"] and "stratifié" in data.meta["split_protocol"]["val"]
     with pytest.raises(UserError, match="data.root is not set"):
         load_image_folder(None)
     with pytest.raises(UserError, match="train"):
@@ -311,6 +311,8 @@ def test_train_and_evaluate_end_to_end(option: str, folder: Path, hf_dir: Path, 
     if option != "image_folder":
         assert meta["class_names"][0] == "goldfish" and meta["split_sizes"]["test"] == 9
         assert meta["augment"] == {"crop_padding": 4, "hflip": True}
+    else:  # photos of several sizes, image_size=auto: resized to data.mixed_size, and the notes say so
+        assert meta["input_shape"] == [3, 64, 64] and "ramenées à 64 × 64" in meta["notes"]["decoding"]["image_size"]
     in_process("evaluate.py", f"ckpt={job / 'checkpoints' / 'best.ckpt'}")
     evaluated = read_json(next((tmp_path / "outputs").rglob("test_metrics.json")))
     assert evaluated["meta"]["cache"]["hit"] is True  # the checkpoint's config finds the same decoded arrays
@@ -351,3 +353,93 @@ def test_extra_augmentations_on_uint8_batches() -> None:
     with pytest.raises(UserError, match="unknown keys"):
         ImageData(load_digits, 0.15, 0.15, channels=1, augment={"rotate": 10})
 
+
+
+def write_parquet(path: Path, images: list[Image.Image], labels: list[int], names: list[str]) -> Path:
+    """One parquet file of the HF image schema (image bytes, ClassLabel), as the hub's shards are."""
+    from datasets import ClassLabel, Dataset, Features, Image as HFImage
+
+    from image_fixtures import encode
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Dataset.from_dict({"image": [{"bytes": encode(im, "PNG"), "path": f"{i}.png"} for i, im in enumerate(images)],
+                       "label": labels},
+                      features=Features({"image": HFImage(), "label": ClassLabel(names=names)})).to_parquet(str(path))
+    return path
+
+
+def test_a_single_grey_parquet_file_trains_as_it_is(tmp_path: Path) -> None:
+    """`data=hf_image data.root=<one parquet file>`, a split's shard of grey 12x12 letters: val and test are carved
+    (stratified, D3 says so), the dataset is named after its folder, not the shard; one channel and the source's
+    size are kept; no mirror by default (a mirrored letter is another letter). An explicit split it lacks is one
+    line naming the fix."""
+    from hydra.utils import instantiate
+
+    from test_configs import compose_with
+
+    rng = np.random.default_rng(0)
+    grey = [Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8), "L") for _ in range(30)]
+    shard = write_parquet(tmp_path / "letters" / "data" / "test-00000-of-00001.parquet", grey,
+                          [i % 3 for i in range(30)], ["a", "b", "c"])
+    cfg = compose_with("data=hf_image", f"data.root={shard}", "data.cache_dir=null", "data.decode_workers=0")
+    data = instantiate(cfg.data)
+    meta = data.meta
+    assert meta["name"] == "letters" and meta["class_names"] == ["a", "b", "c"]
+    assert meta["split_sizes"] == {"train": 24, "val": 3, "test": 3} and meta["input_shape"] == [1, 12, 12]
+    for split in ("val", "test"):
+        assert meta["split_protocol"][split] == ("créé par tirage : 10 % du split « train » de la source, stratifié "
+                                                 "par classe, graine 42")
+    assert "moins les exemples tirés pour test et val" in meta["split_protocol"]["train"]
+    assert "hflip" not in meta["augment"] and meta["preprocess"]["channels"] == "auto"
+    with pytest.raises(UserError, match=r"has no split 'valid' \(it has: train\): set data.source.splits.val=<one "
+                                        r"of them>, or data.source.splits.val=null to carve it from train"):
+        load_hf(path=None, root=str(shard), splits={"train": "train", "val": "valid"})
+
+
+def test_image_size_and_channels_default_to_the_sources(tmp_path: Path) -> None:
+    """A 32x32 colour source stays 32x32 (CIFAR is not upscaled); a grey test split beside a colour train split is
+    repeated on three channels; images of several sizes are resized to data.mixed_size, and the notes say so."""
+    rng = np.random.default_rng(1)
+    colour = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "RGB") for _ in range(12)]
+    grey = [Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8), "L") for _ in range(4)]
+    root = tmp_path / "cifar_like"
+    write_parquet(root / "data" / "train-00000-of-00001.parquet", colour, [i % 2 for i in range(12)], ["x", "y"])
+    write_parquet(root / "data" / "test-00000-of-00001.parquet", grey, [0, 1, 0, 1], ["x", "y"])
+    data = ImageData(partial(load_hf, path=None, root=str(root), splits={"train": "auto", "val": "auto",
+                                                                        "test": "auto"}), decode_workers=0)
+    assert data.meta["input_shape"] == [3, 32, 32] and data.meta["name"] == "cifar_like"
+    assert data.meta["split_sizes"]["test"] == 4 and "« test »" in data.meta["split_protocol"]["test"]
+    test = data.splits["test"].inputs
+    assert torch.equal(test[:, 0], test[:, 1]) and torch.equal(test[:, 0], test[:, 2])
+    mixed = write_image_folder(tmp_path / "pets")  # 48x48 images and one 40x56
+    data = ImageData(partial(load_image_folder, root=str(mixed)), decode_workers=0, mixed_size=[24, 24])
+    assert data.meta["input_shape"] == [3, 24, 24]
+    assert "toutes les images ramenées à 24 × 24" in data.meta["notes"]["decoding"]["image_size"]
+
+
+def test_mirrors_are_on_only_where_they_keep_the_class() -> None:
+    from test_configs import compose_with
+
+    for option, hflip in (("digits", False), ("svhn", False), ("hf_image", False), ("image_folder", False),
+                          ("cifar10", True), ("tiny_imagenet", True)):
+        assert compose_with(f"data={option}").data.augment.hflip is hflip, option
+
+
+def test_decoding_into_a_log_file_writes_lines_not_a_redrawn_bar(capfd: pytest.CaptureFixture,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """stderr is not a terminal here (as in `> log` or a SLURM .out): progress is log lines, no `\\r` bar."""
+    import logging
+
+    from image_fixtures import encode, noise_image
+    from csc8607.data.decode import decode_all, open_hf
+    from csc8607.data.split import Encoded
+
+    rng = np.random.default_rng(2)
+    items = [{"bytes": encode(noise_image(rng, 0, (8, 8)), "PNG"), "path": f"{i}.png"} for i in range(600)]
+    with caplog.at_level(logging.INFO, logger="csc8607.data.decode"):
+        images = decode_all(Encoded(items, np.zeros(600, np.int64), open_hf), None, None, workers=0, desc="decode x",
+                            log_every_s=0.0)
+    assert images.shape == (600, 3, 8, 8)
+    assert "\r" not in capfd.readouterr().err
+    assert [r.getMessage() for r in caplog.records][-3:] == ["decode x: 256/600 images", "decode x: 512/600 images",
+                                                             "decode x: 600/600 images"]

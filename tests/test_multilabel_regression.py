@@ -34,7 +34,7 @@ def test_celeba_layout_multi_hot_targets_and_partitions(tmp_path: Path) -> None:
     (root / "list_eval_partition.txt").write_text("".join(f"{r[0]} 0\n" for r in rows[:34]) +
                                                   "".join(f"{r[0]} 2\n" for r in rows[34:]))
     carved = ImageData(partial(load_celeba, root=str(root), attributes=["Male"]), image_size=[16, 16])
-    assert carved.meta["split_sizes"]["test"] == 6 and "random" in carved.meta["split_protocol"]["val"]
+    assert carved.meta["split_sizes"]["test"] == 6 and "au hasard" in carved.meta["split_protocol"]["val"]
 
 
 def test_regression_metrics_match_torchmetrics() -> None:

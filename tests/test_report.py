@@ -47,6 +47,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_cli("train.py", "experiment=compare", "compare.runs=multirun/grid", "compare.by=[width]", cwd=cwd)
     first = run_cli("train.py", *OPTUNA, "hydra.sweeper.n_trials=2", cwd=cwd)
     assert "alembic" not in first.stdout + first.stderr  # optuna's schema migrations stay quiet
+    # optuna's lines in plain text (colour codes would land in a redirected or SLURM log file)
+    assert "A new study created" in first.stdout + first.stderr and "\x1b[" not in first.stdout + first.stderr
     leave_running_trial_of_a_dead_worker(cwd / "optuna.db")
     run_cli("train.py", *OPTUNA, "hydra.sweeper.n_trials=1", cwd=cwd)
     run_cli("evaluate.py", "ckpt=artifacts/best.ckpt", "trainer.threads=1", cwd=cwd)
@@ -92,9 +94,9 @@ def test_report_numbers_are_the_runs_numbers(project: Path) -> None:
     data = read_json(section_run(project, "data") / "data.json")
     sizes = data["split_sizes"]
     for split in ("train", "val", "test"):
-        assert f"| {split.capitalize()} | {sizes[split]} |" in report
+        assert f"| {split.capitalize()} | {sizes[split]:,} |".replace(",", "\u202f") in report  # 1 257
     sanity = read_json(section_run(project, "sanity") / "sanity.json")
-    assert f"**Nombre total de paramètres** : `{sanity['total_params']}`" in report
+    assert f"**Nombre total de paramètres** : `{sanity['total_params']:,}`".replace(",", "\u202f") in report
     suggested = read_json(section_run(project, "lr_finder") / "lr_finder.json")["suggested_lr"]
     grid = list(csv.DictReader(open(project / "multirun" / "grid" / "summary.csv")))
     assert {float(r["lr"]) for r in grid} == {float(f"{suggested:.3g}")}
@@ -113,6 +115,11 @@ def test_report_numbers_are_the_runs_numbers(project: Path) -> None:
     assert "python evaluate.py ckpt=artifacts/best.ckpt trainer.threads=1" in report
 
 
+def french_float(cell: str) -> float:
+    """A number of the report as French prose writes it (`0,4074`, `1 257`) read back."""
+    return float(cell.strip().replace("\u202f", "").replace(",", "."))
+
+
 def section(report: str, heading: str) -> str:
     """A report section: from its heading to the next `## ` heading."""
     start = report.index(f"\n{heading}")
@@ -124,6 +131,38 @@ def optuna_sweeps(cwd: Path) -> list[Path]:
     return sorted(p.parent for p in (cwd / "multirun").glob("*/*/optimization_results.yaml"))
 
 
+# what French prose does not hold: English words, Python reprs, a number of 4+ digits without its thousands grouping
+ENGLISH = re.compile(r"\b(the|of|and|is|are|with|from|between|where|which|when|not|at|in|to|by|none|maximize|"
+                     r"minimize|stratified|random|rescaled|used)\b", re.I)
+REPR = re.compile(r"\{'|\['|\[\d|\(\d+, \d|\bNone\b|\bTrue\b|\bFalse\b|\bnan\b")
+UNGROUPED = re.compile(r"(?<![\d.,\u202f:/_=-])\d{4,}(?![\d.,:/_-])")
+
+
+def generated_prose(report: str) -> str:
+    """The report's text as the generator wrote it: the template's own lines, code blocks and spans (commands,
+    config, values as typed) and figure links left out."""
+    template = set(TEMPLATE.splitlines())
+    text = re.sub(r"```.*?```", "", report, flags=re.S)
+    text = "\n".join(line for line in text.splitlines() if line not in template)
+    return re.sub(r"`[^`]*`", "", re.sub(r"!\[[^]]*\]\([^)]*\)", "", text))
+
+
+def test_report_is_french_prose_without_reprs(project: Path) -> None:
+    """The report in its template's language: no English sentence, no Python repr, numbers grouped as French
+    writes them; D3 on digits says it is one pool (it has no train split); a grid job run without its test
+    evaluation does not log an empty `test {}`."""
+    report = (project / "report" / "report.md").read_text()
+    prose = generated_prose(report)
+    assert len(prose) > 3000 and "Tailles : train 1\u202f257, val 270, test 270 ; 10 classes." in prose
+    for pattern in (ENGLISH, REPR, UNGROUPED):
+        found = [line for line in prose.splitlines() if pattern.search(line)]
+        assert not found, (pattern.pattern, found[:5])
+    assert "- train : l'ensemble de la source (1\u202f797 exemples, sans split propre), moins les exemples tirés " \
+        "pour test et val" in report and "source's" not in report
+    logs = [log.read_text() for log in (project / "multirun" / "grid").glob("*/train.log")]
+    assert len(logs) == 2 and all("best val/accuracy" in log and "; test " not in log for log in logs)
+
+
 def test_optuna_section_is_the_whole_study(project: Path) -> None:
     report = (project / "report" / "report.md").read_text()
     m8 = section(report, "## 8)")
@@ -131,7 +170,7 @@ def test_optuna_section_is_the_whole_study(project: Path) -> None:
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]  # the RUNNING leftover became FAIL on resume
     counts = ", ".join(f"{s} = {states.count(s)}" for s in ("COMPLETE", "FAIL", "PRUNED", "RUNNING"))
-    assert f"- **Essais** (4, maximize) : {counts}\n" in m8
+    assert f"- **Essais** (4, à maximiser) : {counts}\n" in m8
     best = study.best_trial
     assert f"meilleur essai #{best.number} : val/accuracy = `{best.value:.4f}`" in m8
     # the table lists every trial of both runs, with the storage's state, value and sampled parameters
@@ -144,8 +183,8 @@ def test_optuna_section_is_the_whole_study(project: Path) -> None:
         if trial.value is None:
             assert row[2] == "" and trial.state.name == "FAIL"
         else:
-            assert float(row[2]) == pytest.approx(trial.value, abs=5e-5)
-            assert [float(cell) for cell in row[3:-2]] == [trial.params[name] for name in names]
+            assert french_float(row[2]) == pytest.approx(trial.value, abs=5e-5)
+            assert [french_float(cell) for cell in row[3:-2]] == [trial.params[name] for name in names]
     # both sweep dirs of the study, each with the command that ran it: the search space as typed, no sampled value
     first, second = optuna_sweeps(project)
     typed = "python train.py -m experiment=optuna 'model.width=choice(4, 8)' model.depth=1 trainer.max_epochs=1 " \
@@ -199,7 +238,7 @@ def test_report_on_the_tiny_imagenet_folder(tmp_path: Path) -> None:
     assert "(`meta[\"input_shape\"]`) : `(3, 64, 64)`" in data and "(`meta[\"num_classes\"]`) : 3" in data
     pool, test = len(files["train"]), len(files["val"])  # the official val/ is the test split
     val = math.ceil(0.1 * pool)  # data.val_fraction of the train pool, stratified
-    assert f"Tailles : {{'train': {pool - val}, 'val': {val}, 'test': {test}}} ; 3 classes." in data
+    assert f"Tailles : train {pool - val}, val {val}, test {test} ; 3 classes." in data
     for split, size in (("Train", pool - val), ("Val", val), ("Test", test)):
         assert f"| {split} | {size} |" in data
     per_class = {WORDS[w].split(",")[0]: re.search(rf"^\| {WORDS[w].split(',')[0]} \| (\d+) \| (\d+) \| (\d+) \|$",
@@ -207,12 +246,14 @@ def test_report_on_the_tiny_imagenet_folder(tmp_path: Path) -> None:
     assert all(int(m[1]) + int(m[2]) == pool // 3 and int(m[3]) == test // 3 for m in per_class.values())
     grey = re.search(r"niveaux de gris \(R = G = B\) : train : (\d+), val : (\d+), test : (\d+)", data)
     assert list(ODD_TRAIN.values()).count("grey") == 1 and int(grey[1]) + int(grey[2]) == 1 and grey[3] == "0"
-    assert f"wnids : {WNIDS}" in data and "val : 10% of the source's train pool, stratified, seed 42" in data
-    assert "resize = [64, 64]" in data and "`crop_padding = 4`, `hflip = True` (train uniquement)" in data
-    assert f"Batch train : `({pool - val}, 3, 64, 64)` ; `meta[\"input_shape\"]` = `(3, 64, 64)` → cohérent : **True**" \
+    assert f"Identifiants WordNet des classes : {', '.join(WNIDS)}" in data
+    assert "- val : créé par tirage : 10 % du split « train » de la source, stratifié par classe, graine 42" in data
+    assert "- train : le split « train/ » de la source, moins les exemples tirés pour val" in data
+    assert "resize = 64 × 64" in data and "`crop_padding = 4`, `hflip = true` (train uniquement)" in data
+    assert f"Batch train : `({pool - val}, 3, 64, 64)` ; `meta[\"input_shape\"]` = `(3, 64, 64)` → cohérent : **oui**" \
         in data
-    assert "**Classe majoritaire** (val) — Métrique : `accuracy` → score = `0.3333` (attendu 0.3333)" in report
-    assert "→ **PASS**" in report and "_____" not in report
+    assert "**Classe majoritaire** (val) — Métrique : `accuracy` → score = `0.3333` (attendu 0,3333)" in report
+    assert "→ **réussi**" in report and "_____" not in report
     pngs = re.findall(r"!\[[^]]*\]\((figures/[^)]+)\)", report)
     assert {"figures/data_class_distribution.png", "figures/data_examples.png", "figures/lr_finder_lr_finder.png"} \
         <= set(pngs) and all((tmp_path / "report" / png).is_file() for png in pngs)

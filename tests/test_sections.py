@@ -312,3 +312,26 @@ def test_binary_majority_baseline_has_an_expected_accuracy_and_f1() -> None:
     negative = expected("binary", torch.tensor([0.5]), torch.tensor([0.6]))["majority"]
     assert positive["accuracy"] == pytest.approx(0.6) and positive["f1"] == pytest.approx(0.75)
     assert negative["accuracy"] == pytest.approx(0.4) and negative["f1"] == 0.0
+
+
+def test_worst_classes_leave_out_perfect_ones_and_examples_are_of_distinct_classes() -> None:
+    """evaluate.py's summary: the worst classes are those below 1.00 (or it says all are perfect); the D10 examples
+    of a split sorted by class are of different classes."""
+    import torch
+
+    from csc8607.sections.data import distinct_classes
+    from csc8607.sections.evaluation import format_table
+
+    def summary(per_class: list[float]) -> str:
+        return format_table({"metrics": {"accuracy": sum(per_class) / 4, "per_class_accuracy": per_class},
+                             "checkpoint": "best.ckpt", "epoch": 3, "class_names": ["a", "b", "c", "d"],
+                             "val_from_checkpoint": {"val/accuracy": None}}, "test")
+
+    assert "per-class accuracy: worst b 0.80, d 0.90; best c 1.00, a 1.00, d 0.90" in summary([1.0, 0.8, 1.0, 0.9])
+    assert "per-class accuracy: all 4 classes at 1.00" in summary([1.0] * 4)
+    sorted_split = torch.arange(4).repeat_interleave(25)  # 25 examples of class 0, then of 1, ...
+    for seed in range(5):
+        chosen = distinct_classes(sorted_split, 3, seed)
+        assert len(set(sorted_split[chosen].tolist())) == 3
+    assert len(distinct_classes(torch.zeros(10, dtype=torch.long), 3, 0)) == 3  # one class: any 3 examples
+    assert len(distinct_classes(torch.rand(10, 4).round(), 3, 0)) == 3  # multi-hot targets

@@ -169,7 +169,7 @@ def test_hub_presets_read_local_parquet_copies(preset: str, tmp_path: Path) -> N
     cfg = compose_with(f"data={preset}", f"data.root={tmp_path / preset}", "data.cache_dir=null", "data.min_freq=1")
     data = instantiate(cfg.data)
     assert data.meta["task"] == "binary" and data.meta["split_sizes"]["test"] == 6 and data.meta["name"] == preset
-    assert cfg.data.source.path.endswith(preset) and data.meta["source"] == f"text files {tmp_path / preset}"
+    assert cfg.data.source.path.endswith(preset) and data.meta["source"] == f"fichiers texte {tmp_path / preset}"
 
 
 def test_newsgroups20_local_copy_and_offline_error(tmp_path: Path) -> None:

@@ -79,8 +79,8 @@ def load_audio_folder(root: str | None = None, label_regex: str | None = None, l
         if unknown:
             raise UserError(f"{parts[s]} has labels that train lacks: {', '.join(unknown[:5])}")
         splits[s] = Encoded([str(p) for p in files], np.array([index[v] for v in labels[s]], np.int64), read_audio)
-    how = "labels_csv" if table is not None else ("label_regex" if regex else "parent folder")
-    return SourceData(splits, names, name=name, source=f"audio files {base}", notes={"labels_from": how},
+    how = "labels_csv" if table is not None else ("label_regex" if regex else "le dossier parent")  # report D5
+    return SourceData(splits, names, name=name, source=f"fichiers audio {base}", notes={"labels_from": how},
                       origins={s: f"{p.name}/" for s, p in parts.items()})
 
 
@@ -108,6 +108,6 @@ def load_esc50(root: str | None = None, test_folds: list[int] | None = (5,),
     splits = {s: Encoded([str(base / "audio" / r["filename"]) for r in part],
                          np.array([position[int(r["target"])] for r in part], np.int64), read_audio)
               for s, part in members.items() if part}
-    origins = {s: f"folds {sorted(chosen[s])}" for s in ("val", "test") if s in splits}
-    origins["train"] = "the other folds"
+    origins = {s: f"folds {', '.join(map(str, sorted(chosen[s])))}" for s in ("val", "test") if s in splits}
+    origins["train"] = "les autres folds"  # report D3, in its language
     return SourceData(splits, names, name="esc50", source=f"ESC-50 {base}", origins=origins)

@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
-FORMAT = 2  # bump when the layout or the decoding changes: every older entry is rebuilt
+FORMAT = 3  # bump when the layout or the decoding changes: every older entry is rebuilt
 
 
 def plain_value(value: Any) -> Any:

@@ -63,5 +63,5 @@ def load_celeba(root: str | None = None, attributes: list[str] | None = None) ->
     if "train" not in splits:
         raise UserError(f"{partition_file} puts no image in train (partition 0)")
     return SourceData(splits, chosen, name="celeba", source=f"CelebA {base}", task="multilabel",
-                      notes={"partition_file": "present" if partition else "absent: every image in train"},
+                      notes={"partition_file": "présent" if partition else "absent : toutes les images en train"},
                       origins=origins)

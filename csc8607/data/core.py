@@ -31,6 +31,7 @@ class SourceData:
     task: str = "multiclass"
     notes: dict[str, Any] = field(default_factory=dict)  # particularities found while decoding (report D5)
     origins: dict[str, str] = field(default_factory=dict)  # our split -> the source's split it comes from
+    pool: bool = False  # the source is one set of examples without splits of its own (given as "train")
 
 
 def channel_moments(inputs: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -156,6 +157,10 @@ class Dataset:
             raise UserError(f"{self.modality} inputs cannot decode {type(part).__name__} items")
         return part.inputs, part.targets
 
+    def harmonize(self, splits: dict[str, Split]) -> dict[str, Split]:
+        """The splits, decoded one by one, made alike where the input type allows (e.g. grey beside colour)."""
+        return splits
+
     def expand(self, split: Split) -> Split:
         """A split after carving (e.g. cut into windows, so no recording straddles two splits)."""
         return split
@@ -187,20 +192,29 @@ class Dataset:
                 targets = numeric_targets(targets, raw.class_names, raw.name)
             splits[name] = Split(inputs, targets)
         task = task or raw.task
+        splits = self.harmonize(splits)
         shapes = {name: tuple(s.inputs.shape[1:]) for name, s in splits.items()}
         if len(set(shapes.values())) > 1:
             raise UserError(f"splits of {raw.name} have different input shapes {shapes}")
         stratify = task in ("multiclass", "binary")
-        split_protocol = {name: f"the source's {raw.origins.get(name, name)} split" for name in splits}
+        # where each split comes from, in the report's language (D3)
+        split_protocol = {name: f"le split « {raw.origins.get(name, name)} » de la source" for name in splits}
+        pool = "de l'ensemble de la source" if raw.pool else "du split « train » de la source"
+        if raw.pool:
+            count = f"{len(splits['train']):,}".replace(",", "\u202f")  # French thousands: 1 797
+            split_protocol["train"] = f"l'ensemble de la source ({count} exemples, sans split propre)"
         test_fraction, val_fraction, seed = protocol["test_fraction"], protocol["val_fraction"], protocol["split_seed"]
         if "test" not in splits:
             splits["train"], splits["test"], split_protocol["test"] = carve(
-                splits["train"], test_fraction, seed, stratify, of_pool=test_fraction)
+                splits["train"], test_fraction, seed, stratify, of_pool=test_fraction, pool=pool)
         if "val" not in splits:
             # fractions are of the whole pool: test 15% then val 15% of the original leaves 70% to train
             fraction = val_fraction / (1.0 - test_fraction) if "test" not in raw.splits else val_fraction
             splits["train"], splits["val"], split_protocol["val"] = carve(
-                splits["train"], fraction, seed, stratify, of_pool=val_fraction)
+                splits["train"], fraction, seed, stratify, of_pool=val_fraction, pool=pool)
+        carved = [name for name in ("test", "val") if name not in raw.splits]
+        if carved:
+            split_protocol["train"] += f", moins les exemples tirés pour {' et '.join(carved)}"
         splits = {name: self.expand(splits[name]) for name in ("train", "val", "test")}
         for name, split in splits.items():
             if len(split) == 0:

@@ -1,10 +1,14 @@
-"""Images decoded once into uint8 arrays: any PIL mode to the configured channels, any size to one size."""
+"""Images decoded once into uint8 arrays: any PIL mode to the configured channels (or the source's own: grey stays
+one channel), any size to one size."""
 from __future__ import annotations
 
 import io
+import logging
 import multiprocessing
 import os
 import signal
+import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -19,6 +23,8 @@ from csc8607.data.split import Encoded
 from csc8607.errors import UserError
 
 CHUNK = 256  # images per task sent to a decoding worker
+LOG_EVERY_S = 15.0  # stderr not a terminal (a log file): a progress line this often instead of a redrawn bar
+log = logging.getLogger(__name__)
 
 
 def open_path(path: str | Path) -> Image.Image:
@@ -45,8 +51,14 @@ def item_name(item: Any) -> str:
     return str(item)
 
 
-def to_array(image: Image.Image, channels: int) -> np.ndarray:
-    """PIL image of any mode (L, LA, RGB, RGBA, P, CMYK, I;16, ...) -> uint8 (channels, H, W); alpha dropped."""
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # PIL modes of one (grey) channel, alpha aside
+
+
+def to_array(image: Image.Image, channels: int | None) -> np.ndarray:
+    """PIL image of any mode (L, LA, RGB, RGBA, P, CMYK, I;16, ...) -> uint8 (channels, H, W); alpha dropped.
+    `channels` None: the image's own, 1 for a grey mode and 3 (RGB) for any other."""
+    if channels is None:
+        channels = 1 if image.mode in GREY_MODES else 3
     if channels not in (1, 3):
         raise UserError(f"data.channels={channels} must be 1 or 3 for image files")
     mode = "L" if channels == 1 else "RGB"
@@ -85,7 +97,7 @@ def fit_size(images: torch.Tensor, size: list[int] | None, resize: int | None = 
     return images[:, :, top : top + size[0], left : left + size[1]].contiguous()
 
 
-def decode_one(item: Any, opener: Callable[[Any], Image.Image], channels: int, size: list[int] | None,
+def decode_one(item: Any, opener: Callable[[Any], Image.Image], channels: int | None, size: list[int] | None,
                resize: int | None) -> np.ndarray:
     """One item -> uint8 (C, H, W) after preprocessing; an unreadable file raises a UserError naming it."""
     try:
@@ -98,17 +110,24 @@ def decode_one(item: Any, opener: Callable[[Any], Image.Image], channels: int, s
     return fit_size(torch.from_numpy(array)[None], size, resize)[0].numpy()
 
 
-def decode_chunk(items: list[Any], opener: Callable[[Any], Image.Image], channels: int,
+def decode_chunk(items: list[Any], opener: Callable[[Any], Image.Image], channels: int | None,
                  size: list[int] | None, resize: int | None) -> np.ndarray | str:
     """A worker's task: a chunk of items -> stacked uint8 array, or the error message of the first bad item."""
     try:
         arrays = [decode_one(item, opener, channels, size, resize) for item in items]
     except UserError as err:
         return str(err)
+    if len({a.shape[0] for a in arrays}) > 1:  # the source's own channels, grey and colour mixed: all in colour
+        arrays = [as_rgb(a) for a in arrays]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         return f"images of different sizes {sorted(shapes)[:2]}: set data.image_size=[H,W] to resize them"
     return np.stack(arrays)
+
+
+def as_rgb(images: np.ndarray, axis: int = 0) -> np.ndarray:
+    """A grey image (or batch, channels on `axis`) repeated on three channels; a colour one unchanged."""
+    return np.repeat(images, 3, axis=axis) if images.shape[axis] == 1 else images
 
 
 def single_thread() -> None:
@@ -123,11 +142,13 @@ def chunks(items: Sequence[Any], n: int) -> Iterator[list[Any]]:
         yield list(items[start : start + CHUNK])
 
 
-def decode_all(split: Encoded, channels: int, size: list[int] | None, resize: int | None = None,
-               workers: int | None = None, desc: str = "decode") -> torch.Tensor:
+def decode_all(split: Encoded, channels: int | None, size: list[int] | None, resize: int | None = None,
+               workers: int | None = None, desc: str = "decode", log_every_s: float = LOG_EVERY_S) -> torch.Tensor:
     """Decode a whole split into one uint8 (N, C, H, W) tensor, with a progress bar and a process pool.
 
-    `workers` null = one per core for splits of more than 4 chunks; 0 = in this process.
+    `channels` None: the images' own (grey: 1; any colour image in the split: 3 for all).
+    `workers` null = one per core for splits of more than 4 chunks; 0 = in this process. Progress: a bar on a
+    terminal, else (a log file, SLURM's output) a log line every `log_every_s` s, never a `\r`.
     """
     n = len(split)
     if workers is None:
@@ -139,18 +160,26 @@ def decode_all(split: Encoded, channels: int, size: list[int] | None, resize: in
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=single_thread) if workers > 1 else None
     try:
         results = pool.imap(task, chunks(split.items, n)) if pool else map(task, chunks(split.items, n))
-        with tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True, mininterval=1.0) as bar:
+        terminal = sys.stderr.isatty()  # a bar redrawn with \r on a terminal; in a file, plain lines
+        logged = time.monotonic()
+        with tqdm(total=n, desc=desc, unit="img", leave=False, dynamic_ncols=True, mininterval=1.0,
+                  disable=not terminal) as bar:
             for part in results:
                 if isinstance(part, str):
                     raise UserError(part)
                 if out is None:
                     out = np.empty((n, *part.shape[1:]), dtype=np.uint8)
-                elif part.shape[1:] != out.shape[1:]:
+                elif channels is None and part.shape[1] != out.shape[1]:  # grey so far, then colour (or back)
+                    out, part = as_rgb(out, axis=1), as_rgb(part, axis=1)
+                if part.shape[1:] != out.shape[1:]:
                     raise UserError(f"images of different sizes {out.shape[1:]} and {part.shape[1:]}: "
                                     "set data.image_size=[H,W] to resize them")
                 out[filled : filled + len(part)] = part
                 filled += len(part)
                 bar.update(len(part))
+                if not terminal and time.monotonic() - logged >= log_every_s:
+                    log.info("%s: %d/%d images", desc, filled, n)
+                    logged = time.monotonic()
     finally:
         if pool is not None:
             pool.terminate()
@@ -159,9 +188,11 @@ def decode_all(split: Encoded, channels: int, size: list[int] | None, resize: in
     return torch.from_numpy(out)
 
 
-def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> `channels` channels (grey<->RGB, alpha dropped)."""
+def convert_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> `channels` channels (grey<->RGB, alpha dropped); None: its own (alpha dropped)."""
     have = images.shape[1]
+    if channels is None:
+        channels = 3 if have == 4 else have
     if have == channels:
         return images
     if have == 4:

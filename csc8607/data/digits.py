@@ -19,6 +19,7 @@ def load_digits() -> SourceData:
         splits={"train": Split(torch.from_numpy(images), torch.from_numpy(labels))},
         class_names=[str(d) for d in range(10)],
         name="digits",
-        source="scikit-learn load_digits (UCI optical recognition of handwritten digits)",
-        notes={"pixel_range": "0..16 in the source, rescaled to 0..255"},
+        source="scikit-learn load_digits (chiffres manuscrits 8 × 8 de l'UCI)",  # report D1: in its language
+        notes={"pixel_range": "0 à 16 dans la source, ramenés à 0 à 255"},  # report D5: in its language
+        pool=True,
     )

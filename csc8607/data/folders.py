@@ -83,9 +83,9 @@ def load_tiny_imagenet_folder(root: str | None = None) -> SourceData:
         splits={"train": train, "test": Encoded(paths, np.asarray(labels, dtype=np.int64), open_path)},
         class_names=[words.get(w, w) for w in wnids],
         name="tiny_imagenet",
-        source=f"Tiny ImageNet (CS231n), folder {base}",
-        notes={"wnids": wnids, "unlabelled test/ folder": "not used"},
-        origins={"train": "train/", "test": "val/ (official validation)"},
+        source=f"Tiny ImageNet (CS231n), dossier {base}",
+        notes={"wnids": wnids, "unlabelled test/ folder": "non utilisé"},
+        origins={"train": "train/", "test": "val/ (validation officielle)"},
     )
 
 
@@ -105,5 +105,5 @@ def load_image_folder(root: str | None = None, name: str = "image_folder") -> So
             if extra:
                 raise UserError(f"{base / split} has class folders that train/ lacks: {', '.join(extra[:5])}")
             splits[split] = class_folders(base / split, classes)
-    return SourceData(splits=splits, class_names=classes, name=name, source=f"image folders {base}",
+    return SourceData(splits=splits, class_names=classes, name=name, source=f"dossiers d'images {base}",
                       origins={s: f"{s}/" for s in splits})

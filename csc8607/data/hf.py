@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ from csc8607.data.folders import read_words
 from csc8607.errors import UserError
 
 OUR_SPLITS = ("train", "val", "test")
+# what names a split's file rather than the dataset: train-00000-of-00001, test, data, plain_text, a glob
+NOT_A_NAME = re.compile(r"((train|test|testing|valid|validation|val|dev|data)([-_.]?\d+)?)?([-_]?\d{5}-of-\d{5})?|"
+                        r"default|plain_text|parquet|.*\*.*")
 
 
 class Column:
@@ -59,7 +63,15 @@ def open_dataset(where: str) -> Any:
             "(a directory of parquet files, a save_to_disk directory or a .parquet file)") from None
 
 
-def pick_split(available: list[str], wanted: str, where: str) -> str:
+def dataset_name(where: str) -> str:
+    """The dataset's name from where it is read: a hub id's last part or a directory's name; for a split's file
+    (`data/test-00000-of-00001.parquet`) or a glob, the first folder above it that is not a split or shard name."""
+    path = Path(where.rstrip("/"))
+    names = [path.stem if path.suffix == ".parquet" else path.name, *(p.name for p in path.parents)]
+    return next((n for n in names if n and not NOT_A_NAME.fullmatch(n.lower())), "dataset")
+
+
+def find_split(available: list[str], wanted: str) -> str | None:
     """`wanted`, or its synonym among the dataset's splits (valid = validation = val = dev, test = testing)."""
     from datasets.data_files import SPLIT_KEYWORDS
 
@@ -71,14 +83,28 @@ def pick_split(available: list[str], wanted: str, where: str) -> str:
             for name in names:
                 if name in available:
                     return name
-    raise UserError(f"{where} has no split {wanted!r} (it has: {', '.join(available)}): set data.source.splits")
+    return None
+
+
+def pick_split(available: list[str], ours: str, wanted: str, where: str) -> str | None:
+    """The dataset's split for our split `ours`: `wanted` or its synonym; `auto`: our split's name or its synonym
+    if the dataset has one, else None (carved from train)."""
+    if wanted == "auto":
+        return find_split(available, ours)
+    found = find_split(available, wanted)
+    if found is None:
+        carve = "" if ours == "train" else f", or data.source.splits.{ours}=null to carve it from train"
+        raise UserError(f"{where} has no split {wanted!r} (it has: {', '.join(available)}): set "
+                        f"data.source.splits.{ours}=<one of them>{carve}")
+    return found
 
 
 def load_hf(path: str, root: str | None = None, splits: dict[str, str] | None = None, image_column: str = "image",
             label_column: str = "label", words: str | None = None, name: str | None = None) -> SourceData:
     """An image-classification dataset through `datasets`: `root` (a local copy) if set, else hub id `path`.
 
-    `splits` maps our split (train/val/test) to the dataset's; splits left out are carved from train.
+    `splits` maps our split (train/val/test) to the dataset's, `auto` = the split of that name if the dataset has
+    one; splits left out (or `auto` without one: a single parquet file) are carved from train.
     Class names come from the label's ClassLabel names, mapped through `words` (a words.txt) when given.
     """
     from datasets import ClassLabel, Image
@@ -91,7 +117,11 @@ def load_hf(path: str, root: str | None = None, splits: dict[str, str] | None = 
     if "train" not in splits or set(splits) - set(OUR_SPLITS):
         raise UserError(f"data.source.splits={splits} must map train (and optionally val, test) to dataset splits")
     available = list(dataset.keys())
-    chosen = {ours: pick_split(available, theirs, where) for ours, theirs in splits.items() if theirs}
+    chosen = {ours: pick_split(available, ours, str(theirs), where) for ours, theirs in splits.items() if theirs}
+    chosen = {ours: theirs for ours, theirs in chosen.items() if theirs is not None}
+    if "train" not in chosen:
+        raise UserError(f"{where} has no train split (it has: {', '.join(available)}): set "
+                        "data.source.splits.train=<one of them>")
     first = dataset[chosen["train"]]
     for column in (image_column, label_column):
         if column not in first.column_names:
@@ -122,8 +152,8 @@ def load_hf(path: str, root: str | None = None, splits: dict[str, str] | None = 
     return SourceData(
         splits=out,
         class_names=[mapping.get(n, n) for n in class_names or []],
-        name=name or Path(path or where).name,
-        source=f"Hugging Face datasets: {where}" + (f" (hub id {path})" if root and path else ""),
+        name=name or dataset_name(path or where),
+        source=f"Hugging Face datasets : {where}" + (f" (identifiant du hub {path})" if root and path else ""),
         notes={"label_ids": list(class_names or [])} if mapping else {},
         origins={ours: f"{theirs}" for ours, theirs in chosen.items()},
     )

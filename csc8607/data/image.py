@@ -2,7 +2,7 @@
 (crop and flips in one pass, cutout, brightness/contrast) applied to whole uint8 batches."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -10,10 +10,11 @@ import torch.nn.functional as F
 
 from csc8607.data.core import Dataset
 from csc8607.data.decode import channel_stats, convert_channels, decode_all, fit_size
-from csc8607.data.split import Encoded
+from csc8607.data.split import Encoded, Split
 from csc8607.errors import UserError
 
 AUGMENTS = {"crop_padding", "hflip", "vflip", "cutout", "brightness", "contrast"}
+MIXED = "images of different sizes"  # how decoding says that a split's images differ in size
 
 
 def draw_augment(n: int, augment: dict, shape: tuple[int, ...], generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -141,18 +142,25 @@ class ImageBatches:
 
 
 class ImageData(Dataset):
-    """Images of any source, converted to `channels` channels and (optionally) one `image_size`."""
+    """Images of any source, in their own channels (`channels="auto"`: grey stays grey) or converted to `channels`,
+    at their own size (`image_size="auto"`: `mixed_size` when they differ) or resized to `image_size`."""
 
     modality = "image"
     augments = frozenset(AUGMENTS)
 
     def __init__(self, source: Any, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
-                 channels: int = 3, image_size: list[int] | None = None, normalize: dict | None = None,
+                 channels: int | str = "auto", image_size: list[int] | str | None = "auto",
+                 mixed_size: list[int] | None = None, normalize: dict | None = None,
                  augment: dict | None = None, resize: int | None = None, root: str | None = None,
                  cache_dir: str | None = None, decode_workers: int | None = None, task: str | None = None,
                  name: str | None = None, **source_keys: Any) -> None:
-        image_size = None if image_size is None else [int(v) for v in image_size]
-        settings = {"channels": int(channels), "image_size": image_size, "resize": resize}
+        image_size = image_size if image_size in (None, "auto") else [int(v) for v in image_size]
+        mixed_size = [int(v) for v in mixed_size or (64, 64)]
+        self.auto_size: list[int] | None = None  # image_size=auto: the size the first decoded split settled on
+        if channels not in ("auto", None) and (isinstance(channels, bool) or not isinstance(channels, int)):
+            raise UserError(f"data.channels={channels!r} must be auto, 1 or 3")
+        settings = {"channels": "auto" if channels in ("auto", None) else int(channels), "image_size": image_size,
+                    "resize": resize, "mixed_size": mixed_size}
         super().__init__(source, val_fraction, test_fraction, split_seed, normalize, augment, root, cache_dir,
                          decode_workers, task, name, settings, **source_keys)
 
@@ -173,10 +181,39 @@ class ImageData(Dataset):
 
     def decode(self, part: Any, name: str, workers: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         channels, size, resize = self.settings["channels"], self.settings["image_size"], self.settings["resize"]
+        channels = None if channels == "auto" else channels
         if isinstance(part, Encoded):
-            images = decode_all(part, channels, size, resize, workers, desc=f"decode {name}")
+            images = self.sized(lambda size: decode_all(part, channels, size, resize, workers, desc=f"decode {name}"),
+                                name)
             return images, torch.as_tensor(part.targets)  # int64 classes, or float32 multi-hot
-        return fit_size(convert_channels(part.inputs, channels), size, resize), part.targets
+        return self.sized(lambda size: fit_size(convert_channels(part.inputs, channels), size, resize), name), \
+            part.targets
+
+    def sized(self, decode: Callable[[list[int] | None], torch.Tensor], name: str) -> torch.Tensor:
+        """`decode(size)` at `image_size`; `auto`: the first split at its images' own size when they share one (a
+        32x32 source stays 32x32), else at `mixed_size` (said in the notes, report D5/D6), the next ones at the
+        first's size."""
+        if self.settings["image_size"] != "auto":
+            return decode(self.settings["image_size"])
+        if self.auto_size is not None:
+            return decode(self.auto_size)
+        try:
+            images = decode(None)
+        except UserError as err:
+            if not str(err).startswith(MIXED):
+                raise
+            self.auto_size = self.settings["mixed_size"]
+            self.found["image_size"] = (f"tailles variées dans {name} : toutes les images ramenées à "
+                                        f"{self.auto_size[0]} × {self.auto_size[1]} (data.mixed_size)")
+            return decode(self.auto_size)
+        self.auto_size = list(images.shape[-2:])
+        return images
+
+    def harmonize(self, splits: dict[str, Split]) -> dict[str, Split]:
+        """`channels=auto`: a grey split beside a colour one (e.g. a grey test set) repeated on three channels."""
+        if self.settings["channels"] != "auto" or len({s.inputs.shape[1] for s in splits.values()}) < 2:
+            return splits
+        return {name: Split(convert_channels(s.inputs, 3), s.targets) for name, s in splits.items()}
 
     def statistics(self, inputs: torch.Tensor) -> tuple[list[float], list[float]]:
         return channel_stats(inputs)

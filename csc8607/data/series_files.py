@@ -122,7 +122,7 @@ def load_uea(root: str | None = None, name: str | None = None) -> SourceData:
                 raise UserError(f"{found[split]}: labels {', '.join(unknown[:5])} are not in @classLabel")
             targets = np.array([index[v] for v in labels], dtype=np.int64)
         splits[split] = Encoded(series, targets, opener=None)
-    return SourceData(splits, ["target"] if regression else names, name=name, source=f"UEA/UCR archive files {folder}",
+    return SourceData(splits, ["target"] if regression else names, name=name, source=f"fichiers de l'archive UEA/UCR {folder}",
                       task="regression" if regression else "multiclass",
                       notes={"channels": [f"dim {i}" for i in range(read["train"][0][0].shape[0])]},
                       origins={s: p.name for s, p in found.items()})

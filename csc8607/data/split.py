@@ -40,10 +40,12 @@ class Encoded:
         return len(self.targets)
 
 
-def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: float) -> tuple[Split, Split, str]:
+def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: float,
+          pool: str = "du split « train » de la source") -> tuple[Split, Split, str]:
     """Split off `fraction` of `split` (stratified by class when possible); returns (rest, carved, how).
 
-    `of_pool` is the same amount as a fraction of the source's whole train pool, for the description.
+    `of_pool` is the same amount as a fraction of `pool` (the source's whole train pool), for the description,
+    which is in the report's language (D3).
     """
     from sklearn.model_selection import train_test_split  # imported here: a warm cache never needs it
 
@@ -56,7 +58,9 @@ def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: flo
         if counts[counts > 0].min() < 2 or min(carved_count, len(labels) - carved_count) < np.count_nonzero(counts):
             strata = None  # a class with one example, or fewer examples to carve than classes: cannot stratify
     rest, carved = train_test_split(index, test_size=fraction, random_state=seed, stratify=strata)
-    how = f"{of_pool:.0%} of the source's train pool, {'stratified' if strata is not None else 'random'}, seed {seed}"
+    percent = f"{100 * of_pool:.3g}".replace(".", ",")
+    how = (f"créé par tirage : {percent} % {pool}, "
+           f"{'stratifié par classe' if strata is not None else 'au hasard (sans stratification)'}, graine {seed}")
     return split.subset(np.sort(rest)), split.subset(np.sort(carved)), how
 
 

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from csc8607.data.core import SourceData
-from csc8607.data.hf import open_dataset, pick_split
+from csc8607.data.hf import find_split, open_dataset
 from csc8607.data.split import Encoded
 from csc8607.errors import UserError
 
@@ -114,13 +114,10 @@ def load_text(root: str | None = None, path: str | None = None, text_column: Any
                         "or data.source.path (a Hugging Face hub id) must be set")
     dataset = read_files(where) if root else open_dataset(where)
     available = list(dataset.keys())
-    chosen = {}
-    for ours, theirs in OUR_SPLITS.items():
-        try:
-            chosen[ours] = pick_split(available, theirs, where)
-        except UserError:
-            if ours == "train":
-                raise
+    found = {ours: find_split(available, theirs) for ours, theirs in OUR_SPLITS.items()}
+    chosen = {ours: theirs for ours, theirs in found.items() if theirs is not None}  # the others are carved
+    if "train" not in chosen:
+        raise UserError(f"{where} has no split 'train' (it has: {', '.join(available)})")
     columns = [text_column] if isinstance(text_column, str) else [str(c) for c in text_column]
     first = dataset[chosen["train"]]
     for column in [*columns, label_column]:
@@ -136,7 +133,7 @@ def load_text(root: str | None = None, path: str | None = None, text_column: Any
             notes[f"empty_texts_dropped_{ours}"] = dropped
     return SourceData(splits, class_names, name=name or Path(path or where).name, task="binary"
                       if len(class_names) == 2 else "multiclass",
-                      source=f"text files {where}" if root else f"Hugging Face datasets: {where}", notes=notes,
+                      source=f"fichiers texte {where}" if root else f"Hugging Face datasets : {where}", notes=notes,
                       origins=dict(chosen))
 
 
@@ -166,4 +163,4 @@ def load_newsgroups(root: str | None = None, remove: Sequence[str] = ("headers",
                         "data.root=DIR, or point data.root at a local copy (a directory of train.*/test.* "
                         "parquet/CSV files with text and label columns)") from None
     return SourceData(splits, list(bunch.target_names), name="newsgroups20", source="scikit-learn "
-                      f"fetch_20newsgroups (data_home {root}, removed: {', '.join(remove) or 'nothing'})", notes=notes)
+                      f"fetch_20newsgroups (data_home {root}, retirés : {', '.join(remove) or 'rien'})", notes=notes)

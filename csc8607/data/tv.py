@@ -41,8 +41,8 @@ def load_cifar(root: str, download: bool = False, classes: int = 10) -> SourceDa
         images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
         splits[ours] = Split(images, torch.as_tensor(np.asarray(ds.targets, dtype=np.int64)))
         names = list(ds.classes)
-    return SourceData(splits, names, name=f"cifar{classes}", source=f"torchvision {what} in {root}",
-                      origins={"train": "train (50,000)", "test": "test (10,000)"})
+    return SourceData(splits, names, name=f"cifar{classes}", source=f"torchvision {what} dans {root}",
+                      origins={"train": "train", "test": "test"})
 
 
 def load_svhn(root: str, download: bool = False, extra: bool = False) -> SourceData:
@@ -56,5 +56,5 @@ def load_svhn(root: str, download: bool = False, extra: bool = False) -> SourceD
         images = torch.from_numpy(np.concatenate([d.data for d in loaded]))
         labels = torch.as_tensor(np.concatenate([d.labels for d in loaded]).astype(np.int64))
         splits[ours] = Split(images, labels)
-    return SourceData(splits, [str(d) for d in range(10)], name="svhn", source=f"torchvision SVHN in {root}",
+    return SourceData(splits, [str(d) for d in range(10)], name="svhn", source=f"torchvision SVHN dans {root}",
                       origins={"train": "+".join(parts["train"]), "test": "test"})

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from csc8607 import checkpoint, figures
+from csc8607 import checkpoint, figures, figures_examples
 from csc8607.errors import UserError
 from csc8607.run import setup
 from csc8607.tb import open_writer
@@ -44,13 +44,14 @@ def examples_figure(s: Any, path: Path, shown: dict[str, tuple[torch.Tensor, tor
                     titles: dict[str, list[str]]) -> Path:
     """Examples as the input type is read: images, log-mel spectrograms with axes, or series per channel."""
     if s.data.modality == "text":
-        return figures.text_grid(path, {split: decoded(s.data.meta, x) for split, (x, _) in shown.items()}, titles)
+        texts = {split: decoded(s.data.meta, x) for split, (x, _) in shown.items()}
+        return figures_examples.text_grid(path, texts, titles)
     arrays = {split: x.numpy() for split, (x, _) in shown.items()}
     if s.data.modality == "audio":
-        return figures.spectrogram_grid(path, arrays, titles)
+        return figures_examples.spectrogram_grid(path, arrays, titles)
     if s.data.modality == "series":
-        return figures.series_grid(path, arrays, titles, s.data.meta["input"].get("channel_names"))
-    return figures.image_grid(path, arrays, titles)
+        return figures_examples.series_grid(path, arrays, titles, s.data.meta["input"].get("channel_names"))
+    return figures_examples.image_grid(path, arrays, titles)
 
 
 def decoded(meta: dict, ids: torch.Tensor, limit: int = 80) -> list[str]:
@@ -71,9 +72,28 @@ def batch_matches(meta: dict, shape: list[int]) -> bool:
     return shape[1:] == list(meta["input_shape"])
 
 
-def examples(s: Any, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first `count` examples of a split exactly as the model gets them (train: augmented), de-normalized."""
-    loader = s.loader(split, train=split == "train", batch_size=count)
+def distinct_classes(targets: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """Indexes of `count` examples of different classes where the split has that many (drawn with `seed`), else the
+    first `count` of the draw: a split sorted by class would otherwise show `count` images of its first class."""
+    order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed))
+    if targets.dim() != 1 or targets.is_floating_point():  # multi-hot or numeric targets: no single class
+        return order[:count]
+    firsts: dict[int, int] = {}  # class -> the first example of it in the draw
+    for i in order.tolist():
+        firsts.setdefault(int(targets[i]), i)
+        if len(firsts) == count:
+            break
+    chosen = list(firsts.values())
+    chosen += [i for i in order.tolist() if i not in firsts.values()][: count - len(chosen)]
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+def examples(s: Any, split: str, count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` examples of a split, of different classes, exactly as the model gets them (train: augmented),
+    de-normalized."""
+    part = s.data.splits[split]
+    loader = s.loader(part.subset(distinct_classes(part.targets, count, seed).numpy()), train=split == "train",
+                      batch_size=count)
     loader.set_epoch(1)
     inputs, labels = next(iter(loader))
     return loader.transform.restore(inputs).cpu(), labels.cpu()
@@ -110,7 +130,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     shape_ok = batch_matches(meta, batch_shape)
 
     per_split = int(cfg.data_report.examples_per_split)
-    shown = {split: examples(s, split, per_split) for split in ("train", "val", "test")}
+    shown = {split: examples(s, split, per_split, int(cfg.seed)) for split in ("train", "val", "test")}
     grid = examples_figure(s, run_dir / "examples.png", shown,
                            {split: [label_of(meta, y) for y in ys] for split, (_, ys) in shown.items()})
     bars = figures.bar_chart(run_dir / "class_distribution.png", counts, names, "examples",

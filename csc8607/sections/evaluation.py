@@ -93,7 +93,9 @@ def format_table(result: dict[str, Any], split: str) -> str:
     if isinstance(per_class, list) and len(per_class) > 1:
         names = result["class_names"]
         ranked = sorted(zip(per_class, names))
-        worst = ", ".join(f"{n} {v:.2f}" for v, n in ranked[:3])
+        imperfect = [(v, n) for v, n in ranked if v < 1.0]  # a class at 1.00 is not among the worst
+        worst = ", ".join(f"{n} {v:.2f}" for v, n in imperfect[:3])
         best = ", ".join(f"{n} {v:.2f}" for v, n in ranked[-3:][::-1])
-        lines.append(f"  per-class accuracy: worst {worst}; best {best}")
+        lines.append(f"  per-class accuracy: worst {worst}; best {best}" if imperfect else
+                     f"  per-class accuracy: all {len(ranked)} classes at 1.00")
     return "\n".join(lines)

@@ -70,7 +70,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     name = cfg.trainer.monitor.split("/", 1)[-1]
     png = figures.history_curves(run_dir / "curves.png", metrics["history"],
                                  metric=name if name != "loss" else "accuracy",
-                                 title=f"M6 full training ({len(metrics['history'])} epochs)")
+                                 title=f"M6 full training, {len(metrics['history'])} epoch"
+                                 + ("s" if len(metrics["history"]) > 1 else ""))
     writer = open_writer(run_dir)
     figures.to_tensorboard(writer, "full/curves", png)
     writer.close()

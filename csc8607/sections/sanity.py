@@ -67,9 +67,9 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
     return norms
 
 
-RULES = {"multiclass": "-log(1/C) = ln C",
-         "regression": "MSE of outputs near 0 = the batch's mean y² (train: variance + mean², in target_stats); "
-                       "tolerance relative to it"}
+RULES = {"multiclass": "-log(1/C) = ln C",  # in the report's language (M2)
+         "regression": "MSE de sorties proches de 0 = moyenne de y² sur le batch (train : variance + moyenne², dans "
+                       "target_stats) ; tolérance relative à cette valeur"}
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "output_shape": list(logits.shape),
         "initial_loss": loss.item(),
         "expected_initial_loss": expected,
-        "expected_rule": RULES.get(meta["task"], "ln 2 per logit (BCE)"),
+        "expected_rule": RULES.get(meta["task"], "ln 2 par logit (BCE)"),
         "target_stats": meta.get("target_stats"),
         "tolerance": tolerance,
         "grad_norms": norms,

@@ -131,6 +131,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
         raise
     finally:
         writer.close()
-    log.info("best %s %.4f at epoch %d; test %s; %s", trainer.monitor, result["best_value"], result["best_epoch"],
-             {k: round(v, 4) for k, v in (test or {}).items()}, run_dir)
+    tested = "" if test is None else "; test " + ", ".join(f"{k} {v:.4f}" for k, v in test.items())
+    log.info("best %s %.4f at epoch %d%s; %s", trainer.monitor, result["best_value"], result["best_epoch"], tested,
+             run_dir)  # no test part when trainer.test_after_fit=false
     return float(result["best_value"])
