@@ -72,8 +72,8 @@ def epochs_outlasting(seconds: float, args: list[str], cwd: Path, env: dict[str,
     (job,) = job_dirs(cwd)
     timing = read_json(job / "metrics.json")
     epoch_s = sorted(row["epoch_time_s"] for row in timing["history"])[3]  # the median, not the first (warm-up)
-    # 1.2: a margin for a machine that speeds up; half the start-up measured here counts as surely spent
-    return math.ceil(1.2 * (seconds - timing["first_batch_after_s"] / 2) / epoch_s)
+    # 1.4: a margin for a machine that speeds up (other load ending); half the start-up measured here counts as spent
+    return math.ceil(1.4 * (seconds - timing["first_batch_after_s"] / 2) / epoch_s)
 
 
 def start_readme_optuna(cwd: Path, env: dict[str, str]) -> subprocess.Popen:
