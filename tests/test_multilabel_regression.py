@@ -87,20 +87,30 @@ def test_celeba_sections_train_with_bce_and_report_f1(tmp_path: Path) -> None:
     assert all("+" in label or label in ("Smiling", "Male", "Eyeglasses", "none")
                for label in results["data"]["examples"]["train"])
     assert abs(results["sanity"]["expected_initial_loss"] - math.log(2)) < 1e-9
+    assert results["train"]["monitor"] == "val/f1"  # trainer.monitor=auto: macro F1 for multi-label
+    val = results["baselines"]["val"]
+    for name in ("always_0", "always_1", "majority"):  # per attribute, the engine's scores = the closed forms
+        for key in ("per_class_accuracy", "per_class_f1"):
+            assert val["measured"][name][key] == pytest.approx(val["expected"][name][key], abs=1e-9), (name, key)
+    assert val["measured"]["always_0"]["f1"] == 0 and val["measured"]["always_1"]["f1"] > 0
+    assert "**Toujours 1 (tous les attributs)** (val) — Métrique : `f1`" in results["report"]
+    assert "| Eyeglasses |" in results["report"]  # M0's per-attribute table
 
 
 def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path) -> None:
-    (tmp_path / "refused").mkdir()
-    proc = run_cli("train.py", "data.task=regression", *FAST, cwd=tmp_path / "refused", check=False)
-    assert proc.returncode == 2 and "add trainer.monitor=val/rmse trainer.monitor_mode=min" in proc.stderr
-    results = run_sections(tmp_path, "data.task=regression", "trainer.monitor=val/rmse", "trainer.monitor_mode=min",
-                           *FAST[:2])
+    """data.task=regression alone: the monitor follows the task (val/rmse, min) and every section's report text
+    speaks of the regression's metrics and its train-mean baseline."""
+    results = run_sections(tmp_path, "data.task=regression", "data.loss=l1", *FAST[:2],
+                           presets="data,baselines,sanity,smoke,lr_finder,full")
     metrics = results["train"]
     history = metrics["history"]
     assert {"val/mae", "val/rmse", "val/r2", "train/rmse"} <= set(history[0]) and metrics["monitor"] == "val/rmse"
-    assert metrics["best_value"] == min(row["val/rmse"] for row in history)
-    assert {"mae", "rmse", "r2"} <= set(metrics["test"])
+    assert metrics["best_value"] == min(row["val/rmse"] for row in history) and metrics["meta"]["loss"] == "l1"
+    assert {"mae", "rmse", "r2"} <= set(metrics["test"]) and results["full"]["monitor"] == "val/rmse"
     measured, expected = (results["baselines"]["val"][k]["train_mean"] for k in ("measured", "expected"))
-    assert abs(measured["rmse"] - expected["rmse"]) < 1e-4  # the train mean, scored by the engine
-    assert 0 < results["sanity"]["expected_initial_loss"] < 81 and results["sanity"]["verdict"] == "PASS"
+    assert all(abs(measured[k] - expected[k]) < 1e-4 for k in ("rmse", "mae", "loss", "r2"))  # loss: L1 of the mean
+    assert results["sanity"]["loss"] == "L1Loss" and results["sanity"]["verdict"] == "PASS"
     assert len(results["data"]["class_counts"]["train"]) == 10  # target histogram bins
+    report = results["report"]
+    assert "**Moyenne de train**" in report and "Métrique : `rmse`" in report and "Loss function** : L1Loss" in report
+    assert "la moyenne de train (M0) fait RMSE" in report and "BCEWithLogits" not in report

@@ -61,8 +61,8 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
 
 
 RULES = {"multiclass": "-log(1/C) = ln C",
-         "regression": "MSE of outputs near 0 = the batch's mean y² (train: variance + mean², in target_stats); "
-                       "tolerance relative to it"}
+         "regression": "the loss of outputs 0 on this batch (MSE: its mean y², L1: its mean |y|; train: variance + "
+                       "mean² in target_stats); tolerance relative to it"}
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
@@ -77,8 +77,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or tolerance < 0:
         raise UserError(f"sanity.tolerance={tolerance!r} must be a number >= 0")
     tolerance = float(tolerance)
-    if meta["task"] == "regression":  # outputs near 0: the MSE is this batch's mean y², in the target's units
-        expected = (labels.double() ** 2).mean().item()
+    if meta["task"] == "regression":  # outputs near 0: the loss of predicting 0 (MSE: mean y²), in target units
+        expected = engine.loss(torch.zeros(len(labels), 1, device=labels.device), labels).item()
         tolerance *= expected  # so the tolerance is relative
     model.train()
     model.zero_grad(set_to_none=True)
@@ -101,6 +101,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "initial_loss": loss.item(),
         "expected_initial_loss": expected,
         "expected_rule": RULES.get(meta["task"], "ln 2 per logit (BCE)"),
+        "loss": type(engine.loss_fn).__name__,
         "target_stats": meta.get("target_stats"),
         "tolerance": tolerance,
         "grad_norms": norms,
