@@ -114,3 +114,42 @@ def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path) ->
     report = results["report"]
     assert "**Moyenne de train**" in report and "Métrique : `rmse`" in report and "Loss function** : L1Loss" in report
     assert "la moyenne de train (M0) fait RMSE" in report and "BCEWithLogits" not in report
+
+
+def test_monitor_follows_the_task_and_an_explicit_one_wins() -> None:
+    """trainer.monitor=auto (the default) becomes the task's metric with its direction once the data is known;
+    a monitor typed by the user stays; a regression run cannot be ranked by accuracy."""
+    from test_configs import compose_with
+    from csc8607.run import resolve_monitor
+
+    for task, monitor, mode in (("regression", "val/rmse", "min"), ("multilabel", "val/f1", "max"),
+                                ("multiclass", "val/accuracy", "max"), ("binary", "val/accuracy", "max")):
+        cfg = compose_with()
+        resolve_monitor(cfg, task)
+        assert (cfg.trainer.monitor, cfg.trainer.monitor_mode) == (monitor, mode), task
+    cfg = compose_with("trainer.monitor=val/r2")
+    resolve_monitor(cfg, "regression")
+    assert (cfg.trainer.monitor, cfg.trainer.monitor_mode) == ("val/r2", "max")
+    with pytest.raises(UserError, match="not trainer.monitor=val/accuracy: set trainer.monitor=val/rmse or leave it"):
+        resolve_monitor(compose_with("trainer.monitor=val/accuracy"), "regression")
+
+
+def test_regression_losses_are_chosen_by_data_loss() -> None:
+    from csc8607.engine import Engine
+
+    pred, y = torch.tensor([[0.0], [3.0]]), torch.tensor([2.0, 3.0])
+    for loss, value in ((None, 2.0), ("mse", 2.0), ("l1", 1.0), ("huber", 0.75)):  # errors 2 and 0
+        engine = Engine("regression", 1, torch.device("cpu"), loss=loss)
+        assert engine.loss(pred, y).item() == pytest.approx(value), loss
+    from csc8607.data import Dataset, SourceData
+    from csc8607.data.split import Split
+
+    def source() -> SourceData:
+        return SourceData({"train": Split(torch.randn(40, 2, 3), torch.arange(40) % 2)}, ["0", "1"], "tiny", "tests")
+
+    assert Dataset(source(), 0.2, 0.2, task="regression", loss="huber").meta["loss"] == "huber"
+    assert Dataset(source(), 0.2, 0.2).meta["loss"] == "cross_entropy"
+    with pytest.raises(UserError, match="data.loss=l1 is for data.task=regression"):
+        Dataset(source(), 0.2, 0.2, loss="l1")
+    with pytest.raises(UserError, match="data.loss=hinge is not one of mse, l1, huber"):
+        Dataset(source(), 0.2, 0.2, task="regression", loss="hinge")

@@ -114,3 +114,22 @@ def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Pa
     majority = results["baselines"]["val"]
     assert abs(majority["measured"]["majority"]["accuracy"] - majority["expected"]["majority"]["accuracy"]) < 1e-6
     assert np.isfinite(results["train"]["history"][0]["train/loss"]) and results["evaluate"]["metrics"]["accuracy"] >= 0
+
+
+def test_a_model_for_another_input_type_names_the_right_one(tmp_path: Path) -> None:
+    """The default image `cnn` on series (or cnn1d on a log-mel, an image model on token ids) is refused in one
+    line naming the model option of that input type, not with a shape error alone."""
+    from test_configs import compose_with
+    from csc8607.models import build_model
+
+    write_ts(tmp_path / "Waves_TRAIN.ts", per_class=4)
+    series = SeriesData(partial(load_uea, root=str(tmp_path), name="Waves")).meta
+    audio = {"modality": "audio", "input_shape": [1, 64, 101], "num_outputs": 2, "num_classes": 2}
+    text = {"modality": "text", "input_shape": [16], "input_dtype": "int32", "num_outputs": 2, "num_classes": 2}
+    for meta, model, hint in ((series, "cnn", "for series inputs (2, 32) use model=cnn1d"),
+                              (series, "resnet", "use model=cnn1d"), (audio, "cnn1d", "use model=cnn (a log-mel"),
+                              (text, "cnn", "use model=text_cnn or model=text_rnn")):
+        with pytest.raises(UserError, match="use model=") as err:
+            build_model(compose_with(f"model={model}").model, meta, 4, torch.device("cpu"))
+        assert hint in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert build_model(compose_with("model=cnn1d", "model.width=4").model, series, 4, torch.device("cpu"))
