@@ -11,8 +11,8 @@ import torch
 
 from conftest import run_cli
 from input_fixtures import run_sections, write_ts, write_uci_har
-from csc8607.data.series import SeriesData
-from csc8607.data.series_files import load_uea, load_uci_har
+from csc8607.data.series import SeriesData, fill_missing
+from csc8607.data.series_files import load_uea, load_uci_har, read_ts
 from csc8607.errors import UserError
 
 FAST = ["model=cnn1d", "model.width=8", "model.depth=1", "trainer.max_epochs=1", "trainer.batch_size=8"]
@@ -133,3 +133,30 @@ def test_a_model_for_another_input_type_names_the_right_one(tmp_path: Path) -> N
             build_model(compose_with(f"model={model}").model, meta, 4, torch.device("cpu"))
         assert hint in str(err.value) and "\n" not in str(err.value), str(err.value)
     assert build_model(compose_with("model=cnn1d", "model.width=4").model, series, 4, torch.device("cpu"))
+
+
+def test_ts_missing_values_are_interpolated_and_timestamps_refused(tmp_path: Path) -> None:
+    path = write_ts(tmp_path / "Gaps_TRAIN.ts", per_class=4, header={"missing": "true"})
+    lines = path.read_text().splitlines()
+    first = lines.index("@data") + 1
+    rows = [line.split(":") for line in lines[first:]]
+    values = [float(v) for v in rows[0][1].split(",")]
+    rows[0][1] = ",".join(["?", "?"] + [f"{v:.4f}" for v in values[2:5]] + ["?"] + [f"{v:.4f}" for v in values[6:]])
+    rows[1][0] = ",".join(["?"] * len(values))  # a channel with no value at all
+    path.write_text("\n".join(lines[:first] + [":".join(r) for r in rows]) + "\n")
+    data = SeriesData(partial(load_uea, root=str(tmp_path), name="Gaps"), val_fraction=0.25, test_fraction=0.25)
+    assert data.meta["notes"]["decoding"]["Gaps train"]["missing_filled"] == 3 + len(values)
+    series, _, _ = read_ts(path)
+    filled, count = fill_missing(series)
+    assert count == 3 + len(values) and not any(np.isnan(s).any() for s in filled)
+    x = filled[0][1]
+    assert x[0] == x[1] == pytest.approx(values[2], abs=1e-4)  # before the first known value: that value
+    assert x[5] == pytest.approx((values[4] + values[6]) / 2, abs=1e-4)  # between two: interpolated
+    assert (filled[1][0] == 0).all()
+    write_ts(tmp_path / "Gaps_TRAIN.ts", per_class=2, header={"missing": "false"})
+    path.write_text(path.read_text().replace("@data\n", "@data\n?,", 1))  # a first value missing
+    with pytest.raises(UserError, match="missing values '\\?' but the header says @missing false"):
+        read_ts(path)
+    write_ts(tmp_path / "Timed_TRAIN.ts", per_class=2, header={"timeStamps": "true"})
+    with pytest.raises(UserError, match="Timed_TRAIN.ts: @timeStamps true .* is not supported"):
+        load_uea(str(tmp_path), "Timed")
