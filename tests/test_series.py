@@ -108,12 +108,16 @@ def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Pa
         args = ["data=uea", f"data.root={tmp_path / 'ds'}", "data.name=Waves"]
     else:
         args = ["data=uci_har", f"data.root={write_uci_har(tmp_path / 'UCI HAR Dataset')}"]
-    results = run_sections(tmp_path, *args, "model=cnn1d", "model.width=8", "model.depth=1")
+    presets = "data,baselines,sanity,smoke" + (",lr_finder,full" if source == "uea" else "")  # M4, M6 once
+    results = run_sections(tmp_path, *args, "model=cnn1d", "model.width=8", "model.depth=1", presets=presets)
     assert results["data"]["dataset"]["modality"] == "series" and results["data"]["grey_images"] is None
     assert results["data"]["dataset"]["input"]["length"] in (32, 128) and results["sanity"]["verdict"] == "PASS"
     majority = results["baselines"]["val"]
     assert abs(majority["measured"]["majority"]["accuracy"] - majority["expected"]["majority"]["accuracy"]) < 1e-6
     assert np.isfinite(results["train"]["history"][0]["train/loss"]) and results["evaluate"]["metrics"]["accuracy"] >= 0
+    assert "séries temporelles (" in results["report"]  # D1 names the input type
+    if source == "uea":
+        assert results["full"]["monitor"] == "val/accuracy" and results["lr_finder"]["suggested_lr"] > 0
 
 
 def test_a_model_for_another_input_type_names_the_right_one(tmp_path: Path) -> None:
