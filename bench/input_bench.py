@@ -50,7 +50,8 @@ def write_clips(root: Path, count: int) -> None:
     rng = np.random.default_rng(0)
     t = np.arange(RATE) / RATE
     for i in range(count):
-        wave = 0.4 * np.sin(2 * np.pi * (300 + 1700 * (i % 2) + 10 * rng.random()) * t) + 0.05 * rng.standard_normal(RATE)
+        tone = np.sin(2 * np.pi * (300 + 1700 * (i % 2) + 10 * rng.random()) * t)
+        wave = 0.4 * tone + 0.05 * rng.standard_normal(RATE)
         (root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
         soundfile.write(root / f"c{i % 2}" / f"{i}.wav", wave.astype(np.float32), RATE, subtype="PCM_16")
 

@@ -290,7 +290,8 @@ def baselines(c: Context) -> str:
     metric = "accuracy"
     if "attributes" in j:  # multi-label: per attribute, F1 says more than accuracy
         labels = {"always_0": "Toujours 0 (aucun attribut)", "always_1": "Toujours 1 (tous les attributs)",
-                  "majority": "Majorité par attribut (prior de train)", "uniform_random": "Aléatoire (50 % par attribut)"}
+                  "majority": "Majorité par attribut (prior de train)",
+                  "uniform_random": "Aléatoire (50 % par attribut)"}
         metric = "f1"
     out = []
     for split in splits:

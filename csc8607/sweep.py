@@ -86,7 +86,7 @@ def read_row(job_dir: Path) -> dict[str, Any]:
         row.update(run=cfg.get("run_name") or job_dir.name, status="failed", params=None, val_metric=None, val_loss=None,
                    best_epoch=None, wall_time_s=round(failed.get("wall_time_s", 0.0), 2), checkpoint="",
                    error=failed.get("error", "no metrics.json nor failed.json (killed?)"))
-    task = m["meta"]["task"] if metrics_path.exists() else cfg.data.get("task")  # trainer.monitor may be auto
+    task = (m.get("meta") or {}).get("task") if metrics_path.exists() else cfg.data.get("task")  # monitor: auto
     row["monitor"], row["mode"] = task_monitor(str(cfg.trainer.monitor), task), monitor_mode(cfg.trainer, task)
     return row
 

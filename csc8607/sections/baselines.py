@@ -124,7 +124,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         share = counts[split] / sizes[split]
         share = share[1:] if task == "binary" else share
         detailed = task == "multilabel"  # per-attribute accuracy and F1
-        measured = {name: s.engine.evaluate(model, s.loader(split), detailed=detailed) for name, model in baselines.items()}
+        measured = {name: s.engine.evaluate(model, s.loader(split), detailed=detailed)
+                    for name, model in baselines.items()}
         result[split] = {"measured": measured, "expected": expected(task, prior, share)}
         if detailed:
             for name, values in per_attribute(prior, share).items():
