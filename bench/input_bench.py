@@ -37,6 +37,7 @@ from csc8607.data import Split  # noqa: E402
 from csc8607.data.audio import AudioBatches, fixed, log_mel, mel_filterbank  # noqa: E402
 from csc8607.data.loader import BatchLoader  # noqa: E402
 from csc8607.data.series import SeriesBatches  # noqa: E402
+from data_bench import timed_steps  # noqa: E402  (bench/ is on sys.path: this script's folder)
 
 RATE, TARGET, N_MELS, N_FFT, HOP, BATCH = 22050, 16000, 64, 512, 160, 64
 MASKS = {"time_masks": 2, "time_mask_width": 12, "freq_masks": 2, "freq_mask_width": 8, "shift": 10, "gain_db": 6.0}
@@ -150,21 +151,6 @@ def model_and_engine(config: str, input_shape: list[int], classes: int) -> tuple
     return model, optimizer, Engine("multiclass", classes, torch.device("cpu"), "32")
 
 
-def train_rate(setup: tuple[Any, Any, Any], batches: Iterable, steps: int) -> float:
-    """Examples/s of `steps` optimizer steps fed by `batches` (after one warm-up step)."""
-    model, optimizer, engine = setup
-    model.train()
-    iterator = iter(batches)
-    x, y = next(iterator)
-    engine.train_step(model, x, y, optimizer)
-    start, seen = time.perf_counter(), 0
-    for _ in range(steps):
-        x, y = next(iterator)
-        engine.train_step(model, x, y, optimizer)
-        seen += len(y)
-    return seen / (time.perf_counter() - start)
-
-
 def forever(make: Callable[[], Iterable]) -> Iterable:
     while True:
         yield from make()
@@ -177,10 +163,10 @@ def loader_ratios(config: str, inputs: torch.Tensor, targets: torch.Tensor, tran
     ours = BatchLoader(Split(inputs, targets), BATCH, transform, shuffle=True, seed=0)
     reference = torch.utils.data.DataLoader(ReferenceSet(inputs, targets, one), BATCH, shuffle=True)
     batch = next(iter(ours))
-    step = train_rate(setup, forever(lambda: [batch]), steps)
-    with_ours = train_rate(setup, forever(lambda: ours), steps)
-    with_reference = train_rate(setup, forever(lambda: reference), steps)
-    step_again = train_rate(setup, forever(lambda: [batch]), steps)  # the pair alternates around the loaders
+    step = timed_steps(setup, forever(lambda: [batch]), steps)
+    with_ours = timed_steps(setup, forever(lambda: ours), steps)
+    with_reference = timed_steps(setup, forever(lambda: reference), steps)
+    step_again = timed_steps(setup, forever(lambda: [batch]), steps)  # the pair alternates around the loaders
     step = statistics.mean([step, step_again])
     return {"step": step, "ours": with_ours / step, "reference": with_reference / step}
 
