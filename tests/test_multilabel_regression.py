@@ -122,16 +122,20 @@ def test_monitor_follows_the_task_and_an_explicit_one_wins() -> None:
     from test_configs import compose_with
     from csc8607.run import resolve_monitor
 
+    default = compose_with()
+    assert default.trainer.monitor == "auto"
     for task, monitor, mode in (("regression", "val/rmse", "min"), ("multilabel", "val/f1", "max"),
                                 ("multiclass", "val/accuracy", "max"), ("binary", "val/accuracy", "max")):
-        cfg = compose_with()
+        cfg = default.copy()
         resolve_monitor(cfg, task)
         assert (cfg.trainer.monitor, cfg.trainer.monitor_mode) == (monitor, mode), task
-    cfg = compose_with("trainer.monitor=val/r2")
+    cfg = default.copy()
+    cfg.trainer.monitor = "val/r2"  # as typed on the command line
     resolve_monitor(cfg, "regression")
     assert (cfg.trainer.monitor, cfg.trainer.monitor_mode) == ("val/r2", "max")
+    cfg.trainer.monitor, cfg.trainer.monitor_mode = "val/accuracy", "auto"
     with pytest.raises(UserError, match="not trainer.monitor=val/accuracy: set trainer.monitor=val/rmse or leave it"):
-        resolve_monitor(compose_with("trainer.monitor=val/accuracy"), "regression")
+        resolve_monitor(cfg, "regression")
 
 
 def test_regression_losses_are_chosen_by_data_loss() -> None:
