@@ -61,8 +61,8 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
 
 
 RULES = {"multiclass": "-log(1/C) = ln C",
-         "regression": "the loss of outputs 0 on this batch (MSE: its mean y², L1: its mean |y|; train: variance + "
-                       "mean² in target_stats); tolerance relative to it"}
+         "regression": "loss de sorties nulles sur le batch (MSE : moyenne de y², L1 : moyenne de |y| ; train : "
+                       "variance + moyenne², dans target_stats) ; tolérance relative à cette valeur"}
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
