@@ -47,7 +47,8 @@ def expected(task: str, prior: torch.Tensor, share: torch.Tensor) -> dict[str, d
     if task != "multiclass":  # per-logit BCE: majority = train prior per output, random = 50 % per output
         prior = prior.clamp(1e-6, 1 - 1e-6)
         bce = -(share * prior.log() + (1 - share) * (1 - prior).log()).mean().item()
-        return {"majority": {"loss": bce}, "uniform_random": {"loss": math.log(2.0), "accuracy": 0.5}}
+        random_f1 = (share / (share + 0.5)).mean().item()  # precision = share, recall = 1/2 (in expectation)
+        return {"majority": {"loss": bce}, "uniform_random": {"loss": math.log(2.0), "accuracy": 0.5, "f1": random_f1}}
     p = share[prior.argmax()].item()
     chance = 1.0 / c
     random_f1 = sum(2 * q * chance / (q + chance) for q in share.tolist()) / c
