@@ -15,13 +15,13 @@ from omegaconf import DictConfig  # noqa: E402
 @hydra.main(version_base="1.3", config_path="conf", config_name="report")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
+    import sys
     from pathlib import Path
 
     from omegaconf import OmegaConf
 
     from csc8607 import checkpoint
     from csc8607.errors import UserError
-    import sys
 
     from csc8607.report import UNREADABLE_SECTION, Context, render
     from csc8607.report_sections import ANSWERS, BODIES
@@ -33,8 +33,11 @@ def main(cfg: DictConfig) -> None:
     if not template.is_file():
         raise UserError(f"template={template} is not a file")
     out = root / cfg.out
-    runs = find_runs(root, OmegaConf.to_container(cfg.runs))
-    text = render(template.read_text(), Context(runs, root, out), BODIES, ANSWERS)
+    runs, left_out = find_runs(root, OmegaConf.to_container(cfg.runs))
+    for note in left_out:
+        print(f"warning: {note} (choose it with runs.<preset>=DIR, or keep each dataset's runs in its own dir)",
+              file=sys.stderr)
+    text = render(template.read_text(), Context(runs, root, out, left_out), BODIES, ANSWERS)
     path = out / "report.md"
     if path.exists() and path.read_text() != text:
         kept = checkpoint.install(path, lambda tmp: tmp.write_text(text))

@@ -44,10 +44,13 @@ def synthetic(n: int, seed: int = 0):
 
 
 def our_loader(images, labels, channels_last: bool = False):
-    from csc8607.data import BatchLoader, Split
+    import torch
 
-    return BatchLoader(Split(images, labels), BATCH, MEAN, STD, shuffle=True, seed=0, channels_last=channels_last,
-                       augment={"crop_padding": 4, "hflip": True})
+    from csc8607.data import BatchLoader, Split
+    from csc8607.data.image import ImageBatches
+
+    transform = ImageBatches(MEAN, STD, {"crop_padding": 4, "hflip": True}, channels_last, torch.device("cpu"))
+    return BatchLoader(Split(images, labels), BATCH, transform, shuffle=True, seed=0)
 
 
 def reference_loader(images, labels, workers: int):
@@ -86,11 +89,12 @@ def model_and_engine(precision: str, channels_last: bool, device: str = "cpu"):
     from omegaconf import OmegaConf
 
     from csc8607.config import build
+    from csc8607.models.build import constructor_node
     from csc8607.engine import Engine
 
     torch.manual_seed(0)
-    model = build(OmegaConf.load(REPO / "conf" / "model" / "cnn.yaml"), "model", input_shape=[3, SIZE, SIZE],
-                  num_outputs=CLASSES)
+    node = constructor_node(OmegaConf.load(REPO / "conf" / "model" / "cnn.yaml"))  # less its sweep axes
+    model = build(node, "model", input_shape=[3, SIZE, SIZE], num_outputs=CLASSES)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1.0e-3)
     return model, optimizer, Engine("multiclass", CLASSES, torch.device(device), precision)

@@ -76,6 +76,7 @@ class Engine:
                  grad_clip: float | None = None, progress: bool = False, loss: str | None = None) -> None:
         self.task, self.num_classes = task, num_classes
         self.device, self.precision = device, precision
+        self.precision_why = "set by the caller"  # run.setup records why auto chose it
         self.grad_clip = grad_clip
         self.progress = progress
         self.loss_fn = loss_function(task, loss)  # meta["loss"]; None: the task's default

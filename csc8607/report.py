@@ -44,8 +44,9 @@ def fmt(value: Any, digits: int = 4) -> str:
 class Context:
     """The runs found, their JSON loaded on demand, and the figures copied into the report's folder."""
 
-    def __init__(self, runs: dict[str, Path], root: Path, out: Path) -> None:
+    def __init__(self, runs: dict[str, Path], root: Path, out: Path, left_out: list[str] | None = None) -> None:
         self.runs, self.root, self.out, self.figures = runs, root, out, out / "figures"
+        self.left_out = left_out or []  # latest runs not used because they are on other data (report_runs)
         self.memos: dict[Any, Any] = {}
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
@@ -167,7 +168,8 @@ def render(template: str, c: Context, bodies: dict[str, Renderer], answers: dict
     its questions, each followed by its answer (`answers`, by question id) and the student's placeholder."""
     parts = re.split(r"^(#{2,3} .*)$", template, flags=re.M)
     title, _, rest = parts[0].partition("\n")
-    out = [f"{title}\n\n{GENERATED}\n{rest}"]
+    left_out = "".join(f"> _Run laissé de côté — {note}._\n" for note in c.left_out)
+    out = [f"{title}\n\n{GENERATED}\n{left_out}{rest}"]
     for heading, body in zip(parts[1::2], parts[2::2]):
         number = heading.lstrip("#").split()[0]
         lines = body.strip("\n").splitlines()

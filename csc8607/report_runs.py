@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ RESULTS = {"data": "data.json", "baselines": "baselines.json", "sanity": "sanity
            "lr_finder": "lr_finder.json", "grid": "summary.csv", "full": "full.json", "compare": "compare.json",
            "optuna": "summary.csv", "evaluate": "test_metrics.json"}
 SWEEPS = {"grid", "optuna"}  # a run of these is the sweep dir (parent of the job dirs)
+DATA_KEYS = ("_target_", "source._target_", "name", "root", "task")  # what tells two datasets apart in a config
 # the command producing each preset when there is no run of it
 HINTS = {name: f"python train.py experiment={name}" for name in RESULTS}
 HINTS.update(overfit="python train.py experiment=overfit overfit.num_samples=32",
@@ -38,9 +40,58 @@ def run_of(job_dir: Path, preset: str) -> Path | None:
     return run if (run / RESULTS[preset]).exists() else None
 
 
-def find_runs(root: Path, chosen: dict[str, Any] | None = None) -> dict[str, Path]:
-    """preset -> run dir: `chosen[preset]` when set (relative to `root`), else the latest one found."""
-    found: dict[str, tuple[float, Path]] = {}
+def trained_config(run: Path, preset: str) -> Path:
+    """The config file of what a run trained (an evaluation: of its checkpoint's run; a sweep: of its first job)."""
+    if preset == "evaluate":
+        ckpt = Path(json.loads((run / RESULTS[preset]).read_text())["checkpoint"])
+        exported = ckpt.parent / "config.yaml"  # artifacts/config.yaml beside artifacts/best.ckpt
+        return exported if exported.is_file() else ckpt.parents[1] / ".hydra" / "config.yaml"
+    if preset in SWEEPS:
+        return sorted(run.glob("*/.hydra/config.yaml"))[0]
+    return run / "config.yaml" if (run / "config.yaml").is_file() else run / ".hydra" / "config.yaml"
+
+
+def data_of(run: Path, preset: str) -> tuple[str, ...] | None:
+    """Which dataset a run used: its data source, name, root and task as configured (None: cannot tell)."""
+    try:
+        data = OmegaConf.load(trained_config(run, preset)).data
+        return tuple(str(OmegaConf.select(data, key, default=None)) for key in DATA_KEYS)
+    except Exception:  # noqa: BLE001 - an unreadable or unresolvable record: that run is not judged
+        return None
+
+
+def describe_data(data: tuple[str, ...]) -> str:
+    fields = dict(zip(DATA_KEYS, data))
+    name = fields["name"] if fields["name"] != "None" else (fields["source._target_"] if fields["source._target_"]
+                                                            != "None" else fields["_target_"]).rsplit(".", 1)[-1]
+    return name + (f" ({fields['root']})" if fields["root"] != "None" else "")
+
+
+def one_dataset(found: dict[str, list[tuple[float, Path]]]) -> tuple[dict[str, Path], list[str]]:
+    """The latest run of each preset on the report's dataset (that of the latest M6 run, else of the latest run),
+    and a note for each preset whose latest run used other data (left out: a report describes one dataset)."""
+    latest = {preset: max(runs)[1] for preset, runs in found.items()}
+    if not latest:
+        return {}, []
+    anchor = "full" if "full" in latest else max((max(runs)[0], preset) for preset, runs in found.items())[1]
+    reference = data_of(latest[anchor], anchor)
+    chosen, notes = {}, []
+    for preset, runs in found.items():
+        same = [(stamp, run) for stamp, run in runs if reference is None or data_of(run, preset) in (reference, None)]
+        if same:
+            chosen[preset] = max(same)[1]
+        if not same or chosen[preset] != latest[preset]:
+            other = data_of(latest[preset], preset)
+            notes.append(f"{preset} : le dernier run (`{latest[preset]}`) porte sur d'autres données "
+                         f"({describe_data(other) if other else '?'}) que ce rapport "
+                         f"({describe_data(reference) if reference else '?'}) ; il n'est pas repris")
+    return chosen, notes
+
+
+def find_runs(root: Path, chosen: dict[str, Any] | None = None) -> tuple[dict[str, Path], list[str]]:
+    """preset -> run dir: `chosen[preset]` when set (relative to `root`), else the latest one found on the
+    report's dataset; and notes on the latest runs left out because they used other data."""
+    found: dict[str, list[tuple[float, Path]]] = {}
     for top in ("outputs", "multirun"):
         for hydra_dir in (root / top).rglob(".hydra") if (root / top).is_dir() else []:
             job = hydra_dir.parent
@@ -54,10 +105,9 @@ def find_runs(root: Path, chosen: dict[str, Any] | None = None) -> dict[str, Pat
                 print(f"warning: skipped {job}: {type(err).__name__}: {str(err).strip().splitlines()[0][:200]}",
                       file=sys.stderr)
                 continue
-            if run is not None:
-                if preset not in found or stamp > found[preset][0]:
-                    found[preset] = (stamp, run)
-    runs = {preset: run for preset, (_, run) in found.items()}
+            if run is not None and (stamp, run) not in found.setdefault(preset, []):
+                found[preset].append((stamp, run))
+    runs, notes = one_dataset({preset: runs for preset, runs in found.items() if runs})
     for preset, path in (chosen or {}).items():
         if path is None:
             continue
@@ -68,7 +118,7 @@ def find_runs(root: Path, chosen: dict[str, Any] | None = None) -> dict[str, Pat
         if not (run / RESULTS[preset]).exists():
             raise UserError(f"runs.{preset}={path}: {run} holds no {RESULTS[preset]}")
         runs[preset] = run
-    return runs
+    return runs, notes
 
 
 def command(run: Path, preset: str) -> str:

@@ -15,6 +15,7 @@ from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, fir
 from csc8607.report_optuna import commands as optuna_commands, optuna
 from csc8607.report_runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
 
+
 def run_commands(c: Context) -> list[tuple[str, str]]:
     """(preset, command) of each run found, in the report's order; every run of the Optuna study."""
     def commands(preset: str) -> list[str]:
@@ -111,19 +112,55 @@ def preprocess(c: Context) -> str:
     return f"- Vision : conversion en {p['channels']} canal(aux), resize = {size}, uint8 → float, {norm}"
 
 
+LABEL_PRESERVING = {  # augmentations whose reason to keep the label is not visible on an example (D9)
+    "token_dropout": "une fraction des jetons réels de chaque texte remplacée par `<unk>` : quelques mots manquants "
+                     "changent rarement le sentiment d'une critique ou le thème d'un article, le label est conservé"}
+
+
 def augment(c: Context) -> str:
     a = c.json("data")["augment"]
-    return "- " + (", ".join(f"`{k} = {v}`" for k, v in a.items()) or "aucune augmentation") + " (train uniquement)"
+    return ("- " + (", ".join(f"`{k} = {v}`" for k, v in a.items()) or "aucune augmentation") + " (train uniquement)"
+            + "".join(f"\n- `{k}` : {LABEL_PRESERVING[k]}" for k in a if k in LABEL_PRESERVING))
 
 
 def architecture(c: Context) -> str:
     j, cfg = c.json("sanity"), c.config("sanity")
     rows = [[r["layer"], r["type"], r["output_shape"], r["params"]] for r in j["layers"]]
     loss = j.get("loss") or ("CrossEntropyLoss" if j["expected_rule"].startswith("-log") else "BCEWithLogitsLoss")
-    return (f"- **Description couche par couche** (`{cfg.model._target_}`, {model_axes(cfg)}) :\n\n"
+    return (f"- **Description couche par couche** (`{cfg.model._target_}`, {model_axes(cfg)}, la configuration du "
+            "run `experiment=sanity`) :\n\n"
             + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
             + f"\n\n- **Loss function** : {loss}\n- **Sortie du modèle** : forme = `{tuple(j['output_shape'])}`\n"
-            f"- **Nombre total de paramètres** : `{j['total_params']}`")
+            f"- **Nombre total de paramètres** : `{j['total_params']}`\n" + model_hyperparameters(c, cfg)
+            + word_vectors(j))
+
+
+def model_hyperparameters(c: Context, cfg: Any) -> str:
+    """The model's A and B and the values M5 tries (the grid's, else the model's declared `space`)."""
+    declared = axes.keys(cfg)
+    if "A" not in declared:
+        return "- **Hyperparamètres du modèle** : aucun axe déclaré (`model.axes`)"
+    rows = sweep_rows(c, "grid") if "grid" in c.runs else []
+    space = OmegaConf.to_container(cfg.model.get("space") or {}, resolve=True)
+    where = "la grille M5" if rows else "`model.space`, l'espace de la grille M5"
+    parts = []
+    for name in ("A", "B"):
+        if name not in declared:
+            continue
+        key = declared[name].removeprefix("model.")
+        tried = sorted({r.get(name, "") for r in rows}, key=numeric_first) if rows else \
+            [str(v) for v in space.get(key, [])]  # type: ignore[union-attr]
+        parts.append(f"{name} = `{key}` (valeurs de {where} : `{{{', '.join(tried)}}}` ; ici `{axes.values(cfg)[name]}`)")
+    return "- **Hyperparamètres du modèle** : " + " ; ".join(parts)
+
+
+def word_vectors(sanity: dict) -> str:
+    """The pretrained word vectors a text model loaded (model.embeddings): how much of the vocabulary they cover."""
+    return "".join(f"\n- **Vecteurs de mots pré-entraînés** (`{layer}`, fichier `{p['file'].split('/')[-1]}`) : "
+                   f"{p['found']} mots du vocabulaire sur {p['vocab_size']} trouvés "
+                   f"({100 * p['found'] / p['vocab_size']:.1f} %), dimension {p['dim']}, "
+                   f"{'gelés' if p['frozen'] else 'ajustés pendant l’entraînement'} ; les autres : init. aléatoire"
+                   for layer, p in (sanity.get("pretrained") or {}).items())
 
 
 def initial_loss(c: Context) -> str:
@@ -175,7 +212,10 @@ def grid(c: Context) -> str:
     values = {k: sorted({r.get(k, "") for r in rows}, key=numeric_first) for k in axes.NAMES}
     names = {"lr": "LR", "wd": "Weight decay", "A": f"Hyperparamètre modèle {axes.label(job, 'A')}",
              "B": f"Hyperparamètre modèle {axes.label(job, 'B')}"}
-    return ("- **Grilles** :\n" + "\n".join(f"  - {names[k]} : `{{{', '.join(values[k])}}}`" for k in axes.NAMES)
+    source = OmegaConf.select(job, "grid.lr_from", default=None)
+    origin = {"lr": f" (LR suggéré par M4 × `{list(job.grid.lr_factors)}`, `grid.lr_from={source}`)" if source else ""}
+    return ("- **Grilles** :\n" + "\n".join(f"  - {names[k]} : `{{{', '.join(values[k])}}}`{origin.get(k, '')}"
+                                         for k in axes.NAMES)
             + f"\n\n- **Durée des runs** : `{job.trainer.max_epochs}` époques par run, même seed\n\n"
             + sweep_table(c, "grid")
             + "\n\n" + sweep_figure(c, "grid"))
@@ -343,7 +383,8 @@ ANSWERS: dict[str, Renderer] = {
             f"`meta[\"input_shape\"]` = `{tuple(c.json('data')['dataset']['input_shape'])}` → cohérent : "
             f"**{c.json('data')['batch_shape_matches_meta']}**"),
     "M0": (("baselines",), baselines),
-    "M1": (("sanity",), lambda c: f"Nombre total de paramètres : `{c.json('sanity')['total_params']}`."),
+    "M1": (("sanity",), lambda c: f"Nombre total de paramètres : `{c.json('sanity')['total_params']}`."
+           + word_vectors(c.json("sanity"))),
     "M2": (("sanity",), lambda c: f"Loss initiale `{c.json('sanity')['initial_loss']:.4f}` ; batch "
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
     "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),

@@ -1,6 +1,7 @@
 """Build a run from its config: data, model (from the data's meta), engine, loaders, optimizer."""
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ from csc8607.data import Dataset
 from csc8607.engine import Engine
 from csc8607.errors import UserError
 from csc8607.models import build_model
+
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Setup:
@@ -49,7 +53,8 @@ def setup(cfg: DictConfig) -> Setup:
         torch.set_num_threads(int(trainer.threads))
     runtime.seed_everything(cfg.seed)
     device = runtime.pick_device(str(trainer.device))
-    precision = runtime.pick_precision(trainer.precision, device)
+    precision, why = runtime.pick_precision(trainer.precision, device)
+    log.info("precision %s on %s (%s)", "fp32" if precision == "32" else precision, device, why)
     channels_last = trainer.channels_last
     if channels_last == "auto":
         channels_last = device.type == "cuda" or precision == "bf16"
@@ -63,6 +68,7 @@ def setup(cfg: DictConfig) -> Setup:
     progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
     engine = Engine(meta["task"], meta["num_classes"], device, precision, trainer.get("grad_clip"), progress,
                     meta.get("loss"))
+    engine.precision_why = why
     return Setup(cfg, data, model, engine, bool(channels_last))
 
 

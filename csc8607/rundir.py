@@ -97,6 +97,7 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
     hydra_dir = hydra_output_dir() or run_dir
     pending = hydra_dir / PENDING
     created = not run_dir.exists()
+    claimed = False
     try:
         with lock(run_dir):
             state = None if cfg.get("resume") else held_state(run_dir)
@@ -113,7 +114,13 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
             elif pending.is_dir() and held_state(hydra_dir) is None:
                 shutil.rmtree(hydra_dir / ".hydra", ignore_errors=True)
                 pending.rename(hydra_dir / ".hydra")
-            yield
+                claimed = True
+            try:
+                yield
+            except UserError:
+                if claimed and held_state(hydra_dir) == "a" and not (hydra_dir / "checkpoints").exists():
+                    shutil.rmtree(hydra_dir / ".hydra", ignore_errors=True)  # refused input: no run to hold the dir
+                raise
     finally:
         shutil.rmtree(pending, ignore_errors=True)
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):

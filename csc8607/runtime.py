@@ -60,18 +60,38 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def pick_precision(name: str | int, device: torch.device) -> str:
-    """Resolve trainer.precision to one of "32", "bf16", "16"."""
+def native_bf16(cpuinfo: str | None = None) -> str | None:
+    """The CPU feature that computes bf16 natively (AMX-BF16 or AVX512-BF16) per /proc/cpuinfo's flags, else None
+    (elsewhere bf16 is emulated and slower than fp32)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no claim
+            return None
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    return next((name for name in ("amx_bf16", "avx512_bf16") if name in flags), None)
+
+
+def pick_precision(name: str | int, device: torch.device, cpuinfo: str | None = None) -> tuple[str, str]:
+    """Resolve trainer.precision to one of "32", "bf16", "16", and why (for the log and metrics.json).
+
+    `auto` is the fastest setting that keeps accuracy (bench/precision_bench.py compares the final val accuracy
+    of 3 seeds at fp32 and bf16): bf16 autocast on a GPU that supports it, else fp16 AMP; bf16 autocast on a CPU
+    with native bf16; fp32 elsewhere (an older CPU would emulate bf16; MPS stays at fp32, not measured)."""
     name = str(name)
     if name == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "16"
-        return "32"
+            return ("bf16", "auto: this GPU supports bf16") if torch.cuda.is_bf16_supported() else \
+                ("16", "auto: this GPU has no bf16, fp16 AMP with loss scaling")
+        feature = native_bf16(cpuinfo) if device.type == "cpu" else None
+        if feature:
+            return "bf16", f"auto: this CPU computes bf16 natively ({feature}); trainer.precision=32 for fp32"
+        return "32", f"auto: no native bf16 on this {device.type.upper()}"
     if name not in ("32", "bf16", "16"):
         raise UserError(f"trainer.precision={name} is not one of auto, 32, bf16, 16")
     if name == "16" and device.type != "cuda":
         raise UserError("trainer.precision=16 (fp16 AMP) needs CUDA; on CPU use trainer.precision=bf16")
-    return name
+    return name, "set by trainer.precision"
 
 
 def available_memory(device: torch.device) -> int | None:

@@ -10,7 +10,9 @@ not agree.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -18,9 +20,15 @@ from typing import Any, Callable
 import optuna
 from optuna.storages import RDBStorage
 
+from csc8607.config import task_monitor
 from csc8607.errors import UserError
 
 log = logging.getLogger(__name__)
+IDENTITY = "csc8607:identity"  # the study's system attribute: what its trials are comparable on
+
+
+class OtherExperiment(UserError):
+    """The study holds trials of another experiment."""
 
 
 class HeartbeatStorage(RDBStorage):
@@ -100,9 +108,10 @@ def describe_url(url: str) -> str:
 
 
 def open_study(url: str | None, study_name: str | None, directions: list[str], heartbeat_interval: int,
-               grace_period: int) -> HeartbeatStorage | None:
-    """Open (create if needed) the study in its storage and check it can be written and has the same
-    direction(s); every way this fails is a UserError naming the URL. None = in memory (no storage)."""
+               grace_period: int, identity: dict[str, Any]) -> HeartbeatStorage | None:
+    """Open (create if needed) the study in its storage and check it can be written, has the same direction(s)
+    and holds this experiment's trials only; every way this fails is a UserError naming the URL. None = in
+    memory (no storage)."""
     if url is None:
         return None
     shown = describe_url(str(url))
@@ -118,9 +127,18 @@ def open_study(url: str | None, study_name: str | None, directions: list[str], h
         def open_and_mark() -> None:
             study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
                                         load_if_exists=True)
-            study.set_system_attr("csc8607:writable", True)  # a read-only storage fails here, not at the first trial
+            recorded = study.system_attrs.get(IDENTITY)
+            changed = identity_differences(json.loads(recorded), identity) if recorded else []
+            if changed:
+                raise OtherExperiment(f"{key}={shown}: study `{study_name}` holds trials of another experiment "
+                                      f"({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}), which would "
+                                      "be ranked with these: set hydra.sweeper.study_name to a new name")
+            # a read-only storage fails here, not at the first trial
+            study.set_system_attr(IDENTITY, json.dumps(identity, sort_keys=True))
 
         retried(open_and_mark)
+    except OtherExperiment:
+        raise
     except ValueError as err:  # "Cannot overwrite study direction from [...] to [...]"
         raise UserError(f"{key}={shown}: study `{study_name}` exists with another direction ({err}); set "
                         "hydra.sweeper.direction to match it or choose another hydra.sweeper.study_name") from None
@@ -139,3 +157,33 @@ def storage_problem(err: Exception) -> str:
     if "unable to open database file" in text:
         return f"{text}: does its directory exist?"
     return text
+
+
+def experiment_identity(config: Any) -> dict[str, Any]:
+    """What makes two runs' trials one study: the data, the model, the monitored metric and the search space.
+    Trials that differ in any of these would be ranked together wrongly (a digits trial as Tiny ImageNet's best)."""
+    from omegaconf import OmegaConf
+
+    choices = config.hydra.runtime.choices
+    root = config.data.get("root")
+    space = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=True)
+    for override in config.hydra.overrides.task:  # the command line's sweep axes join the preset's (they win)
+        key, _, value = str(override).lstrip("+").partition("=")
+        if not key.startswith("hydra.") and ("(" in value or "," in value):
+            space[key] = value  # type: ignore[index]
+    return {
+        "data": {"choice": choices.get("data"), "name": config.data.get("name"), "task": config.data.get("task"),
+                 "root": os.path.abspath(str(root)) if root else None},
+        "model": {"choice": choices.get("model"), "_target_": config.model.get("_target_"),
+                  "name": config.model.get("name")},
+        "monitor": {"metric": task_monitor(str(config.trainer.get("monitor")), config.data.get("task")),  # not `auto`
+                    "direction": str(config.hydra.sweeper.direction)},
+        "space": {str(k): str(v) for k, v in sorted(space.items())},  # type: ignore[union-attr]
+    }
+
+
+def identity_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """`part.key: before -> now` for each difference between two identities."""
+    keys = sorted({(part, key) for ident in (before, now) for part, values in ident.items() for key in values})
+    return [f"{part}.{key}: {before.get(part, {}).get(key)} -> {now.get(part, {}).get(key)}" for part, key in keys
+            if before.get(part, {}).get(key) != now.get(part, {}).get(key)]

@@ -101,13 +101,19 @@ def first_config(sweep_dir: Path) -> DictConfig | None:
     return None
 
 
+def best_first(ok: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Finished rows, best first: by the monitored value, and among equal values (accuracy on a small val split
+    ties often) by the lower val loss, the better-calibrated model."""
+    sign = -1.0 if ok and ok[0]["mode"] == "max" else 1.0
+    return sorted(ok, key=lambda r: (sign * r["val_metric"], r["val_loss"] if r["val_loss"] is not None else math.inf))
+
+
 def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     """Write summary.csv and summary.md in `sweep_dir`; returns the sorted rows (best first, failed last)."""
     sweep_dir = Path(sweep_dir)
     rows = [job_row(p.parent) for p in sorted(sweep_dir.glob("*/.hydra")) if p.is_dir()]
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = best_first([r for r in rows if r["status"] == "ok"])
     maximize = bool(ok) and ok[0]["mode"] == "max"
-    ok.sort(key=lambda r: r["val_metric"], reverse=maximize)
     rows = ok + [r for r in rows if r["status"] != "ok"]
     monitor = ok[0]["monitor"] if ok else "val metric"
     table = io.StringIO(newline="")
@@ -123,7 +129,7 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
               ("" if r.get(c) is None else str(r[c])) for c in COLUMNS] for r in rows]
     order = "max" if maximize else "min"
     checkpoint.write_text(sweep_dir / "summary.md",
-        f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}), failed jobs last.\n\n" + table(header, cells) + "\n")
+        f"# Sweep {sweep_dir}\n\nSorted by {monitor} ({order}; ties by the lower val_loss), failed jobs last.\n\n" + table(header, cells) + "\n")
     return rows
 
 
@@ -146,6 +152,40 @@ class SweepModelAxes(Callback):
                     values = ", ".join("null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
                                        for v in space[key])  # type: ignore[index]
                     params[dotted] = f"choice({values})"
+
+
+class SweepLRFromFinder(Callback):
+    """M4 feeds M5: with `grid.lr_from=<an experiment=lr_finder run dir>`, the grid's LR axis is that run's
+    suggested LR times `grid.lr_factors`, unless the command line sets optim.lr."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from omegaconf import open_dict, read_write
+
+        source = OmegaConf.select(config, "grid.lr_from", default=None)
+        typed = {o.split("=", 1)[0].lstrip("+~") for o in config.hydra.overrides.task}
+        if not source or "optim.lr" in typed:
+            return
+        values = lr_axis(Path(str(source)).expanduser(), list(config.grid.lr_factors))
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.sweeper.params["optim.lr"] = ",".join(values)
+        log.info("grid LR axis from M4 (%s): %s", source, ", ".join(values))
+
+
+def lr_axis(run_dir: Path, factors: list[float]) -> list[str]:
+    """The suggested LR of an lr_finder run times each factor, as sweep values (3 significant digits)."""
+    path = run_dir / "lr_finder.json"
+    if not path.is_file():
+        stop_sweep(f"grid.lr_from={run_dir}: no lr_finder.json there (give the run dir of "
+                   "`python train.py experiment=lr_finder`, e.g. outputs/DATE/TIME)")
+    try:
+        suggested = float(checkpoint.read_json(path)["suggested_lr"])
+    except (ValueError, KeyError, TypeError) as err:
+        stop_sweep(f"grid.lr_from={run_dir}: lr_finder.json unreadable ({type(err).__name__}: {err})")
+    if not math.isfinite(suggested) or suggested <= 0:
+        stop_sweep(f"grid.lr_from={run_dir}: the LR finder suggested no usable LR ({suggested}); set optim.lr=...")
+    if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0 for f in factors):
+        stop_sweep(f"grid.lr_factors={factors} must list numbers > 0")
+    return [repr(float(f"{suggested * f:.3g}")) for f in factors]  # always a float to Hydra: "1.0", not "1"
 
 
 def empty_axes(config: DictConfig) -> list[str]:

@@ -8,15 +8,19 @@ set -euo pipefail
 PYTHON=${PYTHON:-python}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -gt 0 ] || set -- trainer.threads=1
-GRID=multirun/$(date +%Y-%m-%d)/$(date +%H-%M-%S)-grid   # a known path, so that compare can point at it
+STAMP=$(date +%Y-%m-%d)/$(date +%H-%M-%S)
+LR_FINDER=outputs/$STAMP-lr_finder   # known paths: the grid takes its LR axis from M4, compare and M6 use the grid
+GRID=multirun/$STAMP-grid
 STEP=0
 step() { STEP=$((STEP + 1)); echo "== make report: step $STEP/11: $1 ($(date +%H:%M:%S))" >&2; }
-for preset in data baselines sanity overfit lr_finder; do
+for preset in data baselines sanity overfit; do
   step "experiment=$preset"
   "$PYTHON" "$REPO/train.py" experiment=$preset "$@"
 done
-step "experiment=grid (M5)"
-"$PYTHON" "$REPO/train.py" experiment=grid hydra.sweep.dir="$GRID" "$@"
+step "experiment=lr_finder (M4)"
+"$PYTHON" "$REPO/train.py" experiment=lr_finder hydra.run.dir="$LR_FINDER" "$@"
+step "experiment=grid around M4's LR (M5)"
+"$PYTHON" "$REPO/train.py" experiment=grid grid.lr_from="$LR_FINDER" hydra.sweep.dir="$GRID" "$@"
 step "experiment=full from the grid's best job (M6)"
 "$PYTHON" "$REPO/train.py" experiment=full full.from_sweep="$GRID" "$@"
 step "experiment=compare (M7)"

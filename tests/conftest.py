@@ -32,6 +32,22 @@ def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int
     return proc
 
 
+def app_config(*overrides: str, multirun: bool = False):
+    """The config `python train.py [-m] overrides...` composes, with its `hydra` node, set as the running app's
+    (so that `${hydra:...}` in it and in recorded job configs resolves, as inside train.py)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = GlobalHydra.instance().config_loader().load_configuration(
+            "config", list(overrides), run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
 def job_dirs(root: Path) -> list[Path]:
     """Hydra job dirs (those holding .hydra/) below `root`."""
     return sorted(p.parent for p in root.rglob(".hydra"))

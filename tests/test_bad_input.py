@@ -334,8 +334,11 @@ def storage_cases(tmp: Path) -> list[tuple[str, str]]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     other = f"sqlite:///{tmp / 'minimize.db'}"
-    minimized = optuna.create_study(study_name="csc8607", storage=other, direction="minimize")
+    minimized = optuna.create_study(study_name="digits-cnn", storage=other, direction="minimize")
     minimized.tell(minimized.ask(), 1.0)
+    mixed = optuna.create_study(study_name="digits-cnn", storage=f"sqlite:///{tmp / 'mixed.db'}",
+                                direction="maximize")  # a study of the digits at another root: another experiment
+    mixed.set_system_attr("csc8607:identity", __import__("json").dumps({"data": {"choice": "digits", "root": "/d"}}))
     readonly = tmp / "readonly.db"
     optuna.create_study(study_name="other", storage=f"sqlite:///{readonly}")
     port = __import__("socket").socket()
@@ -346,8 +349,9 @@ def storage_cases(tmp: Path) -> list[tuple[str, str]]:
         (f"sqlite:///{corrupt}", "cannot open the study storage (file is not a database)"),
         (f"sqlite:///{tmp / 'no' / 'dir' / 'optuna.db'}", "unable to open database file: does its directory exist?"),
         ("optuna.db", "not a database URL: write it as sqlite:///path/to/optuna.db"),
-        (f"sqlite:///file:{readonly}?mode=ro&uri=true", "cannot write the study `csc8607` (attempt to write a readonly"),
-        (other, "study `csc8607` exists with another direction"),
+        (f"sqlite:///file:{readonly}?mode=ro&uri=true", "cannot write the study `digits-cnn` (attempt to write a readonly"),
+        (other, "study `digits-cnn` exists with another direction"),
+        (f"sqlite:///{tmp / 'mixed.db'}", "study `digits-cnn` holds trials of another experiment (data.root: /d -> None;"),
         (f"postgresql://optuna@127.0.0.1:{down}/postgres", "cannot open the study storage (connection to server at"),
         ("mysql://user@localhost/optuna", "the Python driver for this database is not installed"),
     ]

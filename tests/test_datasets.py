@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from functools import partial
@@ -221,6 +222,26 @@ def test_cache_array_overwritten_with_zeros_is_rebuilt(folder: Path, tmp_path: P
         assert torch.equal(again.splits["train"].inputs, first.splits["train"].inputs)
         assert again.splits["train"].inputs.any()
         assert folder_data(folder, tmp_path / "cache").meta["cache"]["hit"] is True
+
+
+def test_cache_built_from_files_that_changed_is_rebuilt(folder: Path, tmp_path: Path) -> None:
+    """Files edited in place, added or removed under data.root after the build: the entry is not served (the
+    data would silently be the old one); unchanged files are a hit."""
+    root = Path(shutil.copytree(folder, tmp_path / "root"))
+    cache = tmp_path / "cache"
+    first = folder_data(root, cache)
+    assert folder_data(root, cache).meta["cache"]["hit"] is True
+    image = sorted((root / "train").rglob("*.JPEG"))[0]
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(image, format="JPEG")  # edited in place
+    edited = folder_data(root, cache)
+    assert edited.meta["cache"]["hit"] is False
+    assert contents(edited.splits["train"]) | contents(edited.splits["val"]) != \
+        contents(first.splits["train"]) | contents(first.splits["val"])
+    assert folder_data(root, cache).meta["cache"]["hit"] is True
+    image.unlink()  # removed
+    removed = folder_data(root, cache)
+    assert removed.meta["cache"]["hit"] is False
+    assert sum(removed.meta["split_sizes"].values()) == sum(first.meta["split_sizes"].values()) - 1
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -1,6 +1,7 @@
 """The engine on each task type, the model over input sizes, checkpoints."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
@@ -137,3 +138,23 @@ def test_git_state_records_the_launch_dirs_commit_and_changes(tmp_path: Path) ->
     assert git_state(tmp_path) == {"git_commit": head, "git_dirty": False}
     (tmp_path / "model.py").write_text("x = 2\n")
     assert git_state(tmp_path) == {"git_commit": head, "git_dirty": True}
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(trained_run: Path) -> None:
+    """The flags of real /proc/cpuinfo lines: AMX (Sapphire Rapids), AVX512-BF16 (Zen 4), AVX2 only (older)."""
+    from csc8607.runtime import pick_precision
+
+    cpu = torch.device("cpu")
+    amx = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+    zen4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni\n"
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
+    assert pick_precision("auto", cpu, amx) == ("bf16", "auto: this CPU computes bf16 natively (amx_bf16); "
+                                                "trainer.precision=32 for fp32")
+    assert pick_precision("auto", cpu, zen4)[0] == "bf16" and "avx512_bf16" in pick_precision("auto", cpu, zen4)[1]
+    assert pick_precision("auto", cpu, avx2) == ("32", "auto: no native bf16 on this CPU")
+    assert pick_precision("auto", cpu, "") == ("32", "auto: no native bf16 on this CPU")
+    assert pick_precision("32", cpu, amx) == ("32", "set by trainer.precision")  # the one-key way back
+    m = json.loads((trained_run / "metrics.json").read_text())  # the default run says what ran and why
+    assert m["precision"] == pick_precision("auto", cpu)[0] and m["precision_why"] == pick_precision("auto", cpu)[1]
+    assert f"precision {'fp32' if m['precision'] == '32' else m['precision']} on cpu ({m['precision_why']})" in \
+        (trained_run / "train.log").read_text()

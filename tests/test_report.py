@@ -41,8 +41,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("report")
     run_cli("train.py", "-m", "experiment=data,baselines,sanity,overfit,lr_finder,full", *SMALL, "trainer.max_epochs=2",
             "++overfit.num_samples=8", "++lr_finder.iterations=20", "++lr_finder.weight_decays=[0.0]", cwd=cwd)
-    run_cli("train.py", "experiment=grid", "optim.lr=3.0e-3", "model.width=4,8", "optim.weight_decay=0.0",
-            "model.depth=1", "trainer.max_epochs=1", "trainer.threads=1", "hydra.sweep.dir=multirun/grid", cwd=cwd)
+    run_cli("train.py", "experiment=grid", f"grid.lr_from='{section_run(cwd, 'lr_finder')}'", "grid.lr_factors=[1.0]",
+            "model.width=4,8", "optim.weight_decay=0.0", "model.depth=1", "trainer.max_epochs=1", "trainer.threads=1",
+            "hydra.sweep.dir=multirun/grid", cwd=cwd)  # M4 feeds M5: the LR axis is the LR finder's suggestion
     run_cli("train.py", "experiment=compare", "compare.runs=multirun/grid", "compare.by=[width]", cwd=cwd)
     first = run_cli("train.py", *OPTUNA, "hydra.sweeper.n_trials=2", cwd=cwd)
     assert "alembic" not in first.stdout + first.stderr  # optuna's schema migrations stay quiet
@@ -58,7 +59,7 @@ def leave_running_trial_of_a_dead_worker(db: Path) -> None:
     period is 60 s), as the database clock says."""
     import sqlite3
 
-    study = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{db}")
+    study = optuna.load_study(study_name="digits-cnn", storage=f"sqlite:///{db}")
     trial = study.ask()
     study._storage.record_heartbeat(trial._trial_id)
     with sqlite3.connect(db) as connection:
@@ -94,6 +95,14 @@ def test_report_numbers_are_the_runs_numbers(project: Path) -> None:
         assert f"| {split.capitalize()} | {sizes[split]} |" in report
     sanity = read_json(section_run(project, "sanity") / "sanity.json")
     assert f"**Nombre total de paramètres** : `{sanity['total_params']}`" in report
+    suggested = read_json(section_run(project, "lr_finder") / "lr_finder.json")["suggested_lr"]
+    grid = list(csv.DictReader(open(project / "multirun" / "grid" / "summary.csv")))
+    assert {float(r["lr"]) for r in grid} == {float(f"{suggested:.3g}")}
+    assert (f"  - LR : `{{{float(f'{suggested:.3g}')}}}` (LR suggéré par M4 × `[1.0]`, `grid.lr_from="
+            f"{section_run(project, 'lr_finder')}`)\n") in report
+    # M1 names the model's two hyperparameters with the values the grid tried, not only the sanity run's values
+    assert ("- **Hyperparamètres du modèle** : A = `width` (valeurs de la grille M5 : `{4, 8}` ; ici `4`) ; "
+            "B = `depth` (valeurs de la grille M5 : `{1}` ; ici `1`)\n") in report
     assert f"**Observée sur un batch** : `{sanity['initial_loss']:.4f}`" in report
     (evaluation,) = (project / "outputs").glob("*/*_eval/test_metrics.json")
     accuracy = read_json(evaluation)["metrics"]["accuracy"]
@@ -118,7 +127,7 @@ def optuna_sweeps(cwd: Path) -> list[Path]:
 def test_optuna_section_is_the_whole_study(project: Path) -> None:
     report = (project / "report" / "report.md").read_text()
     m8 = section(report, "## 8)")
-    study = optuna.load_study(study_name="csc8607", storage=f"sqlite:///{project / 'optuna.db'}")
+    study = optuna.load_study(study_name="digits-cnn", storage=f"sqlite:///{project / 'optuna.db'}")
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]  # the RUNNING leftover became FAIL on resume
     counts = ", ".join(f"{s} = {states.count(s)}" for s in ("COMPLETE", "FAIL", "PRUNED", "RUNNING"))
@@ -253,7 +262,7 @@ def test_one_damaged_file_spoils_only_its_sections(project: Path, tmp_path: Path
         shutil.rmtree(tmp_path / "p", ignore_errors=True)
         root = Path(shutil.copytree(project, tmp_path / "p", symlinks=True))
         damage(root)
-        runs = find_runs(root)
+        runs, _ = find_runs(root)
         if after is not None:
             after(runs)
         text = render(TEMPLATE, Context(runs, root, root / "report"), BODIES, ANSWERS)
@@ -291,3 +300,27 @@ def test_m6_from_the_sweep_shows_what_trained_and_m9_flags_an_older_export(proje
     best = next(csv.DictReader(open(cwd / "multirun" / "grid" / "summary.csv")))
     assert f"Hyperparamètre modèle A (width) = `{best['A']}`" in report and "`full.from_sweep`" in report
     assert "**Attention** : ce checkpoint" in report and "n'est pas celui de M6" in report
+
+
+def test_a_later_run_on_other_data_is_left_out_and_said(project: Path, tmp_path: Path) -> None:
+    """The latest `experiment=data` run is on another dataset than M6's: the report describes M6's dataset (the
+    earlier data run) and says which run it left out, instead of mixing two datasets."""
+    import os
+
+    from csc8607.report import Context, render
+    from csc8607.report_runs import find_runs
+    from csc8607.report_sections import ANSWERS, BODIES
+
+    root = Path(shutil.copytree(project, tmp_path / "p", symlinks=True))
+    ours = section_run(root, "data")
+    other = Path(shutil.copytree(ours, root / "outputs" / "later" / "data_other"))
+    config = other / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("root: null", "root: /elsewhere/cifar", 1))
+    later = (ours / "data.json").stat().st_mtime + 60
+    os.utime(other / "data.json", (later, later))
+    runs, left_out = find_runs(root)
+    assert runs["data"] == ours and runs["full"] == section_run(root, "full")
+    assert left_out == [f"data : le dernier run (`{other}`) porte sur d'autres données (load_digits (/elsewhere/cifar)) "
+                        "que ce rapport (load_digits) ; il n'est pas repris"]
+    text = render(TEMPLATE, Context(runs, root, root / "report", left_out), BODIES, ANSWERS)
+    assert f"> _Run laissé de côté — {left_out[0]}._\n" in text

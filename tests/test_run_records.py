@@ -169,3 +169,13 @@ def test_resume_of_a_finished_run_or_through_a_link_is_refused(trained_run: Path
         run_section(composed("config", f"resume={linked_tb}", "trainer.max_epochs=20"), tmp_path / "new")
     assert snapshot(run) == before and not (tmp_path / "elsewhere").exists()
 
+
+
+def test_input_refused_while_the_data_is_built_leaves_no_run_behind(tmp_path: Path) -> None:
+    """The refusal comes after the job claimed its dir: the claim is given back, so the dir holds no run."""
+    (tmp_path / "empty" / "val").mkdir(parents=True)
+    run = tmp_path / "run"
+    proc = run_cli("train.py", "data=image_folder", f"data.root={tmp_path / 'empty'}", f"hydra.run.dir={run}",
+                   cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "train is missing" in proc.stderr
+    assert not run.exists()

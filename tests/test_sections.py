@@ -249,6 +249,27 @@ def test_full_trains_the_sweeps_winner(grid_sweep: Path, tmp_path: Path) -> None
     assert proc.returncode == 2 and "no finished job under" in proc.stderr
 
 
+def test_grid_ties_go_to_the_lower_val_loss(grid_sweep: Path, tmp_path: Path) -> None:
+    """Equal val accuracy (frequent on a small val split): the summary and M6's winner pick the lower val loss."""
+    from conftest import app_config
+    from csc8607.sections.full import sweep_winner
+    from csc8607.sweep import summarize
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(grid_sweep, sweep)
+    jobs = [p.parents[1] for p in sorted(sweep.glob("*/checkpoints/best.ckpt"))]
+    losses = [0.9, 0.4, 0.7, 0.6][:len(jobs)]
+    for job, loss in zip(jobs, losses):
+        metrics = read_json(job / "metrics.json")
+        metrics["best_value"] = 0.5
+        metrics["history"][metrics["best_epoch"] - 1]["val/loss"] = loss
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    rows = summarize(sweep)
+    assert [r["val_loss"] for r in rows if r["status"] == "ok"] == sorted(losses)
+    _, source = sweep_winner(app_config("experiment=full", f"full.from_sweep={sweep}"))
+    assert source["job"] == str(jobs[losses.index(min(losses))])
+
+
 def test_damaged_job_records_are_failed_rows_not_crashes(grid_sweep: Path, tmp_path: Path) -> None:
     """A job whose metrics.json is truncated, or whose best value is NaN, is a failed row of the summary (and
     never M5's winner); the summary and full.from_sweep still work."""
@@ -265,3 +286,29 @@ def test_damaged_job_records_are_failed_rows_not_crashes(grid_sweep: Path, tmp_p
     assert sum("unreadable record" in r["error"] for r in rows) == 2
     proc = run_cli("train.py", "experiment=full", f"full.from_sweep={sweep}", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "no finished job under" in proc.stderr
+
+
+def test_grid_lr_from_a_run_without_lr_finder_json_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from csc8607.sweep import lr_axis
+
+    (tmp_path / "lr_finder.json").write_text('{"suggested_lr": 0.0123}')
+    assert lr_axis(tmp_path, [0.3, 1.0, 3.0]) == ["0.00369", "0.0123", "0.0369"]
+    (tmp_path / "lr_finder.json").write_text('{"suggested_lr": 0.99999}')
+    assert lr_axis(tmp_path, [1.0, 1e-5]) == ["1.0", "1e-05"]  # floats to Hydra, never the int 1
+    for run_dir, factors, message in [(tmp_path / "nope", [1.0], "no lr_finder.json there"),
+                                      (tmp_path, [0.0], "grid.lr_factors=[0.0] must list numbers > 0")]:
+        with pytest.raises(SystemExit) as stop:
+            lr_axis(run_dir, factors)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_binary_majority_baseline_has_an_expected_accuracy_and_f1() -> None:
+    """One logit: the majority predicts positive when the train prior is above 1/2, else negative (M0 showed NaN)."""
+    import torch
+
+    from csc8607.sections.baselines import expected
+
+    positive = expected("binary", torch.tensor([0.7]), torch.tensor([0.6]))["majority"]
+    negative = expected("binary", torch.tensor([0.5]), torch.tensor([0.6]))["majority"]
+    assert positive["accuracy"] == pytest.approx(0.6) and positive["f1"] == pytest.approx(0.75)
+    assert negative["accuracy"] == pytest.approx(0.4) and negative["f1"] == 0.0

@@ -119,3 +119,25 @@ def test_resumed_study_does_not_replay_earlier_suggestions(tmp_path: Path) -> No
     assert not set(first) & set(second)
     again_first, again_second = run(StudyTPESampler(seed=7), "again.db"), run(StudyTPESampler(seed=7), "again.db")
     assert (again_first, again_second) == (first, second)
+
+
+def test_a_study_per_experiment(tmp_path: Path) -> None:
+    """The default study is named after the data and the model; its identity (data, model, monitor, search space)
+    decides whether a run may add trials to it."""
+    from conftest import app_config
+    from csc8607.study import experiment_identity, identity_differences
+
+    def config(*overrides: str):  # composed as `python train.py -m experiment=optuna ...` composes it
+        return app_config("experiment=optuna", *overrides, multirun=True)
+
+    digits, uea = config(), config("data=uea", f"data.root={tmp_path}", "data.name=Basic", "model=cnn1d")
+    assert (digits.hydra.sweeper.study_name, uea.hydra.sweeper.study_name) == ("digits-cnn", "uea-cnn1d")
+    assert identity_differences(experiment_identity(digits), experiment_identity(config())) == []
+    more_trials = config("hydra.sweeper.n_trials=2", "trainer.threads=1")  # a re-run adding trials: same study
+    assert identity_differences(experiment_identity(digits), experiment_identity(more_trials)) == []
+    other_space = config("model.width=choice(4, 8)")
+    assert identity_differences(experiment_identity(digits), experiment_identity(other_space)) == [
+        "space.model.width: None -> choice(4, 8)"]
+    assert identity_differences(experiment_identity(digits), experiment_identity(config("trainer.monitor=val/loss",
+                                "hydra.sweeper.direction=minimize"))) == [
+        "monitor.direction: maximize -> minimize", "monitor.metric: val/accuracy -> val/loss"]

@@ -187,6 +187,7 @@ def test_newsgroups20_local_copy_and_offline_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind,args,message", [
     ("file", {"text_column": "body"}, "has no column 'body' (columns: review, sentiment)"),
+    ("file", {"label_column": "stars"}, "has no column 'stars' (columns: review, sentiment)"),
     ("empty", {}, "data row 2 has an empty text (3 such rows)"),
     ("one_label", {}, "has 1 class (pos)"),
     ("file", {"tokenizer": "/no/such/tokenizer.json"}, "data.tokenizer=/no/such/tokenizer.json does not exist"),
@@ -200,32 +201,64 @@ def test_bad_text_input_is_one_error(kind: str, args: dict, message: str, tmp_pa
         text_data(tmp_path, **args)
 
 
-def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path) -> None:
-    """text_cnn through the data/baselines/sanity/smoke sections and evaluate.py; text_rnn trained and evaluated;
-    a checkpoint evaluated with another vocabulary is refused; an offline hub preset is one error line."""
+def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """text_cnn with GloVe-format word vectors through the data/baselines/sanity/smoke sections, evaluate.py and
+    report.py; text_rnn trained and evaluated; a checkpoint evaluated with another preprocessing, or evaluated or
+    resumed on files that now give another vocabulary, is refused; an offline hub preset is one error line."""
+    from test_bad_input import composed, evaluate_in_process, refusal
+
+    from csc8607.sections import run_section
+
     root = write_reviews(tmp_path / "reviews", {"train": 120, "test": 30})
     data = ["data=text_csv", f"data.root={root}", "data.text_column=review", "data.label_column=sentiment"]
     for folder in ("cnn", "rnn", "hub"):
         (tmp_path / folder).mkdir()
-    results = run_sections(tmp_path / "cnn", *data, *TINY, "model=text_cnn", "model.filters=8")
+    glove = tmp_path / "glove.txt"  # 5 of the vocabulary's words, and one it does not have
+    glove.write_text("".join(f"{w} {i} 0.5 -1 2\n" for i, w in enumerate(["good", "bad", "movie", "the", "fun",
+                                                                         "zebra"])))
+    results = run_sections(tmp_path / "cnn", *data, *TINY, "model=text_cnn", "model.filters=8",
+                           f"model.embeddings={glove}", "data.augment.token_dropout=0.1")
     assert results["data"]["dataset"]["modality"] == "text" and results["data"]["batch_shape_matches_meta"]
     shown = results["data"]["example_texts"]["val"][0].split()
     assert shown and all(w in results["train"]["meta"]["vocabulary"] or w == "‹unk›" for w in shown)
     assert results["sanity"]["verdict"] == "PASS" and results["evaluate"]["metrics"]["accuracy"] >= 0
+    for split in ("val", "test"):  # M0 of a binary task: the majority's expected accuracy and F1 (was NaN)
+        got, want = (results["baselines"][split][k]["majority"] for k in ("measured", "expected"))
+        assert got["accuracy"] == pytest.approx(want["accuracy"]) and got["f1"] == pytest.approx(want["f1"])
+    vocab_size = results["train"]["meta"]["vocab_size"]
+    assert results["sanity"]["pretrained"] == {"embedding": {"file": str(glove), "found": 5, "vocab_size": vocab_size,
+                                                             "dim": 4, "frozen": False}}
     run_cli("report.py", cwd=tmp_path / "cnn")
     report = next((tmp_path / "cnn").rglob("report.md")).read_text()
     assert "texte (suites d'identifiants de jetons" in report and "longueur en jetons : moyenne" in report  # D1, D2
     assert "- val (neg) : « " in report or "- val (pos) : « " in report  # D10: decoded texts with their class
     assert "des textes tronqués à max_length, taux de `<unk>`" in report and "tokenizer `word" in report  # D5, D6
+    found = f"fichier `glove.txt`) : 5 mots du vocabulaire sur {vocab_size} trouvés ({500 / vocab_size:.1f} %)"
+    assert report.count(found) == 2  # 2.2 and M1
+    assert "`token_dropout = 0.1` (train uniquement)\n- `token_dropout` : une fraction des jetons réels" in report  # D8
     run_cli("train.py", *data, *TINY, "model=text_rnn", "model.hidden=8", cwd=tmp_path / "rnn")
     (job,) = job_dirs(tmp_path / "rnn" / "outputs")
     assert read_json(job / "metrics.json")["meta"]["vocab_size"] > 10
     ckpt = job / "checkpoints" / "best.ckpt"
-    run_cli("evaluate.py", f"ckpt={ckpt}", cwd=tmp_path / "rnn")
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))  # what the CLI runs cached is not reused
+    evaluate_in_process([f"ckpt={ckpt}"], tmp_path / "e0")  # evaluate.py's CLI path: run_sections above
+    assert read_json(tmp_path / "e0" / "test_metrics.json")["meta"]["vocabulary"][:2] == ["<pad>", "<unk>"]
     # evaluate.py composes the default data (digits): a text key is added with +
-    other = run_cli("evaluate.py", f"ckpt={ckpt}", "+data.min_freq=1000", cwd=tmp_path / "rnn", check=False)
-    last = other.stderr.strip().splitlines()[-1]  # refused as another preprocessing, before any vocabulary is built
-    assert other.returncode == 2 and last.startswith("error: ") and "data.min_freq: 1 -> 1000" in last
+    code, err = refusal(lambda: evaluate_in_process([f"ckpt={ckpt}", "+data.min_freq=1000"], tmp_path / "e1"), capsys)
+    assert code == 2 and err.count("error:") == 1 and "data.min_freq: 1 -> 1000" in err  # another preprocessing
+    for split in ("train", "test"):  # the same rows and labels, one word renamed: another vocabulary, same size
+        (root / f"{split}.csv").write_text((root / f"{split}.csv").read_text().replace("movie", "cinema"))
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache2"))  # the cache is keyed by data.root, not its files
+    code, err = refusal(lambda: evaluate_in_process([f"ckpt={ckpt}"], tmp_path / "e2"), capsys)
+    assert code == 2 and err.count("error:") == 1 and f"the vocabulary built now ({vocab_size} tokens) is not the " \
+        f"one checkpoint {ckpt} was trained with ({vocab_size} tokens)" in err, err
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
+    before = {p: p.stat().st_mtime_ns for p in job.rglob("*") if p.is_file()}
+    cfg = composed("config", [f"resume={job}", "trainer.max_epochs=2"])  # train it longer: refused the same way
+    code, err = refusal(lambda: run_section(cfg, tmp_path / "e3"), capsys)
+    assert code == 2 and err.count("error:") == 1 and "the vocabulary built now" in err, err
+    assert {p: p.stat().st_mtime_ns for p in job.rglob("*") if p.is_file()} == before
     offline = run_cli("train.py", "data=ag_news", *TINY, "model=text_cnn", cwd=tmp_path / "hub", check=False)
     assert offline.returncode == 2 and "point data.root at a local copy" in offline.stderr.splitlines()[-1]
 
@@ -240,17 +273,27 @@ def test_a_local_tokenizer_json_is_used_as_is(tmp_path: Path) -> None:
     assert data.meta["input"]["tokenizer"] == str(tmp_path)
 
 
-def test_texts_encoded_together_match_each_encoded_alone() -> None:
-    from csc8607.data.tokenize import token_ids
+def test_texts_split_together_match_the_saved_tokenizer_on_each_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The word tokenizer's regex pass over joined texts (chunks of 2 or 3 here) gives, text by text, what the saved
+    `tokenizers` description (NFKC, lower-case, Whitespace split) gives; a pretrained word-level tokenizer's texts
+    are encoded together too, a subword one's one by one."""
+    from csc8607.data import tokenize
+    from csc8607.data.tokenize import token_ids, word_tokens
 
-    texts = ["Hello, world!", "  ", "a\x1eb c", "don't STOP", "é café", "x" * 3]
-    tokenizer = word_tokenizer(texts + ["hello world"], 100, 1)
-    tokenizer.enable_truncation(2)  # a tokenizer.json may carry its own truncation: ours replaces it
-    flat, lengths = token_ids(tokenizer, texts, chunk=4)
-    tokenizer.no_truncation()
+    monkeypatch.setattr(tokenize, "CHUNK_CHARS", 30)
+    texts = ["Hello, world!", "  ", "a\x1eb c", "don't STOP...", "É café naïve ﬁne x²", "हिन्दी भाषा", "日本語 😀👍 — ok",
+             "x" * 3, "snake_case ‿ end"]
+    tokenizer, tokens = word_tokens({"test": texts[:2], "train": texts + ["hello world"]}, 100, 1)
+    flat, lengths = tokens["train"]
     alone = [tokenizer.encode(t.replace("\x1e", " "), add_special_tokens=False).ids for t in texts]
-    assert lengths.tolist() == [len(a) for a in alone] and flat.tolist() == [i for a in alone for i in a]
-    assert lengths[1] == 0 and lengths[2] == 3  # an empty text; the separator character inside a text is a space
+    assert lengths.tolist()[:-1] == [len(a) for a in alone] and flat.tolist()[: sum(map(len, alone))] == sum(alone, [])
+    assert lengths[1] == 0 and lengths[2] == 3 and len(alone[5]) == 2  # empty; the separator is a space; marks kept
+    vocab = tokenizer.get_vocab()
+    assert vocab["<pad>"] == 0 and vocab["<unk>"] == 1 and vocab["hello"] == 2 and "fine" in vocab  # most frequent
+    assert tokens["test"][0].tolist() == [vocab["hello"], vocab[","], vocab["world"], vocab["!"]]
+    tokenizer.enable_truncation(2)  # a tokenizer.json may carry its own truncation: ours replaces it
+    flat, lengths = token_ids(tokenizer, texts, chunk=4)  # the same tokenizer read as a pretrained tokenizer.json
+    assert lengths.tolist() == [len(a) for a in alone] and flat.tolist() == sum(alone, [])
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     pieces = Tokenizer(models.BPE({"<pad>": 0, "<unk>": 1, "h": 2, "i": 3, "hi": 4}, [("h", "i")], unk_token="<unk>"))
@@ -283,3 +326,25 @@ def test_newsgroups20_reads_scikit_learns_cache_in_data_root(tmp_path: Path) -> 
     assert raw.notes["empty_texts_dropped_train"] == 2 and "From:" not in raw.splits["train"].items[0]
     with pytest.raises(UserError, match="2 empty texts after removing headers, footers, quotes"):
         load_newsgroups(root=str(tmp_path / "home"), drop_empty=False)
+
+
+def test_overfit_and_lr_finder_sections_on_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """M3 and M4 on text (in process): text_cnn memorizes 16 reviews (text subsets go through the text loader),
+    and the LR range test runs its steps on trimmed token batches."""
+    from test_bad_input import composed
+
+    from csc8607.sections import run_section
+
+    monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
+    root = write_reviews(tmp_path / "reviews", {"train": 60, "test": 10})
+    data = ["data=text_csv", f"data.root={root}", "data.text_column=review", "data.label_column=sentiment",
+            *TINY, "model=text_cnn", "model.filters=8", "model.dropout=0"]
+    run_section(composed("config", [*data, "experiment=overfit", "overfit.num_samples=16", "overfit.max_epochs=60",
+                                    "overfit.loss_threshold=0.05", "optim.lr=0.01"]), tmp_path / "overfit")
+    overfit = read_json(tmp_path / "overfit" / "overfit.json")
+    assert overfit["verdict"] == "PASS", overfit
+    run_section(composed("config", [*data, "experiment=lr_finder", "lr_finder.iterations=12",
+                                    "lr_finder.weight_decays=[0.0]"]), tmp_path / "lr")
+    (curve,) = read_json(tmp_path / "lr" / "lr_finder.json")["curves"].values()
+    assert curve["steps"] == 12 and len(curve["loss"]) == 12 and all(0 < x < 5 for x in curve["loss"])
+    assert curve["lr"][0] == 1e-6 and curve["lr"][-1] == 1.0  # the whole LR range, on text batches

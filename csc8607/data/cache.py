@@ -53,6 +53,42 @@ def source_identity(source: Any) -> dict[str, Any] | None:
     return None
 
 
+def files_stamp(identity: dict[str, Any], skip: Path | None = None) -> str | None:
+    """A digest of the names, sizes and modification times of the files the source reads (the existing paths
+    among its arguments, walked recursively; `skip`: the cache dir itself): it changes when a file is added,
+    removed, replaced or edited in place, so an entry built from other files is not served. None: no files."""
+    def paths(value: Any) -> list[Path]:
+        if isinstance(value, dict):
+            return [p for v in value.values() for p in paths(v)]
+        if isinstance(value, list):
+            return [p for v in value for p in paths(v)]
+        return [Path(value)] if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value) else []
+
+    roots = sorted(set(paths([identity.get("args"), identity.get("kwargs")])))
+    if not roots:
+        return None
+    skip_dir = str(skip.resolve()) if skip is not None else None
+    lines: list[str] = []
+
+    def walk(folder: str) -> None:
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.path != skip_dir:
+                        walk(entry.path)
+                else:
+                    stat = entry.stat()
+                    lines.append(f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+
+    for root in roots:
+        if root.is_dir():
+            walk(str(root))
+        else:
+            stat = root.stat()
+            lines.append(f"{root}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
 def make_key(identity: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     return {"format": FORMAT, "source": identity, "settings": plain_value(settings)}
 
@@ -97,14 +133,19 @@ def intact(file: Path, array: np.ndarray, recorded: dict[str, int]) -> bool:
     return True
 
 
-def load(path: Path, key: dict[str, Any]) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict] | None:
-    """The entry's splits (memory-mapped) and info, or None when it is missing, does not match `key`, or an
-    array differs from its build-time checksum."""
+def load(path: Path, key: dict[str, Any], stamp: str | None = None
+         ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict] | None:
+    """The entry's splits (memory-mapped) and info, or None when it is missing, does not match `key`, was built
+    from other source files (`stamp`, see files_stamp), or an array differs from its build-time checksum."""
     try:
         if json.loads((path / "key.json").read_text()) != key:
             log.warning("cache %s does not match this config: rebuilding it", path)
             return None
         info = json.loads((path / "info.json").read_text())
+        if info.get("files_stamp") != stamp:
+            log.warning("cache %s was built from files that changed since (added, removed or edited): rebuilding it",
+                        path)
+            return None
         sums = json.loads((path / "checksums.json").read_text())
         splits = {}
         for name, size in info["split_sizes"].items():

@@ -6,6 +6,7 @@ decode step, its statistics and its batch transform (normalization + train-only 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -115,14 +116,15 @@ class Dataset:
         """Set `self.splits` from the cache entry of (source, protocol), or from the source (then cache them);
         returns the info and the cache's description for meta."""
         identity = cache.source_identity(source) if cache_dir else None
-        entry = key = hit = None
+        entry = key = hit = stamp = None
         if identity is not None:
             key = cache.make_key(identity, protocol)
             entry = cache.entry_dir(cache_dir, identity["function"].rsplit(".", 1)[-1], key)
-            hit = cache.load(entry, key)
+            stamp = cache.files_stamp(key["source"], skip=Path(cache_dir).expanduser())
+            hit = cache.load(entry, key, stamp)
         with cache.building(entry) if entry is not None and hit is None else contextlib.nullcontext():
             if entry is not None and hit is None:
-                hit = cache.load(entry, key)  # built meanwhile by another job of the sweep, which held the lock
+                hit = cache.load(entry, key, stamp)  # built meanwhile by another job of the sweep, which held the lock
             if hit is not None:
                 arrays, info = hit
                 self.splits = {name: Split(inputs, targets) for name, (inputs, targets) in arrays.items()}
@@ -130,7 +132,8 @@ class Dataset:
                 raw = source() if callable(source) else source
                 self.splits, info = self._prepare(raw, protocol, task, workers)
                 if entry is not None:
-                    cache.save(entry, key, {n: (s.inputs, s.targets) for n, s in self.splits.items()}, info)
+                    cache.save(entry, key, {n: (s.inputs, s.targets) for n, s in self.splits.items()},
+                               {**info, "files_stamp": stamp})
         if entry is None:
             return info, None
         return info, {"path": str(entry), "key": entry.name.rsplit("-", 1)[-1], "hit": hit is not None}

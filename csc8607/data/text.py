@@ -1,5 +1,6 @@
-"""Text: tokenized once (the `tokenizers` library) into int32 (N, max_length) token ids padded with <pad>, cached;
-batches are trimmed to their longest text, optionally drawn from buckets of similar lengths.
+"""Text: tokenized once (a regex pass over many texts at a time, or a pretrained `tokenizers` tokenizer) into int32
+(N, max_length) token ids padded with <pad>, cached; batches are trimmed to their longest text, optionally drawn
+from buckets of similar lengths.
 
 The vocabulary is built from the train split only (after carving), saved with the cached arrays (info.json) and
 in meta (so in every checkpoint), with its SHA-256 that evaluate.py compares to refuse a different one.
@@ -16,8 +17,8 @@ import torch
 from csc8607.data.core import Dataset, SourceData
 from csc8607.data.loader import BatchLoader
 from csc8607.data.split import Encoded, Split
-from csc8607.data.tokenize import (PAD_NAMES, UNK_NAMES, encode, length_stats, pretrained_tokenizer, special_id,
-                                   word_tokenizer)
+from csc8607.data.tokenize import (PAD_NAMES, UNK_NAMES, length_stats, pad, pretrained_tokenizer, special_id,
+                                   token_ids, word_tokens)
 from csc8607.errors import UserError
 
 BUCKET_POOL = 50  # batches whose texts are sorted by length together (more = less padding, less randomness)
@@ -121,14 +122,15 @@ class TextData(Dataset):
         texts = {name: [self.texts[i] for i in split.inputs.tolist()] for name, split in splits.items()}
         s = self.settings
         if s["tokenizer"] == "word":
-            tokenizer = word_tokenizer(texts["train"], s["vocab_size"], s["min_freq"])
+            tokenizer, tokens = word_tokens(texts, s["vocab_size"], s["min_freq"])
         else:
             tokenizer = self.pretrained
+            tokens = {name: token_ids(tokenizer, split_texts) for name, split_texts in texts.items()}
         pad_id = special_id(tokenizer, PAD_NAMES, "padding")
         unk_id = special_id(tokenizer, UNK_NAMES, "unknown-word")
         found = {}
         for name, split in splits.items():
-            ids, lengths = encode(tokenizer, texts[name], s["max_length"], s["truncation"], pad_id)
+            ids, lengths = pad(*tokens[name], s["max_length"], s["truncation"], pad_id)
             real = ids != pad_id
             found[name] = {"tokens": length_stats(lengths), "truncated": float((lengths > s["max_length"]).mean()),
                            "unk_rate": float((ids[real] == unk_id).mean()) if real.any() else 0.0,

@@ -48,6 +48,7 @@ class TokenEmbedding(nn.Module):
                  vocabulary: list[str] | None = None) -> None:
         super().__init__()
         weights = None
+        self.pretrained: dict | None = None  # what the report's M1 says of the word vectors (sanity.json)
         if path:
             file = Path(path).expanduser()
             if not file.is_file():
@@ -59,6 +60,8 @@ class TokenEmbedding(nn.Module):
             spread = vectors[found].std().item() if int(found.sum()) > 1 else 1.0
             weights = torch.where(found[:, None], vectors, torch.randn(vocab_size, dim) * spread)
             self.found = int(found.sum())
+            self.pretrained = {"file": str(file), "found": self.found, "vocab_size": vocab_size, "dim": dim,
+                               "frozen": bool(freeze)}
             log.info("model.embeddings: %d of %d vocabulary words found in %s (%.1f%%), %s", self.found, vocab_size,
                      file, 100.0 * self.found / vocab_size, "frozen" if freeze else "fine-tuned")
         self.dim = dim

@@ -47,8 +47,13 @@ def expected(task: str, prior: torch.Tensor, share: torch.Tensor) -> dict[str, d
     if task != "multiclass":  # per-logit BCE: majority = train prior per output, random = 50 % per output
         prior = prior.clamp(1e-6, 1 - 1e-6)
         bce = -(share * prior.log() + (1 - share) * (1 - prior).log()).mean().item()
+        majority = {"loss": bce}
+        if task == "binary":  # positive predicted when the train prior is above 1/2 (logit > 0), else negative
+            positive = bool(prior[0] > 0.5)
+            q = share[0].item()
+            majority.update(accuracy=q if positive else 1 - q, f1=2 * q / (1 + q) if positive else 0.0)
         random_f1 = (share / (share + 0.5)).mean().item()  # precision = share, recall = 1/2 (in expectation)
-        return {"majority": {"loss": bce}, "uniform_random": {"loss": math.log(2.0), "accuracy": 0.5, "f1": random_f1}}
+        return {"majority": majority, "uniform_random": {"loss": math.log(2.0), "accuracy": 0.5, "f1": random_f1}}
     p = share[prior.argmax()].item()
     chance = 1.0 / c
     random_f1 = sum(2 * q * chance / (q + chance) for q in share.tolist()) / c

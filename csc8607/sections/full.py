@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def sweep_winner(cfg: DictConfig) -> tuple[DictConfig, dict]:
     """`cfg` with the optim and model nodes of the best finished job of `full.from_sweep`, and where they came from."""
-    from csc8607.sweep import job_row
+    from csc8607.sweep import best_first, job_row
 
     sweep = Path(str(cfg.full.from_sweep)).expanduser()
     sweep = sweep if sweep.is_absolute() else Path(cfg.paths.root) / sweep
@@ -38,7 +38,7 @@ def sweep_winner(cfg: DictConfig) -> tuple[DictConfig, dict]:
     if not ok:
         raise UserError(f"full.from_sweep={cfg.full.from_sweep}: no finished job under {sweep} (give a grid or "
                         "Optuna sweep dir, e.g. multirun/DATE/TIME)")
-    best = (max if ok[0]["mode"] == "max" else min)(ok, key=lambda r: r["val_metric"])
+    best = best_first(ok)[0]
     job = Path(best["checkpoint"]).parents[1]
     recorded = OmegaConf.load(job / ".hydra" / "config.yaml")
     check_targets(recorded, f"{job / '.hydra' / 'config.yaml'}")

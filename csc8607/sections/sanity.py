@@ -96,6 +96,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     result = {
         "layers": table,
         "total_params": total,
+        # layers initialised from a file (text: the word vectors, with how many vocabulary words were found)
+        "pretrained": {name: m.pretrained for name, m in model.named_modules() if getattr(m, "pretrained", None)},
         "batch_shape": list(inputs.shape),
         "output_shape": list(logits.shape),
         "initial_loss": loss.item(),

@@ -114,6 +114,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
             "first_batch_after_s": s.engine.first_batch_after_s,
             "device": str(s.engine.device),
             "precision": s.engine.precision,
+            "precision_why": s.engine.precision_why,  # auto's choice and its reason, or "set by trainer.precision"
             "meta": meta,
             "versions": extra["versions"],
             "history": result["history"],
