@@ -133,7 +133,8 @@ def run_sections(cwd: Path, *args: str, presets: str = "data,baselines,sanity,sm
     results["evaluate"] = read_json(next((cwd / "outputs").rglob("test_metrics.json")))
     assert all((jobs["data"] / name).is_file() for name in results["data"]["figures"])
     template = (REPO / "conf" / "report_template.md").read_text()
-    results["report"] = render(template, Context(find_runs(cwd), cwd, cwd / "report"), BODIES, ANSWERS)
+    runs, left_out = find_runs(cwd)
+    results["report"] = render(template, Context(runs, cwd, cwd / "report", left_out), BODIES, ANSWERS)
     assert UNREADABLE_SECTION not in results["report"], [line for line in results["report"].splitlines()
                                                           if UNREADABLE_SECTION in line]
     return results
