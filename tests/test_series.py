@@ -108,7 +108,9 @@ def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Pa
         args = ["data=uea", f"data.root={tmp_path / 'ds'}", "data.name=Waves"]
     else:
         args = ["data=uci_har", f"data.root={write_uci_har(tmp_path / 'UCI HAR Dataset')}"]
-    presets = "data,baselines,sanity,smoke" + (",lr_finder,full" if source == "uea" else "")  # M4, M6 once
+    if source == "uea":  # M3, M4 and M6 once (27 train series: M3 memorizes 16)
+        args += ["++overfit.num_samples=16"]
+    presets = "data,baselines,sanity,smoke" + (",overfit,lr_finder,full" if source == "uea" else "")
     results = run_sections(tmp_path, *args, "model=cnn1d", "model.width=8", "model.depth=1", presets=presets)
     assert results["data"]["dataset"]["modality"] == "series" and results["data"]["grey_images"] is None
     assert results["data"]["dataset"]["input"]["length"] in (32, 128) and results["sanity"]["verdict"] == "PASS"
@@ -118,6 +120,7 @@ def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Pa
     assert "séries temporelles (" in results["report"]  # D1 names the input type
     if source == "uea":
         assert results["full"]["monitor"] == "val/accuracy" and results["lr_finder"]["suggested_lr"] > 0
+        assert results["overfit"]["verdict"] == "PASS"
 
 
 def test_a_model_for_another_input_type_names_the_right_one(tmp_path: Path) -> None:
