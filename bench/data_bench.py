@@ -104,7 +104,12 @@ def train_rate(batches, steps: int, precision: str = "32", channels_last: bool =
                budget_s: float = 10.0) -> float:
     """Images per second of `steps` optimizer steps fed by `batches` (after one warm-up step); stops early,
     after at least one timed step, once `budget_s` is spent (bf16 without CPU support is very slow)."""
-    model, optimizer, engine = model_and_engine(precision, channels_last)
+    return timed_steps(model_and_engine(precision, channels_last), batches, steps, budget_s)
+
+
+def timed_steps(setup: tuple, batches, steps: int, budget_s: float = float("inf")) -> float:
+    """Examples per second of `steps` optimizer steps of setup = (model, optimizer, engine) fed by `batches`."""
+    model, optimizer, engine = setup
     model.train()
     iterator = iter(batches)
     x, y = next(iterator)

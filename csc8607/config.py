@@ -84,7 +84,8 @@ def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
 
 
 GROUPS = ("data", "model", "optim")  # the config groups every run builds from (`_target_` nodes)
-SCORES = {"accuracy", "f1", "top5"}  # logged metrics where higher is better (a loss: lower)
+SCORES = {"accuracy", "f1", "f1_micro", "top5", "r2"}  # logged metrics where higher is better
+LOWER = {"loss", "rmse", "mae"}  # logged metrics where lower is better
 
 
 def is_int(value: Any) -> bool:
@@ -95,21 +96,48 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def monitor_mode(trainer: DictConfig) -> str:
-    """`trainer.monitor_mode`, `auto` read from the metric's name: min for a loss, max for a score; an explicit
-    mode that contradicts the metric (a loss maximized) is refused rather than picking the worst epoch."""
-    monitor, mode = str(trainer.monitor), str(trainer.get("monitor_mode", "auto"))
+TASK_MONITORS = {"regression": "val/rmse", "multilabel": "val/f1"}  # trainer.monitor=auto; others: val/accuracy
+
+
+def task_monitor(monitor: str, task: str | None) -> str:
+    """`trainer.monitor`, `auto` read from the task: val/rmse for regression, val/f1 (macro) for multi-label,
+    else val/accuracy. Before the data is built the task is `data.task` (None: a classification guess)."""
+    return TASK_MONITORS.get(task or "", "val/accuracy") if monitor == "auto" else monitor
+
+
+def monitor_mode(trainer: DictConfig, task: str | None = None) -> str:
+    """`trainer.monitor_mode`, `auto` read from the metric's name: min for a loss or an error, max for a score;
+    an explicit mode that contradicts the metric (a loss maximized) is refused rather than picking the worst epoch."""
+    monitor, mode = task_monitor(str(trainer.monitor), task), str(trainer.get("monitor_mode", "auto"))
     check(mode in ("auto", "max", "min"), f"trainer.monitor_mode={mode} must be auto, max or min")
     metric = monitor.rsplit("/", 1)[-1]
-    implied = "min" if metric == "loss" else "max" if metric in SCORES else None
+    implied = "min" if metric in LOWER else "max" if metric in SCORES else None
     if implied is None:
-        check(mode != "auto", f"trainer.monitor={monitor} is not a logged metric (loss, accuracy, f1 or top5 of "
-                              "train/ or val/); or set trainer.monitor_mode=max or min")
+        check(mode != "auto", f"trainer.monitor={monitor} is not a logged metric (loss, accuracy, f1, top5, rmse, mae "
+                              "or r2 of train/ or val/); or set trainer.monitor_mode=max or min")
         return mode
     better = "lower" if implied == "min" else "higher"
     check(mode in ("auto", implied), f"trainer.monitor_mode={mode} contradicts trainer.monitor={monitor} (better "
                                      f"when {better}): use monitor_mode={implied} or auto")
     return implied
+
+
+def check_sweep_direction(cfg: DictConfig, task: str | None = None) -> None:
+    """An Optuna sweep maximizes or minimizes what each job returns (trainer.monitor): `direction: maximize` on
+    val/loss would search for the worst model. Refused before the first trial (`task`: the data's, once built)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        direction = HydraConfig.get().sweeper.get("direction")
+    except ValueError:  # not inside a Hydra app
+        return
+    if task is None and isinstance(cfg.get("data"), DictConfig):
+        task = cfg.data.get("task")
+    mode = monitor_mode(cfg.trainer, task)
+    monitor = task_monitor(str(cfg.trainer.monitor), task)
+    if isinstance(direction, str) and direction.lower() in ("maximize", "minimize") and direction.lower()[:3] != mode:
+        raise UserError(f"hydra.sweeper.direction={direction} contradicts trainer.monitor={monitor} "
+                        f"(monitor_mode {mode}): set hydra.sweeper.direction={mode}imize")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -119,7 +147,7 @@ def validate(cfg: DictConfig) -> None:
         check(isinstance(node, DictConfig) and isinstance(node.get("_target_"), str),
               f"{group}{'._target_' if isinstance(node, DictConfig) else ''} is missing from the config (removed "
               f"with ~?): choose one with {group}=<name> (conf/{group}/*.yaml)")
-    validate_trainer(cfg.trainer)
+    validate_trainer(cfg.trainer, cfg.data.get("task"))
     lr = cfg.optim.get("lr")
     check(is_number(lr), f"optim.lr={lr!r} must be a number")
     check(lr > 0, f"optim.lr={lr} must be > 0")
@@ -138,12 +166,12 @@ def validate(cfg: DictConfig) -> None:
                                                                      "a number >= 0")
 
 
-def validate_trainer(trainer: DictConfig) -> None:
+def validate_trainer(trainer: DictConfig, task: str | None = None) -> None:
     for key in ("max_epochs", "batch_size", "eval_batch_size", "log_every_n_steps"):
         value = trainer.get(key)
         check(is_int(value) and value >= 1, f"trainer.{key}={value} must be a whole number >= 1")
         check(value < 2**31, f"trainer.{key}={value} is far too large (at most {2**31 - 1})")
-    monitor_mode(trainer)
+    monitor_mode(trainer, task)
     grad_clip = trainer.get("grad_clip")
     check(grad_clip is None or (is_number(grad_clip) and grad_clip > 0),
           f"trainer.grad_clip={grad_clip} must be a number > 0, or null")

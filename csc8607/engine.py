@@ -89,13 +89,13 @@ class Engine:
     """How batches go through a model: device, precision, the task's loss and metrics."""
 
     def __init__(self, task: str, num_classes: int, device: torch.device, precision: str = "32",
-                 grad_clip: float | None = None, progress: bool = False) -> None:
+                 grad_clip: float | None = None, progress: bool = False, loss: str | None = None) -> None:
         self.task, self.num_classes = task, num_classes
         self.device, self.precision = device, precision
         self.precision_why = "set by the caller"  # run.setup records why auto chose it
         self.grad_clip = grad_clip
         self.progress = progress
-        self.loss_fn = loss_function(task)
+        self.loss_fn = loss_function(task, loss)  # meta["loss"]; None: the task's default
         self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "16")
         self.step = 0  # optimizer steps taken, across epochs
         self.first_batch_after_s: float | None = None  # seconds from csc8607's import to the first train batch

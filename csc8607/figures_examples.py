@@ -32,9 +32,10 @@ def image_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict[str, 
 def example_grid(rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None, draw: Any,
                  cell: tuple[float, float]) -> tuple[Any, Any]:
     """One row of examples per key, `draw(ax, example)` in each cell titled `<key>: <label>`; returns (fig, last
-    drawn artist)."""
+    drawn artist). Constrained layout: titles, axis labels and a colorbar never overlap a neighbour."""
     ncols = max(len(examples) for examples in rows.values())
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(cell[0] * ncols, cell[1] * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(cell[0] * ncols, cell[1] * len(rows)), squeeze=False,
+                             layout="constrained")
     artist = None
     for r, (name, examples) in enumerate(rows.items()):
         for c in range(ncols):
@@ -56,7 +57,8 @@ def spectrogram_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict
 
     def draw(ax: Any, spec: np.ndarray) -> Any:
         ax.set_xlabel("frame", fontsize=6)
-        ax.set_ylabel("mel band", fontsize=6)
+        if ax.get_subplotspec().is_first_col():  # one axis name per row
+            ax.set_ylabel("mel band", fontsize=6)
         return ax.imshow(spec[0], origin="lower", aspect="auto", vmin=low, vmax=high, cmap="magma")
 
     fig, image = example_grid(rows, titles, draw, (2.6, 2.2))
@@ -74,7 +76,6 @@ def text_grid(path: Path | str, rows: dict[str, list[str]], titles: dict[str, li
                        transform=ax.transAxes)
 
     fig, _ = example_grid(rows, titles, draw, (3.6, 2.0))
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -91,5 +92,4 @@ def series_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict[str,
 
     fig, _ = example_grid(rows, titles, draw, (2.6, 1.9))
     fig.axes[0].legend(fontsize=5, loc="upper right")
-    fig.tight_layout()
     return save(fig, path)

@@ -12,12 +12,30 @@ import math
 import torch
 from torch import nn
 
+from csc8607.errors import UserError
 
-def loss_function(task: str) -> nn.Module:
-    """CrossEntropy for multiclass; BCEWithLogits for binary (one logit) and multilabel; MSE for regression."""
-    if task == "regression":
-        return nn.MSELoss()
-    return nn.CrossEntropyLoss() if task == "multiclass" else nn.BCEWithLogitsLoss()
+
+LOSSES = {"cross_entropy": nn.CrossEntropyLoss, "bce": nn.BCEWithLogitsLoss,  # the classification tasks'
+          "mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}  # regression: data.loss (huber: delta 1)
+REGRESSION_LOSSES = ("mse", "l1", "huber")
+
+
+def loss_name(task: str, asked: str | None = None) -> str:
+    """The loss a task trains with: cross_entropy for multiclass, bce (one logit per output) for binary and
+    multilabel; regression: `asked` (data.loss: mse, the default, l1 or huber)."""
+    if task != "regression":
+        if asked is not None:
+            raise UserError(f"data.loss={asked} is for data.task=regression (mse, l1 or huber); a {task} task "
+                            "has its own loss: leave data.loss null")
+        return "cross_entropy" if task == "multiclass" else "bce"
+    if (asked or "mse") not in REGRESSION_LOSSES:
+        raise UserError(f"data.loss={asked} is not one of {', '.join(REGRESSION_LOSSES)}")
+    return asked or "mse"
+
+
+def loss_function(task: str, name: str | None = None) -> nn.Module:
+    """The loss module `name` (meta["loss"]; None: the task's default from loss_name)."""
+    return LOSSES[name or loss_name(task)]()
 
 
 def loss_targets(labels: torch.Tensor, task: str) -> torch.Tensor:

@@ -172,7 +172,14 @@ def sweep_table(c: Context, preset: str) -> str:
              r["val_metric"] and f"{float(r['val_metric']):.4f}", r["val_loss"] and f"{float(r['val_loss']):.4f}",
              f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
     return table(["Run (nom explicite)", "LR", "WD", f"Hyp-{axes.label(job, 'A')}", f"Hyp-{axes.label(job, 'B')}",
-                  "#Paramètres", f"Val metric (nom={job.trainer.monitor})", "Val loss", "Notes"], body)
+                  "#Paramètres", f"Val metric (nom={sweep_monitor(c, preset)})", "Val loss", "Notes"], body)
+
+
+def sweep_monitor(c: Context, preset: str) -> str:
+    """The metric a sweep's jobs were ranked by: what their metrics.json says (their config may say `auto`)."""
+    for path in sorted(c.runs[preset].glob("*/metrics.json")):
+        return str(c.read(path, checkpoint.read_json)["monitor"])
+    return str(sweep_job_config(c, preset).trainer.monitor)
 
 
 def sweep_job_config(c: Context, preset: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import figures
-from csc8607.report import Context, fmt, sweep_table, table
+from csc8607.report import Context, fmt, sweep_monitor, sweep_table, table
 from csc8607.report_runs import command
 
 STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")  # always counted; any other state is counted when present
@@ -153,7 +153,7 @@ def optuna(c: Context) -> str:
     if study is None:
         return (f"{head}\n> _Étude non lue ({why}) : seul le dernier run est résumé._\n\n"
                 + sweep_table(c, "optuna"))
-    monitor = str(OmegaConf.load(next(c.runs["optuna"].glob("*/.hydra/config.yaml"))).trainer.monitor)
+    monitor = sweep_monitor(c, "optuna")
     counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
     states = [*STATES, *sorted(set(counts) - set(STATES))]
     direction = ", ".join({"MAXIMIZE": "à maximiser", "MINIMIZE": "à minimiser"}.get(d.name, d.name)

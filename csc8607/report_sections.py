@@ -171,7 +171,7 @@ def augment(c: Context) -> str:
 def architecture(c: Context) -> str:
     j, cfg = c.json("sanity"), c.config("sanity")
     rows = [[r["layer"], r["type"], shape(r["output_shape"]), r["params"]] for r in j["layers"]]
-    loss = "CrossEntropyLoss" if c.json("sanity")["expected_rule"].startswith("-log") else "BCEWithLogitsLoss"
+    loss = j.get("loss") or ("CrossEntropyLoss" if j["expected_rule"].startswith("-log") else "BCEWithLogitsLoss")
     return (f"- **Description couche par couche** (`{cfg.model._target_}`, {model_axes(cfg)}, la configuration du "
             "run `experiment=sanity`) :\n\n"
             + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
@@ -374,14 +374,48 @@ def texts_read(c: Context) -> str:
 
 def baselines(c: Context) -> str:
     j = c.json("baselines")
+    splits = [s for s in ("val", "test") if s in j]
+    if "train_mean" in j:  # regression: the train mean predicted everywhere, scored by MAE, RMSE and R²
+        out = [f"- **Moyenne de train** (`{fmt(j['train_mean'])}` prédite pour tout exemple) ({split}) — Métrique : "
+               f"`rmse` → score = `{got['rmse']:.4f}` (attendu {num(exp['rmse'])}) ; mae = `{got['mae']:.4f}`, "
+               f"R² = `{got['r2']:.4f}` (attendu {num(exp['r2'])}), loss ({j.get('loss', 'mse')}) = `{got['loss']:.4f}`"
+               for split in splits for got, exp in [(j[split]["measured"]["train_mean"],
+                                                     j[split]["expected"]["train_mean"])]]
+        return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 baseline")
+    labels = {"majority": "Classe majoritaire", "uniform_random": "Prédiction aléatoire uniforme"}
+    metric = "accuracy"
+    if "attributes" in j:  # multi-label: per attribute, F1 says more than accuracy
+        labels = {"always_0": "Toujours 0 (aucun attribut)", "always_1": "Toujours 1 (tous les attributs)",
+                  "majority": "Majorité par attribut (prior de train)",
+                  "uniform_random": "Aléatoire (50 % par attribut)"}
+        metric = "f1"
     out = []
-    for split in (s for s in ("val", "test") if s in j):
-        for name, label in (("majority", "Classe majoritaire"), ("uniform_random", "Prédiction aléatoire uniforme")):
+    for split in splits:
+        for name, label in labels.items():
             got, exp = j[split]["measured"][name], j[split]["expected"][name]
-            out.append(f"- **{label}** ({split}) — Métrique : `accuracy` → score = `{got['accuracy']:.4f}` "
-                       f"(attendu {num(exp.get('accuracy', float('nan')))}) ; f1 = `{got.get('f1', 0):.4f}`, "
+            other = "accuracy" if metric == "f1" else "f1"
+            out.append(f"- **{label}** ({split}) — Métrique : `{metric}` → score = `{got[metric]:.4f}` "
+                       f"(attendu {num(exp.get(metric, float('nan')))}) ; {other} = `{got.get(other, 0):.4f}`, "
                        f"loss = `{got['loss']:.4f}`")
+    if "attributes" in j:
+        split = splits[0]
+        m = j[split]["measured"]
+        rows = [[a, *(f"{m[n]['per_class_accuracy'][i]:.3f} / {m[n]['per_class_f1'][i]:.3f}"
+                      for n in ("always_0", "always_1", "majority"))] for i, a in enumerate(j["attributes"])]
+        out.append(f"\nPar attribut ({split}, accuracy / F1) :\n\n"
+                   + table(["Attribut", "Toujours 0", "Toujours 1", "Majorité"], rows))
     return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 baselines")
+
+
+def against_train_mean(c: Context) -> str:
+    """M9 for regression: the test errors beside the train-mean baseline's (M0), which R² = 0 stands for."""
+    m = c.json("evaluate")["metrics"]
+    if "rmse" not in m:
+        return ""
+    mean = c.json("baselines").get("test", {}).get("measured", {}).get("train_mean") if "baselines" in c.runs else None
+    base = (f" ; la moyenne de train (M0) fait RMSE `{mean['rmse']:.4f}`, MAE `{mean['mae']:.4f}` sur test"
+            if mean else "")
+    return f" Test : RMSE `{m['rmse']:.4f}`, MAE `{m['mae']:.4f}`, R² `{m['r2']:.4f}` (0 = la moyenne de train){base}."
 
 
 BODIES: dict[str, Renderer] = {  # heading number -> (runs needed, renderer of its body)
@@ -414,5 +448,6 @@ ANSWERS: dict[str, Renderer] = {
     "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + " ; ".join(
         f"{k} {', '.join(f'{x} → {num(y)}' for x, y in v['best_by_value'].items())}"
         for k, v in c.json("compare")["comparisons"].items())),
-    "M9": (("evaluate",), lambda c: f"Écart val − test : `{gap_text(c.json('evaluate').get('val_minus_test'))}`."),
+    "M9": (("evaluate",), lambda c: f"Écart val − test : `{gap_text(c.json('evaluate').get('val_minus_test'))}`."
+           + against_train_mean(c)),
 }

@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import runtime
-from csc8607.config import MACHINE_KEYS, build, flatten, validate
+from csc8607.config import MACHINE_KEYS, build, check_sweep_direction, flatten, monitor_mode, task_monitor, validate
 from csc8607.data import Dataset
 from csc8607.engine import Engine
 from csc8607.errors import UserError
@@ -60,29 +60,32 @@ def setup(cfg: DictConfig) -> Setup:
         channels_last = device.type == "cuda" or precision == "bf16"
     data = build(cfg.data, "data")
     meta = data.meta
-    check_monitor(meta["task"], trainer)
+    resolve_monitor(cfg, meta["task"])
     runtime.seed_everything(cfg.seed)  # model init does not depend on how much randomness the data used
     model = build_model(cfg.model, meta, trainer.batch_size, device)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     progress = trainer.progress_bar
     progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
-    engine = Engine(meta["task"], meta["num_classes"], device, precision, trainer.get("grad_clip"), progress)
+    engine = Engine(meta["task"], meta["num_classes"], device, precision, trainer.get("grad_clip"), progress,
+                    meta.get("loss"))
     engine.precision_why = why
     return Setup(cfg, data, model, engine, bool(channels_last))
 
 
-REGRESSION_MONITORS = {"val/rmse": "min", "val/mae": "min", "val/loss": "min", "val/r2": "max"}
+REGRESSION_MONITORS = ("val/rmse", "val/mae", "val/loss", "val/r2")
 
 
-def check_monitor(task: str, trainer: DictConfig) -> None:
-    """A regression run has no accuracy: its monitor must be one of its metrics, in that metric's direction."""
-    if task != "regression":
-        return
-    mode = REGRESSION_MONITORS.get(trainer.monitor)
-    if mode is None or trainer.monitor_mode != mode:
+def resolve_monitor(cfg: DictConfig, task: str) -> None:
+    """Write the monitor the task implies into cfg.trainer (`auto`: val/rmse for regression, val/f1 for
+    multi-label, else val/accuracy) with its mode, so that every later reader sees the metric itself; an explicit
+    monitor stays, but a regression run has no accuracy: its monitor must be one of its metrics."""
+    trainer = cfg.trainer
+    if task == "regression" and trainer.monitor not in ("auto", *REGRESSION_MONITORS):
         raise UserError(f"data.task=regression is scored by {', '.join(REGRESSION_MONITORS)}, not "
-                        f"trainer.monitor={trainer.monitor} ({trainer.monitor_mode}): add trainer.monitor=val/rmse "
-                        "trainer.monitor_mode=min")
+                        f"trainer.monitor={trainer.monitor}: set trainer.monitor=val/rmse or leave it auto")
+    mode = monitor_mode(trainer, task)
+    trainer.monitor, trainer.monitor_mode = task_monitor(str(trainer.monitor), task), mode
+    check_sweep_direction(cfg, task)  # again with the task known (a .ts file may declare a regression target)
 
 
 def run_name(cfg: DictConfig) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import optuna
 from optuna.storages import RDBStorage
 
+from csc8607.config import task_monitor
 from csc8607.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,8 @@ def experiment_identity(config: Any) -> dict[str, Any]:
                  "root": os.path.abspath(str(root)) if root else None},
         "model": {"choice": choices.get("model"), "_target_": config.model.get("_target_"),
                   "name": config.model.get("name")},
-        "monitor": {"metric": config.trainer.get("monitor"), "direction": str(config.hydra.sweeper.direction)},
+        "monitor": {"metric": task_monitor(str(config.trainer.get("monitor")), config.data.get("task")),  # not `auto`
+                    "direction": str(config.hydra.sweeper.direction)},
         "space": {str(k): str(v) for k, v in sorted(space.items())},  # type: ignore[union-attr]
     }
 

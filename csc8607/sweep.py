@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import axes, checkpoint
-from csc8607.config import monitor_mode
+from csc8607.config import monitor_mode, task_monitor
 from csc8607.engine import Interrupted
 from csc8607.errors import ExistingRun, UserError
 from csc8607.errors import fail as stop_sweep  # one-line error, exit 2
@@ -86,7 +86,8 @@ def read_row(job_dir: Path) -> dict[str, Any]:
         row.update(run=cfg.get("run_name") or job_dir.name, status="failed", params=None, val_metric=None, val_loss=None,
                    best_epoch=None, wall_time_s=round(failed.get("wall_time_s", 0.0), 2), checkpoint="",
                    error=failed.get("error", "no metrics.json nor failed.json (killed?)"))
-    row["monitor"], row["mode"] = cfg.trainer.monitor, monitor_mode(cfg.trainer)
+    task = (m.get("meta") or {}).get("task") if metrics_path.exists() else cfg.data.get("task")  # monitor: auto
+    row["monitor"], row["mode"] = task_monitor(str(cfg.trainer.monitor), task), monitor_mode(cfg.trainer, task)
     return row
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,19 +112,29 @@ def write_esc50(root: Path, per_fold: int = 2) -> Path:
     return root
 
 
-def run_sections(cwd: Path, *args: str) -> dict[str, dict]:
+def run_sections(cwd: Path, *args: str, presets: str = "data,baselines,sanity,smoke") -> dict[str, Any]:
     """The data, baselines and sanity sections and a short training run (smoke) as the jobs of one `-m` call,
-    then evaluate.py on the trained checkpoint: {section: its result JSON} (+ "evaluate": test_metrics.json)."""
+    then evaluate.py on the trained checkpoint: {section: its result JSON} (+ "evaluate": test_metrics.json),
+    and "report": the report those runs fill (rendered in process, as report.py does), checked to have no
+    section it could not generate."""
     from omegaconf import OmegaConf
 
-    from conftest import job_dirs, read_json, run_cli
+    from conftest import REPO, job_dirs, read_json, run_cli
+    from csc8607.report import UNREADABLE_SECTION, Context, render
+    from csc8607.report_runs import RESULTS, find_runs
+    from csc8607.report_sections import ANSWERS, BODIES
 
-    run_cli("train.py", "-m", "experiment=data,baselines,sanity,smoke", "trainer.max_epochs=1", "trainer.batch_size=8",
+    run_cli("train.py", "-m", f"experiment={presets}", "trainer.max_epochs=1", "trainer.batch_size=8",
             "trainer.threads=1", *args, cwd=cwd)
     jobs = {OmegaConf.load(d / ".hydra" / "config.yaml").section: d for d in job_dirs(cwd / "multirun")}
-    results = {name: read_json(jobs[name] / f"{name}.json") for name in ("data", "baselines", "sanity")}
+    results = {name: read_json(job / RESULTS[name]) for name, job in jobs.items() if name in RESULTS}
     results["train"] = read_json(jobs["train"] / "metrics.json")
     run_cli("evaluate.py", f"ckpt='{jobs['train'] / 'checkpoints' / 'best.ckpt'}'", cwd=cwd)  # quoted: = and , in it
     results["evaluate"] = read_json(next((cwd / "outputs").rglob("test_metrics.json")))
     assert all((jobs["data"] / name).is_file() for name in results["data"]["figures"])
+    template = (REPO / "conf" / "report_template.md").read_text()
+    runs, left_out = find_runs(cwd)
+    results["report"] = render(template, Context(runs, cwd, cwd / "report", left_out), BODIES, ANSWERS)
+    assert UNREADABLE_SECTION not in results["report"], [line for line in results["report"].splitlines()
+                                                          if UNREADABLE_SECTION in line]
     return results

@@ -124,3 +124,4 @@ def test_audio_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Pat
     assert meta["modality"] == "audio" and meta["input_shape"][:2] == [1, 64] and meta["augment"]["time_masks"] == 2
     assert results["data"]["dataset"]["input"]["n_mels"] == 64 and results["sanity"]["verdict"] == "PASS"
     assert "decoding" in results["data"]["dataset"]["notes"] and results["evaluate"]["metrics"]["accuracy"] >= 0
+    assert "audio (log-mel 64 bandes" in results["report"]  # D1 names the input type

@@ -87,20 +87,73 @@ def test_celeba_sections_train_with_bce_and_report_f1(tmp_path: Path) -> None:
     assert all("+" in label or label in ("Smiling", "Male", "Eyeglasses", "none")
                for label in results["data"]["examples"]["train"])
     assert abs(results["sanity"]["expected_initial_loss"] - math.log(2)) < 1e-9
+    assert results["train"]["monitor"] == "val/f1"  # trainer.monitor=auto: macro F1 for multi-label
+    val = results["baselines"]["val"]
+    for name in ("always_0", "always_1", "majority"):  # per attribute, the engine's scores = the closed forms
+        for key in ("per_class_accuracy", "per_class_f1"):
+            assert val["measured"][name][key] == pytest.approx(val["expected"][name][key], abs=1e-9), (name, key)
+    assert val["measured"]["always_0"]["f1"] == 0 and val["measured"]["always_1"]["f1"] > 0
+    assert "**Toujours 1 (tous les attributs)** (val) — Métrique : `f1`" in results["report"]
+    assert "| Eyeglasses |" in results["report"]  # M0's per-attribute table
 
 
 def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path) -> None:
-    (tmp_path / "refused").mkdir()
-    proc = run_cli("train.py", "data.task=regression", *FAST, cwd=tmp_path / "refused", check=False)
-    assert proc.returncode == 2 and "add trainer.monitor=val/rmse trainer.monitor_mode=min" in proc.stderr
-    results = run_sections(tmp_path, "data.task=regression", "trainer.monitor=val/rmse", "trainer.monitor_mode=min",
-                           *FAST[:2])
+    """data.task=regression alone: the monitor follows the task (val/rmse, min) and every section's report text
+    speaks of the regression's metrics and its train-mean baseline."""
+    results = run_sections(tmp_path, "data.task=regression", "data.loss=l1", *FAST[:2],
+                           presets="data,baselines,sanity,smoke,lr_finder,full")
     metrics = results["train"]
     history = metrics["history"]
     assert {"val/mae", "val/rmse", "val/r2", "train/rmse"} <= set(history[0]) and metrics["monitor"] == "val/rmse"
-    assert metrics["best_value"] == min(row["val/rmse"] for row in history)
-    assert {"mae", "rmse", "r2"} <= set(metrics["test"])
+    assert metrics["best_value"] == min(row["val/rmse"] for row in history) and metrics["meta"]["loss"] == "l1"
+    assert {"mae", "rmse", "r2"} <= set(metrics["test"]) and results["full"]["monitor"] == "val/rmse"
     measured, expected = (results["baselines"]["val"][k]["train_mean"] for k in ("measured", "expected"))
-    assert abs(measured["rmse"] - expected["rmse"]) < 1e-4  # the train mean, scored by the engine
-    assert 0 < results["sanity"]["expected_initial_loss"] < 81 and results["sanity"]["verdict"] == "PASS"
+    assert all(abs(measured[k] - expected[k]) < 1e-4 for k in ("rmse", "mae", "loss", "r2"))  # loss: L1 of the mean
+    assert results["sanity"]["loss"] == "L1Loss" and results["sanity"]["verdict"] == "PASS"
     assert len(results["data"]["class_counts"]["train"]) == 10  # target histogram bins
+    report = results["report"]
+    assert "**Moyenne de train**" in report and "Métrique : `rmse`" in report and "Loss function** : L1Loss" in report
+    assert "la moyenne de train (M0) fait RMSE" in report and "BCEWithLogits" not in report
+
+
+def test_monitor_follows_the_task_and_an_explicit_one_wins() -> None:
+    """trainer.monitor=auto (the default) becomes the task's metric with its direction once the data is known;
+    a monitor typed by the user stays; a regression run cannot be ranked by accuracy."""
+    from test_configs import compose_with
+    from csc8607.run import resolve_monitor
+
+    default = compose_with()
+    assert default.trainer.monitor == "auto"
+    for task, monitor, mode in (("regression", "val/rmse", "min"), ("multilabel", "val/f1", "max"),
+                                ("multiclass", "val/accuracy", "max"), ("binary", "val/accuracy", "max")):
+        cfg = default.copy()
+        resolve_monitor(cfg, task)
+        assert (cfg.trainer.monitor, cfg.trainer.monitor_mode) == (monitor, mode), task
+    cfg = default.copy()
+    cfg.trainer.monitor = "val/r2"  # as typed on the command line
+    resolve_monitor(cfg, "regression")
+    assert (cfg.trainer.monitor, cfg.trainer.monitor_mode) == ("val/r2", "max")
+    cfg.trainer.monitor, cfg.trainer.monitor_mode = "val/accuracy", "auto"
+    with pytest.raises(UserError, match="not trainer.monitor=val/accuracy: set trainer.monitor=val/rmse or leave it"):
+        resolve_monitor(cfg, "regression")
+
+
+def test_regression_losses_are_chosen_by_data_loss() -> None:
+    from csc8607.engine import Engine
+
+    pred, y = torch.tensor([[0.0], [3.0]]), torch.tensor([2.0, 3.0])
+    for loss, value in ((None, 2.0), ("mse", 2.0), ("l1", 1.0), ("huber", 0.75)):  # errors 2 and 0
+        engine = Engine("regression", 1, torch.device("cpu"), loss=loss)
+        assert engine.loss(pred, y).item() == pytest.approx(value), loss
+    from csc8607.data import Dataset, SourceData
+    from csc8607.data.split import Split
+
+    def source() -> SourceData:
+        return SourceData({"train": Split(torch.randn(40, 2, 3), torch.arange(40) % 2)}, ["0", "1"], "tiny", "tests")
+
+    assert Dataset(source(), 0.2, 0.2, task="regression", loss="huber").meta["loss"] == "huber"
+    assert Dataset(source(), 0.2, 0.2).meta["loss"] == "cross_entropy"
+    with pytest.raises(UserError, match="data.loss=l1 is for data.task=regression"):
+        Dataset(source(), 0.2, 0.2, loss="l1")
+    with pytest.raises(UserError, match="data.loss=hinge is not one of mse, l1, huber"):
+        Dataset(source(), 0.2, 0.2, task="regression", loss="hinge")

@@ -11,8 +11,8 @@ import torch
 
 from conftest import run_cli
 from input_fixtures import run_sections, write_ts, write_uci_har
-from csc8607.data.series import SeriesData
-from csc8607.data.series_files import load_uea, load_uci_har
+from csc8607.data.series import SeriesData, fill_missing
+from csc8607.data.series_files import load_uea, load_uci_har, read_ts
 from csc8607.errors import UserError
 
 FAST = ["model=cnn1d", "model.width=8", "model.depth=1", "trainer.max_epochs=1", "trainer.batch_size=8"]
@@ -108,9 +108,62 @@ def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Pa
         args = ["data=uea", f"data.root={tmp_path / 'ds'}", "data.name=Waves"]
     else:
         args = ["data=uci_har", f"data.root={write_uci_har(tmp_path / 'UCI HAR Dataset')}"]
-    results = run_sections(tmp_path, *args, "model=cnn1d", "model.width=8", "model.depth=1")
+    if source == "uea":  # M3, M4 and M6 once (27 train series: M3 memorizes 16)
+        args += ["++overfit.num_samples=16"]
+    presets = "data,baselines,sanity,smoke" + (",overfit,lr_finder,full" if source == "uea" else "")
+    results = run_sections(tmp_path, *args, "model=cnn1d", "model.width=8", "model.depth=1", presets=presets)
     assert results["data"]["dataset"]["modality"] == "series" and results["data"]["grey_images"] is None
     assert results["data"]["dataset"]["input"]["length"] in (32, 128) and results["sanity"]["verdict"] == "PASS"
     majority = results["baselines"]["val"]
     assert abs(majority["measured"]["majority"]["accuracy"] - majority["expected"]["majority"]["accuracy"]) < 1e-6
     assert np.isfinite(results["train"]["history"][0]["train/loss"]) and results["evaluate"]["metrics"]["accuracy"] >= 0
+    assert "séries temporelles (" in results["report"]  # D1 names the input type
+    if source == "uea":
+        assert results["full"]["monitor"] == "val/accuracy" and results["lr_finder"]["suggested_lr"] > 0
+        assert results["overfit"]["verdict"] == "PASS"
+
+
+def test_a_model_for_another_input_type_names_the_right_one(tmp_path: Path) -> None:
+    """The default image `cnn` on series (or cnn1d on a log-mel, an image model on token ids) is refused in one
+    line naming the model option of that input type, not with a shape error alone."""
+    from test_configs import compose_with
+    from csc8607.models import build_model
+
+    write_ts(tmp_path / "Waves_TRAIN.ts", per_class=4)
+    series = SeriesData(partial(load_uea, root=str(tmp_path), name="Waves")).meta
+    audio = {"modality": "audio", "input_shape": [1, 64, 101], "num_outputs": 2, "num_classes": 2}
+    text = {"modality": "text", "input_shape": [16], "input_dtype": "int32", "num_outputs": 2, "num_classes": 2}
+    for meta, model, hint in ((series, "cnn", "for series inputs (2, 32) use model=cnn1d"),
+                              (series, "resnet", "use model=cnn1d"), (audio, "cnn1d", "use model=cnn (a log-mel"),
+                              (text, "cnn", "use model=text_cnn or model=text_rnn")):
+        with pytest.raises(UserError, match="use model=") as err:
+            build_model(compose_with(f"model={model}").model, meta, 4, torch.device("cpu"))
+        assert hint in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert build_model(compose_with("model=cnn1d", "model.width=4").model, series, 4, torch.device("cpu"))
+
+
+def test_ts_missing_values_are_interpolated_and_timestamps_refused(tmp_path: Path) -> None:
+    path = write_ts(tmp_path / "Gaps_TRAIN.ts", per_class=4, header={"missing": "true"})
+    lines = path.read_text().splitlines()
+    first = lines.index("@data") + 1
+    rows = [line.split(":") for line in lines[first:]]
+    values = [float(v) for v in rows[0][1].split(",")]
+    rows[0][1] = ",".join(["?", "?"] + [f"{v:.4f}" for v in values[2:5]] + ["?"] + [f"{v:.4f}" for v in values[6:]])
+    rows[1][0] = ",".join(["?"] * len(values))  # a channel with no value at all
+    path.write_text("\n".join(lines[:first] + [":".join(r) for r in rows]) + "\n")
+    data = SeriesData(partial(load_uea, root=str(tmp_path), name="Gaps"), val_fraction=0.25, test_fraction=0.25)
+    assert data.meta["notes"]["decoding"]["Gaps train"]["missing_filled"] == 3 + len(values)
+    series, _, _ = read_ts(path)
+    filled, count = fill_missing(series)
+    assert count == 3 + len(values) and not any(np.isnan(s).any() for s in filled)
+    x = filled[0][1]
+    assert x[0] == x[1] == pytest.approx(values[2], abs=1e-4)  # before the first known value: that value
+    assert x[5] == pytest.approx((values[4] + values[6]) / 2, abs=1e-4)  # between two: interpolated
+    assert (filled[1][0] == 0).all()
+    write_ts(tmp_path / "Gaps_TRAIN.ts", per_class=2, header={"missing": "false"})
+    path.write_text(path.read_text().replace("@data\n", "@data\n?,", 1))  # a first value missing
+    with pytest.raises(UserError, match="missing values '\\?' but the header says @missing false"):
+        read_ts(path)
+    write_ts(tmp_path / "Timed_TRAIN.ts", per_class=2, header={"timeStamps": "true"})
+    with pytest.raises(UserError, match="Timed_TRAIN.ts: @timeStamps true .* is not supported"):
+        load_uea(str(tmp_path), "Timed")

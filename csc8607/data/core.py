@@ -16,6 +16,7 @@ from csc8607.data import cache
 from csc8607.data.loader import BatchLoader, Standardize
 from csc8607.data.split import Split, carve, check_classes, fingerprint, numeric_targets
 from csc8607.errors import UserError
+from csc8607.metrics import loss_name
 
 TASKS = ("multiclass", "binary", "multilabel", "regression")
 
@@ -57,6 +58,7 @@ class Dataset:
     `settings` are the input type's preprocessing keys (part of the cache key); `task` overrides the source's
     (regression: the class names are read as numbers); `name` overrides the source's name in meta.
     `source_keys` are data-level keys that the source config reads (`${..test_folds}`): recorded in meta.
+    `loss`: regression's loss (mse, l1, huber); recorded in meta["loss"] with the other tasks' own.
     """
 
     modality = "array"
@@ -65,7 +67,7 @@ class Dataset:
                  test_fraction: float = 0.1, split_seed: int = 0, normalize: dict | None = None,
                  augment: dict | None = None, root: str | None = None, cache_dir: str | None = None,
                  decode_workers: int | None = None, task: str | None = None, name: str | None = None,
-                 settings: dict[str, Any] | None = None, **source_keys: Any) -> None:
+                 settings: dict[str, Any] | None = None, loss: str | None = None, **source_keys: Any) -> None:
         for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 < float(value) < 1.0:
                 raise UserError(f"data.{key}={value} must be between 0 and 1 (exclusive)")
@@ -90,6 +92,7 @@ class Dataset:
             "task": self.task,
             "num_classes": num_classes,
             "num_outputs": 1 if self.task in ("binary", "regression") else num_classes,
+            "loss": loss_name(self.task, loss),
             "input_shape": list(self.splits["train"].inputs.shape[1:]),
             "input_dtype": self.model_dtype,  # what the model receives (after the transform)
             "stored_dtype": str(self.splits["train"].inputs.dtype).replace("torch.", ""),

@@ -32,6 +32,23 @@ def fixed_length(series: list[np.ndarray], length: int | None, name: str) -> tup
     return torch.from_numpy(out), done
 
 
+def fill_missing(series: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Missing values (NaN: a `.ts` '?') replaced by linear interpolation in time within their channel, the
+    nearest known value before the first or after the last one, 0 in a channel with none. Returns the series and
+    how many values were filled (report D5)."""
+    out, filled = [], 0
+    for s in series:
+        missing = np.isnan(s)
+        if missing.any():
+            s, steps = s.copy(), np.arange(s.shape[-1])
+            for c in np.flatnonzero(missing.any(axis=1)):
+                known = ~missing[c]
+                s[c] = np.interp(steps, steps[known], s[c, known]) if known.any() else 0.0
+            filled += int(missing.sum())
+        out.append(s)
+    return out, filled
+
+
 def windows(split: Split, window: int, stride: int) -> Split:
     """Cut each (C, T) series into windows of `window` steps every `stride` steps; each keeps its target."""
     length = split.inputs.shape[-1]
@@ -92,8 +109,9 @@ class SeriesData(Dataset):
     def decode(self, part: Any, name: str, workers: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         items = list(part.items) if isinstance(part, Encoded) else [s.numpy() for s in part.inputs]
         targets = torch.as_tensor(part.targets)
+        items, filled = fill_missing(items)
         inputs, done = fixed_length(items, self.settings["length"], name)
-        self.found[name] = done
+        self.found[name] = {**done, "missing_filled": filled}
         return inputs, targets
 
     def expand(self, split: Split) -> Split:

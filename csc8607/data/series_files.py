@@ -39,6 +39,9 @@ def read_ts(path: Path) -> tuple[list[np.ndarray], list[str], dict[str, str]]:
     """A `.ts` file -> (C, T_i) float32 arrays, their label strings, the header; every header claim checked."""
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     header, start = ts_header(lines, path)
+    if flag(header, "timestamps"):
+        raise UserError(f"{path}: @timeStamps true (a time with every value) is not supported: resample the series "
+                        "to equal steps and write the values alone")
     labelled = flag(header, "classlabel") or flag(header, "targetlabel")
     dims = int(header["dimensions"]) if "dimensions" in header else (1 if flag(header, "univariate") else None)
     length = int(header["serieslength"]) if "serieslength" in header else None
@@ -51,9 +54,12 @@ def read_ts(path: Path) -> tuple[list[np.ndarray], list[str], dict[str, str]]:
             labels.append(parts.pop().strip())
         where = f"{path}:{number}"
         try:
-            values = [np.array([float(v) for v in p.split(",")], dtype=np.float32) for p in parts]
+            values = [np.array([np.nan if v.strip() == "?" else float(v) for v in p.split(",")], dtype=np.float32)
+                      for p in parts]  # '?' = missing: filled when decoded (series.fill_missing)
         except ValueError as err:
-            raise UserError(f"{where}: {err} (timestamps and missing values '?' are not supported)") from None
+            raise UserError(f"{where}: {err} (values are numbers, or '?' when missing)") from None
+        if header.get("missing") == "false" and any(np.isnan(v).any() for v in values):
+            raise UserError(f"{where}: missing values '?' but the header says @missing false")
         if dims is not None and len(values) != dims:
             raise UserError(f"{where}: {len(values)} dimensions but the header says {dims}")
         if len({len(v) for v in values}) > 1:
@@ -67,7 +73,8 @@ def read_ts(path: Path) -> tuple[list[np.ndarray], list[str], dict[str, str]]:
 
 
 def read_tsv(path: Path) -> tuple[list[np.ndarray], list[str]]:
-    """UCR `.tsv`: label then values, tab-separated; trailing NaNs (unequal lengths) dropped."""
+    """UCR `.tsv`: label then values, tab-separated; trailing NaNs (unequal lengths) dropped, others are missing
+    values (filled when decoded)."""
     series, labels = [], []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():

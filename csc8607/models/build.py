@@ -139,13 +139,28 @@ def check_fits(node: DictConfig, kwargs: dict[str, Any], meta: dict[str, Any], b
     return checked
 
 
+# the built-in models each input type's meta fits (class names), and the option to suggest when another fails
+FITTING = {"image": (("ConvNet", "ResNet"), "model=cnn (or resnet, timm, torchvision)"),
+           "audio": (("ConvNet", "ResNet"), "model=cnn (a log-mel spectrogram is a 1-channel image)"),
+           "series": (("ConvNet1d",), "model=cnn1d"),
+           "text": (("TextCNN", "TextRNN"), "model=text_cnn or model=text_rnn")}
+
+
 def build_model(node: DictConfig, meta: dict[str, Any], batch_size: int, device: torch.device) -> nn.Module:
-    """The model for `meta`'s data, checked (shapes, memory) before its weights are allocated."""
+    """The model for `meta`'s data, checked (shapes, memory) before its weights are allocated. A model that
+    cannot take this input type (the default image `cnn` on series) is refused naming the option that can."""
     node = constructor_node(node)
     target = str(node.get("_target_"))
     kwargs = meta_arguments(locate(target), meta, node)
-    checked = check_fits(node, kwargs, meta, batch_size, device, target)
-    model = build(node, "model", **kwargs)
-    if not checked:
-        run_forward(model, example_batch(meta, 2, "cpu"), meta, target)
+    try:
+        checked = check_fits(node, kwargs, meta, batch_size, device, target)
+        model = build(node, "model", **kwargs)
+        if not checked:
+            run_forward(model, example_batch(meta, 2, "cpu"), meta, target)
+    except UserError as err:
+        fitting, option = FITTING.get(str(meta.get("modality")), ((), ""))
+        about_inputs = "cannot build" in str(err) or "rejects" in str(err)  # not a memory or import refusal
+        if option and target.rsplit(".", 1)[-1] not in fitting and about_inputs:
+            raise UserError(f"{err}; for {meta['modality']} inputs {tuple(meta['input_shape'])} use {option}") from None
+        raise
     return model

@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from csc8607.config import check_added_keys, check_trainer_keys, command_line_overrides, monitor_mode, validate
+from csc8607.config import check_added_keys, check_sweep_direction, check_trainer_keys, command_line_overrides, validate
 from csc8607.errors import UserError
 
 SECTIONS = {
@@ -47,18 +47,3 @@ def run_section(cfg: DictConfig, run_dir: Path | str) -> Any:
 
     with claim(cfg, run_dir, name):  # refused if the dir holds another run or another process writes into it
         return importlib.import_module(SECTIONS[name]).run(cfg, run_dir)
-
-
-def check_sweep_direction(cfg: DictConfig) -> None:
-    """An Optuna sweep maximizes or minimizes what each job returns (trainer.monitor): `direction: maximize` on
-    val/loss would search for the worst model. Refused before the first trial."""
-    from hydra.core.hydra_config import HydraConfig
-
-    try:
-        direction = HydraConfig.get().sweeper.get("direction")
-    except ValueError:  # not inside a Hydra app
-        return
-    mode = monitor_mode(cfg.trainer)
-    if isinstance(direction, str) and direction.lower() in ("maximize", "minimize") and direction.lower()[:3] != mode:
-        raise UserError(f"hydra.sweeper.direction={direction} contradicts trainer.monitor={cfg.trainer.monitor} "
-                        f"(monitor_mode {mode}): set hydra.sweeper.direction={mode}imize")

@@ -1,4 +1,5 @@
-"""M0 — baselines: majority class and uniform random predictions on val and test, scored by the model's metrics.
+"""M0 — baselines: majority class and uniform random predictions on val and test, scored by the model's metrics
+(multi-label: also always-0 and always-1, per attribute; regression: the train mean).
 
 Both are tiny "models" run through the same `Engine.evaluate` as the network, so their loss, accuracy and
 macro-F1 are computed exactly as the model's. Majority predicts the train prior (its argmax is the majority
@@ -51,7 +52,8 @@ def expected(task: str, prior: torch.Tensor, share: torch.Tensor) -> dict[str, d
             positive = bool(prior[0] > 0.5)
             q = share[0].item()
             majority.update(accuracy=q if positive else 1 - q, f1=2 * q / (1 + q) if positive else 0.0)
-        return {"majority": majority, "uniform_random": {"loss": math.log(2.0), "accuracy": 0.5}}
+        random_f1 = (share / (share + 0.5)).mean().item()  # precision = share, recall = 1/2 (in expectation)
+        return {"majority": majority, "uniform_random": {"loss": math.log(2.0), "accuracy": 0.5, "f1": random_f1}}
     p = share[prior.argmax()].item()
     chance = 1.0 / c
     random_f1 = sum(2 * q * chance / (q + chance) for q in share.tolist()) / c
@@ -64,16 +66,18 @@ def expected(task: str, prior: torch.Tensor, share: torch.Tensor) -> dict[str, d
 
 def regression(s: Any, cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Regression: the train mean predicted for every input; expected MSE on a split = its variance plus the
-    squared gap between its mean and the train mean (R² = 0 on a split whose mean is the train mean)."""
+    squared gap between its mean and the train mean (R² = 0 on a split whose mean is the train mean); the loss
+    (MSE, L1 or Huber) of that constant on the whole split, outside the batched evaluation."""
     mean = s.data.meta["target_stats"]["mean"]
     model = Constant(torch.tensor([mean], device=s.engine.device))
-    result: dict[str, Any] = {"train_mean": mean}
+    result: dict[str, Any] = {"train_mean": mean, "loss": s.data.meta.get("loss", "mse")}
     for split in cfg.baselines.splits:
         y = s.data.splits[split].targets.double()
         mse = (y.var(unbiased=False) + (y.mean() - mean) ** 2).item()
+        loss = s.engine.loss_fn(torch.full_like(y, mean), y).item()
         result[split] = {"measured": {"train_mean": s.engine.evaluate(model, s.loader(split))},
-                         "expected": {"train_mean": {"loss": mse, "rmse": math.sqrt(mse), "r2": 1.0 - mse / max(
-                             y.var(unbiased=False).item(), 1e-12)}}}
+                         "expected": {"train_mean": {"loss": loss, "rmse": math.sqrt(mse), "mae": (y - mean).abs().mean(
+                         ).item(), "r2": 1.0 - mse / max(y.var(unbiased=False).item(), 1e-12)}}}
     rmse = {split: [result[split]["measured"]["train_mean"]["rmse"]] for split in cfg.baselines.splits}
     bars = figures.bar_chart(run_dir / "baselines.png", rmse, ["train_mean"], "RMSE", title="M0 baseline")
     result["figures"] = [bars.name]
@@ -83,6 +87,17 @@ def regression(s: Any, cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         log.info("%-5s train_mean  rmse %.4f (expected %.4f)  mae %.4f  r2 %.4f", split, got["rmse"],
                  result[split]["expected"]["train_mean"]["rmse"], got["mae"], got["r2"])
     return result
+
+
+def per_attribute(prior: torch.Tensor, share: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """Multi-label: what always-0, always-1 and the train majority of each attribute score on a split whose
+    positive shares are `share` (always-1: precision = share, recall = 1, so F1 = 2·share / (1 + share))."""
+    always_1_f1 = 2 * share / (1 + share)
+    majority = torch.where(prior > 0.5, share, 1 - share)
+    rows = {"always_0": (1 - share, torch.zeros_like(share)), "always_1": (share, always_1_f1),
+            "majority": (majority, torch.where(prior > 0.5, always_1_f1, torch.zeros_like(share)))}
+    return {name: {"accuracy": acc.mean().item(), "f1": f1.mean().item(), "per_class_accuracy": acc.tolist(),
+                   "per_class_f1": f1.tolist()} for name, (acc, f1) in rows.items()}
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
@@ -103,22 +118,33 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "majority": Constant(logits.to(s.engine.device)),
         "uniform_random": Constant(torch.zeros(meta["num_outputs"], device=s.engine.device), noise=1e-4, seed=cfg.seed),
     }
+    if task == "multilabel":  # every attribute predicted absent, or present (logits ±10: a loss, not an infinity)
+        baselines.update({f"always_{v}": Constant(torch.full((c,), 20.0 * v - 10.0, device=s.engine.device))
+                          for v in (0, 1)})
     result: dict[str, Any] = {"train_prior": prior.tolist(),
                               "majority_class": meta["class_names"][int(counts["train"].argmax())]}
+    if task == "multilabel":
+        result["attributes"] = meta["class_names"]
     writer = open_writer(run_dir)
     for split in cfg.baselines.splits:
         share = counts[split] / sizes[split]
         share = share[1:] if task == "binary" else share
-        measured = {name: s.engine.evaluate(model, s.loader(split)) for name, model in baselines.items()}
+        detailed = task == "multilabel"  # per-attribute accuracy and F1
+        measured = {name: s.engine.evaluate(model, s.loader(split), detailed=detailed)
+                    for name, model in baselines.items()}
         result[split] = {"measured": measured, "expected": expected(task, prior, share)}
+        if detailed:
+            for name, values in per_attribute(prior, share).items():
+                result[split]["expected"][name] = {**result[split]["expected"].get(name, {}), **values}
         for name, values in measured.items():
-            for key, value in values.items():
+            for key, value in ((k, v) for k, v in values.items() if isinstance(v, float)):
                 writer.add_scalar(f"baselines/{name}/{split}/{key}", value, 0)
     names = list(baselines)
-    accuracy = {split: [result[split]["measured"][n]["accuracy"] for n in names] for split in cfg.baselines.splits}
-    bars = figures.bar_chart(run_dir / "baselines.png", accuracy, names, "accuracy", title="M0 baselines")
+    metric = "f1" if task == "multilabel" else "accuracy"  # multi-label: always-0 has a high accuracy, F1 0
+    scores = {split: [result[split]["measured"][n][metric] for n in names] for split in cfg.baselines.splits}
+    bars = figures.bar_chart(run_dir / "baselines.png", scores, names, metric, title="M0 baselines")
     result["figures"] = [bars.name]
-    figures.to_tensorboard(writer, "baselines/accuracy", bars)
+    figures.to_tensorboard(writer, f"baselines/{metric}", bars)
     writer.close()
     checkpoint.write_json(run_dir / "baselines.json", result)
     for split in cfg.baselines.splits:

@@ -56,7 +56,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
             metrics = checkpoint.read_json(path / "metrics.json")
             conf = OmegaConf.load(path / ".hydra" / "config.yaml")
             run = {"dir": str(path), "name": metrics["run_name"], "history": metrics["history"],
-                   "monitor": metrics["monitor"], "mode": monitor_mode(conf.trainer),
+                   "monitor": metrics["monitor"],
+                   "mode": monitor_mode(conf.trainer, (metrics.get("meta") or {}).get("task")),  # monitor: auto
                    "best_value": float(metrics["best_value"]), **axes.values(conf), "keys": axes.keys(conf)}
             rows = [[row["epoch"], row["train/loss"], row["val/loss"], row[run["monitor"]]] for row in run["history"]]
         except Exception as err:  # noqa: BLE001 - a damaged run's records: one line naming it

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from csc8607 import checkpoint, figures
 from csc8607.config import command_line_overrides, flatten
 from csc8607.errors import UserError
+from csc8607.metrics import headline
 from csc8607.sections import train
 from csc8607.tb import open_writer
 from csc8607.trust import check_targets
@@ -67,9 +68,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
         log.info("M6 from the sweep's best job %s (%s %.4f)", source["job"], source["monitor"], source["value"])
     value = train.run(cfg, run_dir)
     metrics = checkpoint.read_json(run_dir / "metrics.json")
-    name = cfg.trainer.monitor.split("/", 1)[-1]
+    name = metrics["monitor"].split("/", 1)[-1]
     png = figures.history_curves(run_dir / "curves.png", metrics["history"],
-                                 metric=name if name != "loss" else "accuracy",
+                                 metric=name if name != "loss" else headline(metrics["meta"]["task"]),
                                  title=f"M6 full training, {len(metrics['history'])} epoch"
                                  + ("s" if len(metrics["history"]) > 1 else ""))
     writer = open_writer(run_dir)

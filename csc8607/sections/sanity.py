@@ -68,8 +68,8 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
 
 
 RULES = {"multiclass": "-log(1/C) = ln C",  # in the report's language (M2)
-         "regression": "MSE de sorties proches de 0 = moyenne de y² sur le batch (train : variance + moyenne², dans "
-                       "target_stats) ; tolérance relative à cette valeur"}
+         "regression": "loss de sorties nulles sur le batch (MSE : moyenne de y², L1 : moyenne de |y| ; train : "
+                       "variance + moyenne², dans target_stats) ; tolérance relative à cette valeur"}
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
@@ -84,8 +84,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or tolerance < 0:
         raise UserError(f"sanity.tolerance={tolerance!r} must be a number >= 0")
     tolerance = float(tolerance)
-    if meta["task"] == "regression":  # outputs near 0: the MSE is this batch's mean y², in the target's units
-        expected = (labels.double() ** 2).mean().item()
+    if meta["task"] == "regression":  # outputs near 0: the loss of predicting 0 (MSE: mean y²), in target units
+        expected = engine.loss(torch.zeros(len(labels), 1, device=labels.device), labels).item()
         tolerance *= expected  # so the tolerance is relative
     model.train()
     model.zero_grad(set_to_none=True)
@@ -110,6 +110,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "initial_loss": loss.item(),
         "expected_initial_loss": expected,
         "expected_rule": RULES.get(meta["task"], "ln 2 par logit (BCE)"),
+        "loss": type(engine.loss_fn).__name__,
         "target_stats": meta.get("target_stats"),
         "tolerance": tolerance,
         "grad_norms": norms,
