@@ -176,11 +176,11 @@ def command_differences(recorded: Path, task: list[str]) -> list[str]:
 
 
 def discard_unclaimed() -> None:
-    """After a refusal: remove what Hydra made for this command (the dir, an empty log, the pending record) when
-    the command claimed nothing there, so that a refused command leaves no empty run behind."""
+    """After a refusal: remove what Hydra made for this command (the dir, its log, the pending record) when the
+    command claimed nothing there, so that a refused command leaves no run dir behind (its error was printed)."""
     directory = hydra_output_dir()
     if directory is None or not directory.is_dir() or (directory / ".hydra").exists():
         return
     entries = list(directory.iterdir())
-    if all(p.name == PENDING or (p.suffix == ".log" and p.is_file() and p.stat().st_size == 0) for p in entries):
+    if all(p.name == PENDING or (p.suffix == ".log" and p.is_file()) for p in entries):
         shutil.rmtree(directory, ignore_errors=True)

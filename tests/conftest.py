@@ -48,6 +48,16 @@ def app_config(*overrides: str, multirun: bool = False):
     return cfg
 
 
+@pytest.fixture(autouse=True)
+def no_hydra_config_left():
+    """Tests that compose a config as an app does (app_config, test_bad_input.composed) set Hydra's global config;
+    the next test must not see it (resume= reads the command line's overrides from it)."""
+    yield
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None  # type: ignore[assignment]
+
+
 def job_dirs(root: Path) -> list[Path]:
     """Hydra job dirs (those holding .hydra/) below `root`."""
     return sorted(p.parent for p in root.rglob(".hydra"))

@@ -90,13 +90,6 @@ def test_bad_checkpoints_leave_the_run_untouched(trained_run: Path, tmp_path: Pa
     assert after == before
 
 
-@pytest.fixture(autouse=True)
-def no_hydra_config_left() -> Iterator[None]:
-    """`composed` sets Hydra's global config as an app does; later tests must not see it."""
-    yield
-    HydraConfig.instance().cfg = None  # type: ignore[assignment]
-
-
 def composed(config: str, overrides: list[str]) -> DictConfig:
     """The config a command line composes (conf/ as train.py/evaluate.py see it), with Hydra's runtime set."""
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
