@@ -1,4 +1,5 @@
-"""The body of each report section and the measured answer to each question, from the runs' JSON files.
+"""The body of each report section and the measured answer to each question, from the runs' JSON files
+(section 1's renderers are in report_data, section 2's in report_model).
 
 BODIES: heading number -> (presets it needs, renderer); ANSWERS: question id -> the same. A renderer whose runs
 are missing is replaced by the command that produces them (Context.missing).
@@ -10,8 +11,10 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from csc8607 import axes, checkpoint, figures
-from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, num, plural, prose,
+from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, num, plural,
                             sweep_job_config, sweep_rows, sweep_table, table)
+from csc8607.report_data import augment, class_answer, dataset, particularities, preprocess, splits, texts_read
+from csc8607.report_model import architecture, baselines, initial_loss, numeric_first, overfit, word_vectors
 from csc8607.report_optuna import commands as optuna_commands, optuna
 from csc8607.report_runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
 
@@ -27,49 +30,12 @@ def run_commands(c: Context) -> list[tuple[str, str]]:
     return c.memo("commands", lambda: [(p, cmd) for p in RESULTS if p in c.runs for cmd in commands(p)])
 
 
-TASKS = {"multiclass": "classification multiclasse", "binary": "classification binaire",
-         "multilabel": "classification multi-label", "regression": "régression"}
-CHECKS = {"initial_loss_finite": "loss initiale finie", "initial_loss_near_expected":
-          "loss initiale proche de l'attendue", "backward_ok": "backward sans erreur",
-          "grad_norms_nonzero": "gradients non nuls"}
-VERDICTS = {"PASS": "réussi", "FAIL": "échoué"}
 RULES = {  # M4's rule (lr_finder.json "rule", English as logged) in the report's language; a new rule needs its line
     "suggested LR = steepest descent of the smoothed loss vs log10(LR), between the first skip_start points and the "
     "minimum of the smoothed loss; stable window = the contiguous LR range around it where the slope is at most half "
     "the steepest slope": "LR suggéré = pente la plus négative de la loss lissée en fonction de log10(LR), entre les "
     "skip_start premiers points et le minimum de la loss lissée ; fenêtre stable = la plage contiguë de LR autour de "
     "lui où la loss descend au moins moitié aussi vite qu'au point le plus raide"}
-NOTES = {  # the keys of meta["notes"] (and of what decoding found) as D5 names them
-    "pixel_range": "Plage des pixels", "wnids": "Identifiants WordNet des classes", "label_ids": "Identifiants des "
-    "classes dans la source", "unlabelled test/ folder": "Dossier test/ sans étiquettes", "partition_file":
-    "Fichier de partition", "labels_from": "Étiquettes lues dans", "channels": "Canaux", "decoding": "Décodage",
-    "image_size": "taille des images", "cropped": "coupés", "padded": "complétés", "seconds_min": "durée min (s)",
-    "seconds_mean": "durée moyenne (s)", "seconds_max": "durée max (s)", "source_rates": "fréquences de la source "
-    "(Hz)", "constant channels in train": "canaux constants en train"}
-
-
-def shape(dims: list[int]) -> str:
-    """`(64, 1, 8, 8)` as written in prose: 64 × 1 × 8 × 8."""
-    return " × ".join(num(int(d)) for d in dims)
-
-
-def per_channel(values: list[float]) -> str:
-    """One value per channel: `0,3063`, or `(0,4914 ; 0,4822 ; 0,4465)`."""
-    shown = " ; ".join(num(round(v, 4)) for v in values)
-    return shown if len(values) == 1 else f"({shown})"
-
-
-def model_axes(cfg: Any) -> str:
-    return axes.describe(cfg) or "aucun axe déclaré"
-
-
-def numeric_first(text: str) -> tuple[bool, float, str]:
-    try:
-        return False, float(text), text
-    except ValueError:
-        return True, 0.0, text
-
-
 def general(c: Context) -> str:
     train_run = next((p for p in ("full", "grid", "optuna") if p in c.runs), None)
     if train_run is None:
@@ -86,145 +52,6 @@ def general(c: Context) -> str:
     return (f"- **Étudiant·e** : _Nom, Prénom_ (à compléter)\n- **Projet** : _Intitulé (dataset × modèle)_ "
             f"(à compléter)\n- **Dépôt Git** : _URL publique_ (à compléter)\n- **Environnement** : {env}\n"
             f"- **Commandes utilisées** :\n{cmds}")
-
-
-def dataset(c: Context) -> str:
-    d = c.json("data")["dataset"]
-    facts = d.get("input") or {}
-    kind = {"audio": f"audio (log-mel {facts.get('n_mels')} bandes × {facts.get('frames')} trames, "
-                     f"{facts.get('sample_rate')} Hz, {facts.get('duration_s')} s)",
-            "series": f"séries temporelles ({facts.get('channels')} canaux × {facts.get('length')} pas)",
-            "text": f"texte (suites d'identifiants de jetons, au plus {facts.get('max_length')} ; vocabulaire de "
-                    f"{facts.get('vocab_size')} jetons)"}.get(
-        d.get("modality", "image"),
-        "image " + ("en niveaux de gris" if d["input_shape"][0] == 1 else f"{d['input_shape'][0]} canaux"))
-    return (f"- **Source** : {d['source']} (`data={c.choice('data', 'data')}`)\n- **Type d’entrée** : {kind}\n"
-            f"- **Tâche** : {TASKS.get(d['task'], d['task'])}\n"
-            f"- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
-            f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {num(d['num_classes'])}")
-
-
-def input_length(d: dict, split: str = "train") -> str:
-    """D2's "longueur moyenne": what every example has after preprocessing (audio: seconds and frames)."""
-    facts = d.get("input") or {}
-    if d.get("modality") == "audio":
-        return f" ; {num(facts.get('duration_s'))} s = {num(facts.get('frames'))} trames chacun (ramenés à cette durée)"
-    if d.get("modality") == "series":
-        return f" ; {num(facts.get('length'))} pas chacun"
-    if d.get("modality") == "text":
-        t = facts["per_split"][split]["tokens"]
-        return (f" ; longueur en jetons : moyenne {num(round(t['mean'], 1))}, médiane {num(round(t['median']))}, "
-                f"95e centile {num(round(t['p95']))}")
-    return ""
-
-
-def splits(c: Context) -> str:
-    j = c.json("data")
-    rows = [[s.capitalize(), j["split_sizes"][s], f"classes de {num(min(n))} à {num(max(n))} exemples (ratio "
-             f"{num(round(max(n) / max(min(n), 1), 2))}){input_length(j['dataset'], s)}"]
-            for s, n in j["class_counts"].items()]
-    return table(["Split", "#Exemples", "Particularités (déséquilibre, longueur moyenne, etc.)"], rows)
-
-
-def preprocess(c: Context) -> str:
-    j = c.json("data")
-    p, modality = j["preprocess"], j["dataset"].get("modality", "image")
-    norm = f"normalize = (mean = {per_channel(p['mean'])}, std = {per_channel(p['std'])})"
-    if modality == "audio":
-        return (f"- Audio : mono, resample à {p['sample_rate']} Hz, durée fixe {p['duration']} s (début conservé si plus "
-                f"long, silence ajouté à la fin si plus court), log-mel n_mels = {p['n_mels']}, n_fft = {p['n_fft']}, hop_length = "
-                f"{p['hop_length']} (fenêtre {p['window']}, échelle {p['mel_scale']}), en dB (plancher max − "
-                f"{p['top_db']} dB), {norm} (statistiques de train)")
-    if modality == "series":
-        return (f"- Séries : longueur {p['length'] or 'de la source (toutes égales)'}, fenêtres "
-                f"{p['window'] or 'aucune'} (pas {p['stride']}), normalisation par canal (train) : {norm}")
-    if modality == "text":
-        f = j["dataset"]["input"]
-        vocab = (f"vocabulaire du split train seul ({p['vocab_size']} jetons au plus, fréquence ≥ {p['min_freq']}, "
-                 "`<pad>` = 0, `<unk>` = 1)") if p["tokenizer"] == "word" else "vocabulaire du tokenizer"
-        return (f"- Texte : tokenizer `{f['tokenizer']}`, {vocab} → {f['vocab_size']} jetons ; max_length = "
-                f"{p['max_length']}, troncature {p['truncation']} ; padding : {p['padding']} (masqué par le modèle)")
-    size = shape(p["image_size"]) if isinstance(p["image_size"], list) else \
-        (j["dataset"]["notes"].get("decoding") or {}).get("image_size") or \
-        f"aucun (taille de la source, {shape(j['dataset']['input_shape'][1:])})"
-    if p.get("resize"):
-        size = f"côté court à {num(p['resize'])} px puis center-crop {size}"
-    have = j["dataset"]["input"]["channels"]
-    channels = (f"{plural(have, 'canal', 'canaux')} comme la source ({'niveaux de gris' if have == 1 else 'RGB'}, "
-                "aucune conversion)" if p["channels"] in (None, "auto") else
-                f"conversion en {plural(have, 'canal', 'canaux')} (`data.channels={p['channels']}`)")
-    return f"- Vision : {channels}, resize = {size}, uint8 → float, {norm}"
-
-
-LABEL_PRESERVING = {  # augmentations whose reason to keep the label is not visible on an example (D9)
-    "token_dropout": "une fraction des jetons réels de chaque texte remplacée par `<unk>` : quelques mots manquants "
-                     "changent rarement le sentiment d'une critique ou le thème d'un article, le label est conservé"}
-
-
-def augment(c: Context) -> str:
-    a = c.json("data")["augment"]
-    shown = ", ".join(f"`{k} = {str(v).lower() if isinstance(v, bool) else v}`" for k, v in a.items())
-    return ("- " + (shown or "aucune augmentation") + " (train uniquement)"
-            + "".join(f"\n- `{k}` : {LABEL_PRESERVING[k]}" for k in a if k in LABEL_PRESERVING))
-
-
-def architecture(c: Context) -> str:
-    j, cfg = c.json("sanity"), c.config("sanity")
-    rows = [[r["layer"], r["type"], shape(r["output_shape"]), r["params"]] for r in j["layers"]]
-    loss = j.get("loss") or ("CrossEntropyLoss" if j["expected_rule"].startswith("-log") else "BCEWithLogitsLoss")
-    return (f"- **Description couche par couche** (`{cfg.model._target_}`, {model_axes(cfg)}, la configuration du "
-            "run `experiment=sanity`) :\n\n"
-            + table(["Couche", "Type", "Sortie", "#Paramètres"], rows)
-            + f"\n\n- **Loss function** : {loss}\n- **Sortie du modèle** : forme = `{tuple(j['output_shape'])}`\n"
-            f"- **Nombre total de paramètres** : `{num(j['total_params'])}`\n" + model_hyperparameters(c, cfg)
-            + word_vectors(j))
-
-
-def model_hyperparameters(c: Context, cfg: Any) -> str:
-    """The model's A and B and the values M5 tries (the grid's, else the model's declared `space`)."""
-    declared = axes.keys(cfg)
-    if "A" not in declared:
-        return "- **Hyperparamètres du modèle** : aucun axe déclaré (`model.axes`)"
-    rows = sweep_rows(c, "grid") if "grid" in c.runs else []
-    space = OmegaConf.to_container(cfg.model.get("space") or {}, resolve=True)
-    where = "la grille M5" if rows else "`model.space`, l'espace de la grille M5"
-    parts = []
-    for name in ("A", "B"):
-        if name not in declared:
-            continue
-        key = declared[name].removeprefix("model.")
-        tried = sorted({r.get(name, "") for r in rows}, key=numeric_first) if rows else \
-            [str(v) for v in space.get(key, [])]  # type: ignore[union-attr]
-        parts.append(f"{name} = `{key}` (valeurs de {where} : `{{{', '.join(tried)}}}` ; ici `{axes.values(cfg)[name]}`)")
-    return "- **Hyperparamètres du modèle** : " + " ; ".join(parts)
-
-
-def word_vectors(sanity: dict) -> str:
-    """The pretrained word vectors a text model loaded (model.embeddings): how much of the vocabulary they cover."""
-    return "".join(f"\n- **Vecteurs de mots pré-entraînés** (`{layer}`, fichier `{p['file'].split('/')[-1]}`) : "
-                   f"{num(p['found'])} mots du vocabulaire sur {num(p['vocab_size'])} trouvés "
-                   f"({num(100 * p['found'] / p['vocab_size'], 3)} %), dimension {num(p['dim'])}, "
-                   f"{'gelés' if p['frozen'] else 'ajustés pendant l’entraînement'} ; les autres : init. aléatoire"
-                   for layer, p in (sanity.get("pretrained") or {}).items())
-
-
-def initial_loss(c: Context) -> str:
-    j = c.json("sanity")
-    return (f"- **Loss initiale attendue** : {j['expected_rule']} = `{j['expected_initial_loss']:.4f}` "
-            f"(tolérance ± {num(j['tolerance'])})\n- **Observée sur un batch** : `{j['initial_loss']:.4f}`\n"
-            f"- **Vérification** : {', '.join(f'{CHECKS.get(k, k)} : {num(v)}' for k, v in j['checks'].items())} "
-            f"→ **{VERDICTS.get(j['verdict'], j['verdict'])}**\n\n"
-            + c.figure("sanity", "grad_norms.png", "Normes des gradients par couche"))
-
-
-def overfit(c: Context) -> str:
-    j = c.json("overfit")
-    return (f"- **Sous-ensemble train** : `N = {num(j['num_samples'])}` exemples (sans augmentation)\n"
-            f"- **Hyperparamètres modèle utilisés** : {model_axes(c.config('overfit'))}\n- **Optimisation** : LR = `{fmt(j['lr'])}`, weight decay = "
-            f"`{j['weight_decay']}`\n- **Nombre d’époques** : `{j['epochs_run']}` (train/loss finale "
-            f"`{j['final_train_loss']:.4f}` < seuil {num(j['loss_threshold'])} : "
-            f"**{VERDICTS.get(j['verdict'], j['verdict'])}**)\n\n"
-            + c.figure("overfit", "overfit_loss.png", "M3 train/loss sur le petit échantillon"))
 
 
 def lr_finder(c: Context) -> str:
@@ -331,80 +158,6 @@ def reproducibility(c: Context) -> str:
     return (f"- **Seed** : `{cfg.seed}`\n- **Config utilisée** (run `{source}`) :\n\n```yaml\n{excerpt}```\n\n"
             f"- **Commandes exactes** :\n\n```bash\n{cmds}\n```\n\n* **Artifacts requis présents** :\n\n"
             + "\n".join(box(p) for p in ("outputs", "multirun", "artifacts/best.ckpt", "artifacts/config.yaml")))
-
-
-def class_answer(c: Context) -> str:
-    j = c.json("data")
-    rows = [[name, *(j["class_counts"][s][i] for s in j["class_counts"])] for i, name in enumerate(j["class_names"])]
-    return (c.figure("data", "class_distribution.png", "D4 distribution des classes") + "\n\n"
-            + table(["Classe", *j["class_counts"]], rows[:50])
-            + ("\n\n(50 premières classes)" if len(rows) > 50 else ""))
-
-
-def particularities(c: Context) -> str:
-    j = c.json("data")
-    notes = "\n- ".join(f"{NOTES.get(k, k)} : {prose(v, NOTES)}" for k, v in j["dataset"]["notes"].items()) \
-        or "Aucune particularité notée par la source"
-    sizes = " ; ".join(f"{s} : {shape(v['shape'])}, moyenne par canal {per_channel(v['channel_mean'])}"
-                       for s, v in j["input_sizes"].items())
-    counts = j.get("grey_images") if j["dataset"]["input_shape"][0] > 1 else None  # 1 channel: all grey anyway
-    grey = f"- Images en niveaux de gris (R = G = B) : {', '.join(f'{s} : {num(n)}' for s, n in counts.items())}\n" \
-        if counts else ""
-    if j["dataset"].get("modality") == "text":
-        grey = "".join(f"- {s} : {num(round(100 * v['truncated'], 1))} % des textes tronqués à max_length, taux de "
-                       f"`<unk>` {num(round(100 * v['unk_rate'], 2))} %, {num(v['no_token'])} textes sans jeton\n"
-                       for s, v in j["dataset"]["input"]["per_split"].items())
-        sizes = (f"identifiants int32, {shape(j['dataset']['input_shape'])} par texte, chaque batch coupé à son "
-                 "plus long")
-    cardinality = j.get("label_cardinality")
-    if cardinality:
-        grey += ("- Cardinalité multi-label (attributs positifs par exemple, en moyenne) : "
-                 + ", ".join(f"{s} : {num(round(v, 2))}" for s, v in cardinality.items()) + "\n")
-    return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
-            f"- Déséquilibre train (max/min) : {num(round(j['imbalance_ratio_train'], 3))}")
-
-
-def texts_read(c: Context) -> str:
-    """D10 for text: the examples as the model reads them (decoded tokens, ‹unk› for unknown words)."""
-    j = c.json("data")
-    texts = j.get("example_texts") or {}
-    return "".join(f"\n- {s} ({label}) : « {t} »" for s, shown in texts.items()
-                   for label, t in zip(j["examples"][s], shown))
-
-
-def baselines(c: Context) -> str:
-    j = c.json("baselines")
-    splits = [s for s in ("val", "test") if s in j]
-    if "train_mean" in j:  # regression: the train mean predicted everywhere, scored by MAE, RMSE and R²
-        out = [f"- **Moyenne de train** (`{fmt(j['train_mean'])}` prédite pour tout exemple) ({split}) — Métrique : "
-               f"`rmse` → score = `{got['rmse']:.4f}` (attendu {num(exp['rmse'])}) ; mae = `{got['mae']:.4f}`, "
-               f"R² = `{got['r2']:.4f}` (attendu {num(exp['r2'])}), loss ({j.get('loss', 'mse')}) = `{got['loss']:.4f}`"
-               for split in splits for got, exp in [(j[split]["measured"]["train_mean"],
-                                                     j[split]["expected"]["train_mean"])]]
-        return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 baseline")
-    labels = {"majority": "Classe majoritaire", "uniform_random": "Prédiction aléatoire uniforme"}
-    metric = "accuracy"
-    if "attributes" in j:  # multi-label: per attribute, F1 says more than accuracy
-        labels = {"always_0": "Toujours 0 (aucun attribut)", "always_1": "Toujours 1 (tous les attributs)",
-                  "majority": "Majorité par attribut (prior de train)",
-                  "uniform_random": "Aléatoire (50 % par attribut)"}
-        metric = "f1"
-    out = []
-    for split in splits:
-        for name, label in labels.items():
-            got, exp = j[split]["measured"][name], j[split]["expected"][name]
-            other = "accuracy" if metric == "f1" else "f1"
-            out.append(f"- **{label}** ({split}) — Métrique : `{metric}` → score = `{got[metric]:.4f}` "
-                       f"(attendu {num(exp.get(metric, float('nan')))}) ; {other} = `{got.get(other, 0):.4f}`, "
-                       f"loss = `{got['loss']:.4f}`")
-    if "attributes" in j:
-        split = splits[0]
-        m = j[split]["measured"]
-        rows = [[a, *(f"{m[n]['per_class_accuracy'][i]:.3f} / {m[n]['per_class_f1'][i]:.3f}"
-                      for n in ("always_0", "always_1", "majority"))] for i, a in enumerate(j["attributes"])]
-        out.append(f"\nPar attribut ({split}, accuracy / F1) :\n\n"
-                   + table(["Attribut", "Toujours 0", "Toujours 1", "Majorité"], rows))
-    return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 baselines")
 
 
 def against_train_mean(c: Context) -> str:
