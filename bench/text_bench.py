@@ -20,6 +20,7 @@ import argparse
 import math
 import random
 import re
+import statistics
 import sys
 import time
 from collections import Counter
@@ -147,14 +148,15 @@ def loader_figure(args: argparse.Namespace, texts: list[str], labels: list[int],
     for name, loader in (("ours", ours), ("reference DataLoader", reference)):
         torch.manual_seed(1)
         made = list(loader)
-        times = {"fed": [], "alone": []}
-        for _ in range(2):  # alternated, the best of two: the machine's noise hits both alike
-            torch.manual_seed(1)  # the reference's shuffle: the same batches again (ours: fixed by its seed)
-            times["fed"].append(epoch(model, loader, args.device, optimizer)[0])
-            times["alone"].append(epoch(model, made, args.device, optimizer)[0])
-        ratios[name] = (min(times["fed"]), min(times["alone"]))
+        times: dict[str, list[float]] = {"fed": [], "alone": []}
+        for repeat in range(args.repeats):  # alternated pairs, each order in turn: the noise hits both alike
+            for kind in (("fed", "alone") if repeat % 2 == 0 else ("alone", "fed")):
+                torch.manual_seed(1)  # the reference's shuffle: the same batches again (ours: fixed by its seed)
+                times[kind].append(epoch(model, loader if kind == "fed" else made, args.device, optimizer)[0])
+        ratios[name] = (statistics.median(times["fed"]), statistics.median(times["alone"]))
     (fed, alone), (ref_fed, ref_alone) = ratios.values()
-    print(f"(2) text_cnn training epoch ({len(ours)} batches): fed by our TextLoader {fed:.2f} s, the same batches "
+    print(f"(2) text_cnn training epoch ({len(ours)} batches, medians of {args.repeats}): fed by our TextLoader "
+          f"{fed:.2f} s, the same batches "
           f"made beforehand {alone:.2f} s -> {alone / fed:.3f} of the model step's speed (target >= 0.95: "
           f"{'ok' if alone / fed >= 0.95 else 'MISSED'}); reference DataLoader (padded to {args.max_length}) "
           f"{ref_fed:.2f} s vs {ref_alone:.2f} s -> {ref_alone / ref_fed:.3f}", flush=True)
@@ -211,14 +213,21 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=6, help="timed epochs per kind in figure (2), medians")
+    parser.add_argument("--only", choices=["tokenize", "loader", "buckets"], default=None)
     args = parser.parse_args()
-    tokenize_figure(args)
+    if args.only in (None, "tokenize"):
+        tokenize_figure(args)
+    if args.only == "tokenize":
+        return
     texts, labels = corpus(args.train + args.val, seed=1)  # mixed lengths, 4 to 256 words
     ids, vocab_size = ids_of(texts, args.max_length)
     print(f"{len(texts)} texts of mixed lengths ({sum(len(t.split()) for t in texts) / len(texts):.1f} words on "
           f"average), max_length {args.max_length}, device {args.device}", flush=True)
-    loader_figure(args, texts, labels, ids, vocab_size)
-    bucket_figure(args, labels, ids, vocab_size)
+    if args.only in (None, "loader"):
+        loader_figure(args, texts, labels, ids, vocab_size)
+    if args.only in (None, "buckets"):
+        bucket_figure(args, labels, ids, vocab_size)
 
 
 if __name__ == "__main__":

@@ -134,10 +134,11 @@ REFUSED = [
     (["trainer.monitor=val/loss", "trainer.monitor_mode=max"], "trainer.monitor_mode=max contradicts "
                                                                 "trainer.monitor=val/loss"),
     (["trainer.monitor=val/accuracy", "trainer.monitor_mode=min"], "use monitor_mode=max or auto"),
-    (["experiment=optuna", "trainer.monitor=val/loss"], "hydra.sweeper.direction=maximize contradicts "
-                                                        "trainer.monitor=val/loss (monitor_mode min)"),
-    (["experiment=optuna", "data.task=regression"], "hydra.sweeper.direction=maximize contradicts trainer.monitor="
-                                                    "val/rmse (monitor_mode min): set hydra.sweeper.direction=minimize"),
+    (["experiment=optuna", "trainer.monitor=val/loss", "hydra.sweeper.direction=maximize"],
+     "hydra.sweeper.direction=maximize contradicts trainer.monitor=val/loss (monitor_mode min)"),
+    (["experiment=optuna", "data.task=regression", "hydra.sweeper.direction=maximize"],
+     "hydra.sweeper.direction=maximize contradicts trainer.monitor=val/rmse (monitor_mode min): set "
+     "hydra.sweeper.direction=minimize"),
 ]
 
 

@@ -157,3 +157,36 @@ def test_regression_losses_are_chosen_by_data_loss() -> None:
         Dataset(source(), 0.2, 0.2, loss="l1")
     with pytest.raises(UserError, match="data.loss=hinge is not one of mse, l1, huber"):
         Dataset(source(), 0.2, 0.2, task="regression", loss="hinge")
+
+
+def test_regression_grid_compare_and_optuna_fill_m5_m7_m8(tmp_path: Path, in_process) -> None:
+    """The sweeps on a regression: the grid and the study rank by val/rmse, lowest first (the Optuna preset's
+    `direction: auto` minimizes it without being told), compare plots it, and the report fills M5, M7 and M8."""
+    import csv
+
+    import optuna
+
+    from conftest import job_dirs
+    from csc8607.report import UNREADABLE_SECTION, Context, render
+    from csc8607.report_runs import find_runs
+    from csc8607.report_sections import ANSWERS, BODIES
+    from test_report import TEMPLATE, section
+
+    tiny = ["data.task=regression", "model.depth=1", "trainer.max_epochs=1", "trainer.batch_size=32",
+            "trainer.threads=1"]
+    in_process("train.py", "experiment=grid", "optim.lr=1e-3,3e-3", "optim.weight_decay=0.0", "model.width=4", *tiny,
+               "hydra.sweep.dir=multirun/grid")
+    rows = list(csv.DictReader(open(tmp_path / "multirun" / "grid" / "summary.csv")))
+    assert [r["status"] for r in rows] == ["ok", "ok"] and float(rows[0]["val_metric"]) <= float(rows[1]["val_metric"])
+    in_process("train.py", "experiment=compare", "compare.runs=multirun/grid", *tiny)
+    in_process("train.py", "experiment=optuna", "hydra.sweeper.n_trials=2", "model.width=choice(4, 6)", *tiny)
+    study = optuna.load_study(study_name="digits-cnn", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert study.direction.name == "MINIMIZE" and [t.state.name for t in study.trials] == ["COMPLETE"] * 2
+    trial_dirs = [d for d in job_dirs(tmp_path / "multirun") if "grid" not in str(d)]
+    assert sorted(t.value for t in study.trials) == sorted(
+        __import__("json").loads((d / "metrics.json").read_text())["best_value"] for d in trial_dirs)
+    runs, _ = find_runs(tmp_path)
+    report = render(TEMPLATE, Context(runs, tmp_path, tmp_path / "report"), BODIES, ANSWERS)
+    assert UNREADABLE_SECTION not in report
+    for heading in ("## 5)", "## 7)", "## 8)"):
+        assert "_Aucun run" not in section(report, heading) and "val/rmse" in section(report, heading), heading

@@ -14,13 +14,15 @@ class Standardize:
     def __init__(self, mean: list[float], std: list[float], device: torch.device | str = "cpu") -> None:
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device)
         self.std = torch.tensor(std, dtype=torch.float32, device=device)
+        self.scale, self.shift = 1.0 / self.std, -self.mean / self.std  # x * scale + shift: one pass, in place
 
     def draw(self, n: int, shape: tuple[int, ...], generator: torch.Generator) -> dict[str, torch.Tensor]:
         return {}
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """A new standardized batch (the input is left as it is); augmentations then work on it in place."""
         view = (1, -1) + (1,) * (x.dim() - 2)
-        return (x.float() - self.mean.view(view)) / self.std.view(view)
+        return torch.mul(x.float(), self.scale.view(view)).add_(self.shift.view(view))
 
     def restore(self, x: torch.Tensor) -> torch.Tensor:
         """A standardized batch back to the stored units (figures)."""

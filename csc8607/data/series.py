@@ -81,11 +81,11 @@ class SeriesBatches(Standardize):
         return params
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = super().apply(x, params)
+        x = super().apply(x, params)  # a new tensor: scaled and jittered in place
         if "scale" in params:
-            x = x * params["scale"].to(x.device)
+            x.mul_(params["scale"].to(x.device))
         if "noise" in params:
-            x = x + params["noise"].to(x.device)
+            x.add_(params["noise"].to(x.device))
         if "shift" in params:
             steps = torch.arange(x.shape[-1], device=x.device)
             index = (steps[None, :] - params["shift"].to(x.device)[:, None]) % x.shape[-1]

@@ -25,8 +25,13 @@ class StudySweeper(OptunaSweeper):
         from csc8607.study import experiment_identity, open_study
 
         direction = self.sweeper.direction
-        directions = [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
         try:
+            if str(direction) == "auto":  # what the jobs return, trainer.monitor, says which way is better
+                from csc8607.config import monitor_mode
+
+                direction = self.sweeper.direction = \
+                    "minimize" if monitor_mode(config.trainer, config.data.get("task")) == "min" else "maximize"
+            directions = [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
             self.sweeper.storage = open_study(self.storage_url, self.sweeper.study_name, directions,
                                               self.heartbeat_interval, self.grace_period, experiment_identity(config))
         except UserError as err:  # SystemExit passes through Hydra
