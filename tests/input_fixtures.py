@@ -112,11 +112,13 @@ def write_esc50(root: Path, per_fold: int = 2) -> Path:
     return root
 
 
-def run_sections(cwd: Path, *args: str, presets: str = "data,baselines,sanity,smoke") -> dict[str, Any]:
+def run_sections(cwd: Path, *args: str, presets: str = "data,baselines,sanity,smoke", launch: Any = None
+                 ) -> dict[str, Any]:
     """The data, baselines and sanity sections and a short training run (smoke) as the jobs of one `-m` call,
     then evaluate.py on the trained checkpoint: {section: its result JSON} (+ "evaluate": test_metrics.json),
     and "report": the report those runs fill (rendered in process, as report.py does), checked to have no
-    section it could not generate."""
+    section it could not generate. `launch(script, *args)`: how the scripts run (the `in_process` fixture, from
+    `cwd`); default: a new interpreter each."""
     from omegaconf import OmegaConf
 
     from conftest import REPO, job_dirs, read_json, run_cli
@@ -124,12 +126,13 @@ def run_sections(cwd: Path, *args: str, presets: str = "data,baselines,sanity,sm
     from csc8607.report_runs import RESULTS, find_runs
     from csc8607.report_sections import ANSWERS, BODIES
 
-    run_cli("train.py", "-m", f"experiment={presets}", "trainer.max_epochs=1", "trainer.batch_size=8",
-            "trainer.threads=1", *args, cwd=cwd)
+    launch = launch or (lambda script, *a: run_cli(script, *a, cwd=cwd))
+    launch("train.py", "-m", f"experiment={presets}", "trainer.max_epochs=1", "trainer.batch_size=8",
+           "trainer.threads=1", *args)
     jobs = {OmegaConf.load(d / ".hydra" / "config.yaml").section: d for d in job_dirs(cwd / "multirun")}
     results = {name: read_json(job / RESULTS[name]) for name, job in jobs.items() if name in RESULTS}
     results["train"] = read_json(jobs["train"] / "metrics.json")
-    run_cli("evaluate.py", f"ckpt='{jobs['train'] / 'checkpoints' / 'best.ckpt'}'", cwd=cwd)  # quoted: = and , in it
+    launch("evaluate.py", f"ckpt='{jobs['train'] / 'checkpoints' / 'best.ckpt'}'")  # quoted: = and , in it
     results["evaluate"] = read_json(next((cwd / "outputs").rglob("test_metrics.json")))
     assert all((jobs["data"] / name).is_file() for name in results["data"]["figures"])
     template = (REPO / "conf" / "report_template.md").read_text()

@@ -113,13 +113,13 @@ def test_bad_audio_is_one_error_line(bad: str, message: str, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("source", ["audio_folder", "esc50"])
-def test_audio_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Path) -> None:
+def test_audio_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Path, in_process) -> None:
     if source == "audio_folder":
         args = ["data=audio_folder", f"data.root={write_audio_folder(tmp_path / 'tones')}"]
     else:
         args = ["data=esc50", f"data.root={write_esc50(tmp_path / 'ESC-50-master')}", "data.sample_rate=8000",
                 "data.duration=1.0", "data.n_fft=256", "data.hop_length=80"]
-    results = run_sections(tmp_path, *args, *FAST[:2])
+    results = run_sections(tmp_path, *args, *FAST[:2], launch=in_process)
     meta = results["train"]["meta"]
     assert meta["modality"] == "audio" and meta["input_shape"][:2] == [1, 64] and meta["augment"]["time_masks"] == 2
     assert results["data"]["dataset"]["input"]["n_mels"] == 64 and results["sanity"]["verdict"] == "PASS"

@@ -75,10 +75,10 @@ def test_regression_target_that_is_not_a_number_is_one_error(tmp_path: Path) -> 
     assert proc.returncode == 2 and len(errors) == 1 and "no attribute 'Bald'" in errors[0]
 
 
-def test_celeba_sections_train_with_bce_and_report_f1(tmp_path: Path) -> None:
+def test_celeba_sections_train_with_bce_and_report_f1(tmp_path: Path, in_process) -> None:
     root = write_celeba(tmp_path / "celeba")
     results = run_sections(tmp_path, "data=celeba", f"data.root={root}", "data.attributes=[Smiling,Male,Eyeglasses]",
-                           "data.image_size=[16,16]", *FAST[:2])
+                           "data.image_size=[16,16]", *FAST[:2], launch=in_process)
     assert results["train"]["meta"]["task"] == "multilabel" and results["train"]["meta"]["num_outputs"] == 3
     assert {"f1", "f1_micro", "accuracy"} <= set(results["train"]["test"])
     assert len(results["data"]["class_counts"]["train"]) == 3  # positives per attribute
@@ -97,11 +97,11 @@ def test_celeba_sections_train_with_bce_and_report_f1(tmp_path: Path) -> None:
     assert "| Eyeglasses |" in results["report"]  # M0's per-attribute table
 
 
-def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path) -> None:
+def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path, in_process) -> None:
     """data.task=regression alone: the monitor follows the task (val/rmse, min) and every section's report text
     speaks of the regression's metrics and its train-mean baseline."""
     results = run_sections(tmp_path, "data.task=regression", "data.loss=l1", *FAST[:2],
-                           presets="data,baselines,sanity,smoke,lr_finder,full")
+                           presets="data,baselines,sanity,smoke,lr_finder,full", launch=in_process)
     metrics = results["train"]
     history = metrics["history"]
     assert {"val/mae", "val/rmse", "val/r2", "train/rmse"} <= set(history[0]) and metrics["monitor"] == "val/rmse"

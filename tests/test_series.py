@@ -101,7 +101,7 @@ def test_uci_har_layout(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("source", ["uea", "uci_har"])
-def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Path) -> None:
+def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Path, in_process) -> None:
     if source == "uea":
         write_ts(tmp_path / "ds" / "Waves_TRAIN.ts", per_class=10)
         write_ts(tmp_path / "ds" / "Waves_TEST.ts", per_class=3, seed=1)
@@ -111,7 +111,8 @@ def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Pa
     if source == "uea":  # M3, M4 and M6 once (27 train series: M3 memorizes 16)
         args += ["++overfit.num_samples=16"]
     presets = "data,baselines,sanity,smoke" + (",overfit,lr_finder,full" if source == "uea" else "")
-    results = run_sections(tmp_path, *args, "model=cnn1d", "model.width=8", "model.depth=1", presets=presets)
+    results = run_sections(tmp_path, *args, "model=cnn1d", "model.width=8", "model.depth=1", presets=presets,
+                           launch=in_process)
     assert results["data"]["dataset"]["modality"] == "series" and results["data"]["grey_images"] is None
     assert results["data"]["dataset"]["input"]["length"] in (32, 128) and results["sanity"]["verdict"] == "PASS"
     majority = results["baselines"]["val"]
