@@ -145,14 +145,17 @@ def open_study(url: str | None, study_name: str | None, directions: list[str], h
         raise UserError(f"{key}={shown}: cannot open the study storage ({storage_problem(err)})") from None
     try:
         def open_and_mark() -> None:
-            study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
-                                        load_if_exists=True)
-            recorded = study.system_attrs.get(IDENTITY)
-            changed = identity_differences(json.loads(recorded), identity) if recorded else []
+            try:  # an existing study is judged by its experiment first, then by its direction
+                existing = optuna.load_study(study_name=study_name, storage=storage)
+            except KeyError:
+                existing = None
+            changed = recorded_differences(existing.system_attrs.get(IDENTITY), identity) if existing else []
             if changed:
                 raise OtherExperiment(f"{key}={shown}: study `{study_name}` holds trials of another experiment "
                                       f"({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}), which would "
                                       "be ranked with these: set hydra.sweeper.study_name to a new name")
+            study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
+                                        load_if_exists=True)
             # a read-only storage fails here, not at the first trial
             study.set_system_attr(IDENTITY, json.dumps(identity, sort_keys=True))
 
@@ -200,6 +203,20 @@ def experiment_identity(config: Any) -> dict[str, Any]:
                     "direction": str(config.hydra.sweeper.direction)},
         "space": {str(k): str(v) for k, v in sorted(space.items())},  # type: ignore[union-attr]
     }
+
+
+def recorded_differences(recorded: Any, identity: dict[str, Any]) -> list[str]:
+    """The differences between the identity a study recorded (JSON; None: a study from before identities, taken
+    as this one) and this experiment's; a record that is not an identity is one difference."""
+    if recorded is None:
+        return []
+    try:
+        before = json.loads(recorded)
+        if not isinstance(before, dict) or not all(isinstance(v, dict) for v in before.values()):
+            raise ValueError("not an identity")
+    except (TypeError, ValueError):
+        return [f"{IDENTITY}: unreadable ({str(recorded)[:60]!r})"]
+    return identity_differences(before, identity)
 
 
 def identity_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:

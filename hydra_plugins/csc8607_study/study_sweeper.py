@@ -27,10 +27,13 @@ class StudySweeper(OptunaSweeper):
         direction = self.sweeper.direction
         try:
             if str(direction) == "auto":  # what the jobs return, trainer.monitor, says which way is better
-                from csc8607.config import monitor_mode
+                import os
+
+                from csc8607.config import STUDY_DIRECTION, monitor_mode
 
                 direction = self.sweeper.direction = \
                     "minimize" if monitor_mode(config.trainer, config.data.get("task")) == "min" else "maximize"
+                os.environ[STUDY_DIRECTION] = direction  # each trial checks it once its data's task is known
             directions = [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
             self.sweeper.storage = open_study(self.storage_url, self.sweeper.study_name, directions,
                                               self.heartbeat_interval, self.grace_period, experiment_identity(config))
