@@ -187,6 +187,8 @@ def experiment_identity(config: Any) -> dict[str, Any]:
     Trials that differ in any of these would be ranked together wrongly (a digits trial as Tiny ImageNet's best)."""
     from omegaconf import OmegaConf
 
+    from csc8607.config import flatten
+
     choices = config.hydra.runtime.choices
     root = config.data.get("root")
     space = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=True)
@@ -197,8 +199,10 @@ def experiment_identity(config: Any) -> dict[str, Any]:
     return {
         "data": {"choice": choices.get("data"), "name": config.data.get("name"), "task": config.data.get("task"),
                  "root": os.path.abspath(str(root)) if root else None},
-        "model": {"choice": choices.get("model"), "_target_": config.model.get("_target_"),
-                  "name": config.model.get("name")},
+        "model": {"choice": choices.get("model"),  # every fixed argument too (model.width=4 vs 8 are not one study)
+                  **{key: str(value) for key, value in sorted(flatten(OmegaConf.to_container(
+                      config.model, resolve=True)).items()) if key.split(".")[0] not in ("axes", "space")}},
+        "budget": {"max_epochs": config.trainer.get("max_epochs"), "batch_size": config.trainer.get("batch_size")},
         "monitor": {"metric": task_monitor(str(config.trainer.get("monitor")), config.data.get("task")),  # not `auto`
                     "direction": str(config.hydra.sweeper.direction)},
         "space": {str(k): str(v) for k, v in sorted(space.items())},  # type: ignore[union-attr]
