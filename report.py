@@ -35,8 +35,7 @@ def main(cfg: DictConfig) -> None:
     out = root / cfg.out
     runs, left_out = find_runs(root, OmegaConf.to_container(cfg.runs))
     for note in left_out:
-        print(f"warning: {note} (choose it with runs.<preset>=DIR, or keep each dataset's runs in its own dir)",
-              file=sys.stderr)
+        print(f"warning: {note} (runs.<preset>=DIR le choisit ; un dossier par expérience les sépare)", file=sys.stderr)
     text = render(template.read_text(), Context(runs, root, out, left_out), BODIES, ANSWERS)
     path = out / "report.md"
     if path.exists() and path.read_text() != text:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,9 @@ def monitor_mode(trainer: DictConfig, task: str | None = None) -> str:
     return implied
 
 
+STUDY_DIRECTION = "CSC8607_STUDY_DIRECTION"  # set by the Optuna sweeper for its trials when `direction: auto` chose
+
+
 def check_sweep_direction(cfg: DictConfig, task: str | None = None) -> None:
     """An Optuna sweep maximizes or minimizes what each job returns (trainer.monitor): `direction: maximize` on
     val/loss would search for the worst model. Refused before the first trial (`task`: the data's, once built)."""
@@ -131,11 +135,17 @@ def check_sweep_direction(cfg: DictConfig, task: str | None = None) -> None:
         direction = HydraConfig.get().sweeper.get("direction")
     except ValueError:  # not inside a Hydra app
         return
+    chosen = str(direction) == "auto" and os.environ.get(STUDY_DIRECTION)  # what `auto` chose for the study
+    direction = chosen or direction
     if task is None and isinstance(cfg.get("data"), DictConfig):
         task = cfg.data.get("task")
     mode = monitor_mode(cfg.trainer, task)
     monitor = task_monitor(str(cfg.trainer.monitor), task)
     if isinstance(direction, str) and direction.lower() in ("maximize", "minimize") and direction.lower()[:3] != mode:
+        if chosen:  # auto decided before any data was read; the source declared its task (a .ts regression)
+            raise UserError(f"hydra.sweeper.direction=auto chose {direction} before the data was read, but this "
+                            f"{task} data is scored by {monitor} (monitor_mode {mode}): add data.task={task} or "
+                            f"hydra.sweeper.direction={mode}imize")
         raise UserError(f"hydra.sweeper.direction={direction} contradicts trainer.monitor={monitor} "
                         f"(monitor_mode {mode}): set hydra.sweeper.direction={mode}imize")
 

@@ -20,7 +20,10 @@ RESULTS = {"data": "data.json", "baselines": "baselines.json", "sanity": "sanity
            "lr_finder": "lr_finder.json", "grid": "summary.csv", "full": "full.json", "compare": "compare.json",
            "optuna": "summary.csv", "evaluate": "test_metrics.json"}
 SWEEPS = {"grid", "optuna"}  # a run of these is the sweep dir (parent of the job dirs)
-DATA_KEYS = ("_target_", "source._target_", "name", "root", "task")  # what tells two datasets apart in a config
+# what tells two experiments apart in a run's config: its data, and for the sections that train, its model
+DATA_KEYS = ("data._target_", "data.source._target_", "data.name", "data.root", "data.task")
+MODEL_KEYS = ("model._target_", "model.name")
+MODEL_PRESETS = {"sanity", "overfit", "lr_finder", "grid", "full", "compare", "optuna", "evaluate"}
 # the command producing each preset when there is no run of it
 HINTS = {name: f"python train.py experiment={name}" for name in RESULTS}
 HINTS.update(overfit="python train.py experiment=overfit overfit.num_samples=32",
@@ -54,40 +57,58 @@ def trained_config(run: Path, preset: str) -> Path:
     return run / "config.yaml" if (run / "config.yaml").is_file() else run / ".hydra" / "config.yaml"
 
 
-def data_of(run: Path, preset: str) -> tuple[str, ...] | None:
-    """Which dataset a run used: its data source, name, root and task as configured (None: cannot tell)."""
+def experiment_of(run: Path, preset: str) -> tuple[str, ...] | None:
+    """What a run was about: its data (source, name, root, task) and, for the sections that train, its model
+    (`_target_`, name), as configured; None: cannot tell."""
     try:
-        data = OmegaConf.load(trained_config(run, preset)).data
-        return tuple(str(OmegaConf.select(data, key, default=None)) for key in DATA_KEYS)
+        cfg = OmegaConf.load(trained_config(run, preset))
+        keys = DATA_KEYS + (MODEL_KEYS if preset in MODEL_PRESETS else ())
+        return tuple(str(OmegaConf.select(cfg, key, default=None)) for key in keys)
     except Exception:  # noqa: BLE001 - an unreadable or unresolvable record: that run is not judged
         return None
 
 
-def describe_data(data: tuple[str, ...]) -> str:
-    fields = dict(zip(DATA_KEYS, data))
-    name = fields["name"] if fields["name"] != "None" else (fields["source._target_"] if fields["source._target_"]
-                                                            != "None" else fields["_target_"]).rsplit(".", 1)[-1]
-    return name + (f" ({fields['root']})" if fields["root"] != "None" else "")
+def same_experiment(ours: tuple[str, ...] | None, reference: tuple[str, ...] | None) -> bool:
+    """Equal on what both describe (a data run is not judged by the model); unknown is never a difference."""
+    if ours is None or reference is None:
+        return True
+    common = min(len(ours), len(reference))
+    return ours[:common] == reference[:common]
+
+
+def describe(experiment: tuple[str, ...]) -> str:
+    """`load_digits (régression), modèle ConvNet`: the names a student recognises."""
+    fields = dict(zip(DATA_KEYS + MODEL_KEYS, experiment))
+    source = fields["data.source._target_"] if fields["data.source._target_"] != "None" else fields["data._target_"]
+    text = fields["data.name"] if fields["data.name"] != "None" else source.rsplit(".", 1)[-1]
+    text += f" ({fields['data.root']})" if fields["data.root"] != "None" else ""
+    text += f", tâche {fields['data.task']}" if fields["data.task"] != "None" else ""
+    if "model._target_" in fields:
+        model = fields["model.name"] if fields["model.name"] != "None" else fields["model._target_"].rsplit(".", 1)[-1]
+        text += f", modèle {model}"
+    return text
 
 
 def one_dataset(found: dict[str, list[tuple[float, Path]]]) -> tuple[dict[str, Path], list[str]]:
-    """The latest run of each preset on the report's dataset (that of the latest M6 run, else of the latest run),
-    and a note for each preset whose latest run used other data (left out: a report describes one dataset)."""
+    """The latest run of each preset on the report's experiment (the data and model of the latest M6 run, else
+    of the latest run), and a note for each preset whose latest run was about something else (left out: a report
+    describes one experiment)."""
     latest = {preset: max(runs)[1] for preset, runs in found.items()}
     if not latest:
         return {}, []
     anchor = "full" if "full" in latest else max((max(runs)[0], preset) for preset, runs in found.items())[1]
-    reference = data_of(latest[anchor], anchor)
+    reference = experiment_of(latest[anchor], anchor)
     chosen, notes = {}, []
     for preset, runs in found.items():
-        same = [(stamp, run) for stamp, run in runs if reference is None or data_of(run, preset) in (reference, None)]
+        same = [(stamp, run) for stamp, run in runs if same_experiment(experiment_of(run, preset), reference)]
         if same:
             chosen[preset] = max(same)[1]
         if not same or chosen[preset] != latest[preset]:
-            other = data_of(latest[preset], preset)
-            notes.append(f"{preset} : le dernier run (`{latest[preset]}`) porte sur d'autres données "
-                         f"({describe_data(other) if other else '?'}) que ce rapport "
-                         f"({describe_data(reference) if reference else '?'}) ; il n'est pas repris")
+            other = experiment_of(latest[preset], preset)
+            mine = reference[:len(other)] if other and reference else reference
+            notes.append(f"{preset} : le dernier run (`{latest[preset]}`) porte sur une autre expérience "
+                         f"({describe(other) if other else '?'}) que ce rapport "
+                         f"({describe(mine) if mine else '?'}) ; il n'est pas repris")
     return chosen, notes
 
 

@@ -145,14 +145,17 @@ def open_study(url: str | None, study_name: str | None, directions: list[str], h
         raise UserError(f"{key}={shown}: cannot open the study storage ({storage_problem(err)})") from None
     try:
         def open_and_mark() -> None:
-            study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
-                                        load_if_exists=True)
-            recorded = study.system_attrs.get(IDENTITY)
-            changed = identity_differences(json.loads(recorded), identity) if recorded else []
+            try:  # an existing study is judged by its experiment first, then by its direction
+                existing = optuna.load_study(study_name=study_name, storage=storage)
+            except KeyError:
+                existing = None
+            changed = recorded_differences(existing.system_attrs.get(IDENTITY), identity) if existing else []
             if changed:
                 raise OtherExperiment(f"{key}={shown}: study `{study_name}` holds trials of another experiment "
                                       f"({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}), which would "
                                       "be ranked with these: set hydra.sweeper.study_name to a new name")
+            study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
+                                        load_if_exists=True)
             # a read-only storage fails here, not at the first trial
             study.set_system_attr(IDENTITY, json.dumps(identity, sort_keys=True))
 
@@ -184,6 +187,8 @@ def experiment_identity(config: Any) -> dict[str, Any]:
     Trials that differ in any of these would be ranked together wrongly (a digits trial as Tiny ImageNet's best)."""
     from omegaconf import OmegaConf
 
+    from csc8607.config import flatten
+
     choices = config.hydra.runtime.choices
     root = config.data.get("root")
     space = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=True)
@@ -194,12 +199,28 @@ def experiment_identity(config: Any) -> dict[str, Any]:
     return {
         "data": {"choice": choices.get("data"), "name": config.data.get("name"), "task": config.data.get("task"),
                  "root": os.path.abspath(str(root)) if root else None},
-        "model": {"choice": choices.get("model"), "_target_": config.model.get("_target_"),
-                  "name": config.model.get("name")},
+        "model": {"choice": choices.get("model"),  # every fixed argument too (model.width=4 vs 8 are not one study)
+                  **{key: str(value) for key, value in sorted(flatten(OmegaConf.to_container(
+                      config.model, resolve=True)).items()) if key.split(".")[0] not in ("axes", "space")}},
+        "budget": {"max_epochs": config.trainer.get("max_epochs"), "batch_size": config.trainer.get("batch_size")},
         "monitor": {"metric": task_monitor(str(config.trainer.get("monitor")), config.data.get("task")),  # not `auto`
                     "direction": str(config.hydra.sweeper.direction)},
         "space": {str(k): str(v) for k, v in sorted(space.items())},  # type: ignore[union-attr]
     }
+
+
+def recorded_differences(recorded: Any, identity: dict[str, Any]) -> list[str]:
+    """The differences between the identity a study recorded (JSON; None: a study from before identities, taken
+    as this one) and this experiment's; a record that is not an identity is one difference."""
+    if recorded is None:
+        return []
+    try:
+        before = json.loads(recorded)
+        if not isinstance(before, dict) or not all(isinstance(v, dict) for v in before.values()):
+            raise ValueError("not an identity")
+    except (TypeError, ValueError):
+        return [f"{IDENTITY}: unreadable ({str(recorded)[:60]!r})"]
+    return identity_differences(before, identity)
 
 
 def identity_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from csc8607 import axes, checkpoint
 from csc8607.config import monitor_mode, task_monitor
@@ -163,9 +163,17 @@ class SweepLRFromFinder(Callback):
 
         source = OmegaConf.select(config, "grid.lr_from", default=None)
         typed = {o.split("=", 1)[0].lstrip("+~") for o in config.hydra.overrides.task}
+        swept = [o for o in config.hydra.overrides.task if o.startswith("grid.lr_from=") and "," in o
+                 and not o.split("=", 1)[1].startswith(("'", '"'))]
+        if swept:  # Hydra read the path as a sweep of several dirs
+            stop_sweep(f"{swept[0]}: a comma makes this a sweep of several dirs; quote the path: "
+                       f"grid.lr_from='{swept[0].split('=', 1)[1]}'")
         if not source or "optim.lr" in typed:
             return
-        values = lr_axis(Path(str(source)).expanduser(), list(config.grid.lr_factors))
+        factors = OmegaConf.select(config, "grid.lr_factors", default=None)
+        if not isinstance(factors, (list, ListConfig)):
+            stop_sweep(f"grid.lr_factors={factors} must be a list of numbers > 0, e.g. [0.3, 1.0, 3.0]")
+        values = lr_axis(Path(str(source)).expanduser(), list(factors))
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.sweeper.params["optim.lr"] = ",".join(values)
         log.info("grid LR axis from M4 (%s): %s", source, ", ".join(values))
@@ -178,8 +186,11 @@ def lr_axis(run_dir: Path, factors: list[float]) -> list[str]:
         stop_sweep(f"grid.lr_from={run_dir}: no lr_finder.json there (give the run dir of "
                    "`python train.py experiment=lr_finder`, e.g. outputs/DATE/TIME)")
     try:
-        suggested = float(checkpoint.read_json(path)["suggested_lr"])
-    except (ValueError, KeyError, TypeError) as err:
+        suggested = checkpoint.read_json(path)["suggested_lr"]
+        if isinstance(suggested, bool):
+            raise TypeError(f"suggested_lr={suggested} is not a number")
+        suggested = float(suggested)
+    except (ValueError, KeyError, TypeError, OverflowError) as err:
         stop_sweep(f"grid.lr_from={run_dir}: lr_finder.json unreadable ({type(err).__name__}: {err})")
     if not math.isfinite(suggested) or suggested <= 0:
         stop_sweep(f"grid.lr_from={run_dir}: the LR finder suggested no usable LR ({suggested}); set optim.lr=...")

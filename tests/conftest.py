@@ -90,6 +90,7 @@ def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CSC8607_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setenv("CSC8607_STUDY_DIRECTION", "")  # what an Optuna sweep sets for its trials is undone after
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     path = list(sys.path)  # a student's module dir is added by the model's import
     monkeypatch.setattr(sys, "path", list(path))

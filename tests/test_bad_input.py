@@ -50,6 +50,8 @@ CASES = [
     (["experiment=optuna", "hydra.sweeper.storage=null", "hydra.sweeper.n_trials=1", "model.width=0", "model.depth=1"],
      2, "all 1 jobs of the sweep failed (first error: UserError: cannot build model"),  # an in-memory study
     (["section=report"], 2, "section=report is not one of"),
+    (["experiment=sanity", "++sanity.tolerance=1e-9", "model.width=4", "model.depth=1"], 2,
+     "widen the check with ++sanity.tolerance=..."),
     (["hydra.run.dir=/dev/null/run"], 2, "cannot write the output dir /dev/null/run (/dev/null is not a directory)"),
     (["-m", "hydra.sweep.dir=/dev/null/sweep", "model.width=4,8"], 2, "cannot write the output dir /dev/null/sweep"),
 ]
@@ -334,8 +336,10 @@ def storage_cases(tmp: Path) -> list[tuple[str, str]]:
     minimized = optuna.create_study(study_name="digits-cnn", storage=other, direction="minimize")
     minimized.tell(minimized.ask(), 1.0)
     mixed = optuna.create_study(study_name="digits-cnn", storage=f"sqlite:///{tmp / 'mixed.db'}",
-                                direction="maximize")  # a study of the digits at another root: another experiment
+                                direction="minimize")  # the digits at another root (a regression): another experiment
     mixed.set_system_attr("csc8607:identity", __import__("json").dumps({"data": {"choice": "digits", "root": "/d"}}))
+    junk = optuna.create_study(study_name="digits-cnn", storage=f"sqlite:///{tmp / 'junk.db'}", direction="maximize")
+    junk.set_system_attr("csc8607:identity", "[1, 2")  # a hand-edited identity
     readonly = tmp / "readonly.db"
     optuna.create_study(study_name="other", storage=f"sqlite:///{readonly}")
     port = __import__("socket").socket()
@@ -349,6 +353,7 @@ def storage_cases(tmp: Path) -> list[tuple[str, str]]:
         (f"sqlite:///file:{readonly}?mode=ro&uri=true", "cannot write the study `digits-cnn` (attempt to write a readonly"),
         (other, "study `digits-cnn` exists with another direction"),
         (f"sqlite:///{tmp / 'mixed.db'}", "study `digits-cnn` holds trials of another experiment (data.root: /d -> None;"),
+        (f"sqlite:///{tmp / 'junk.db'}", "holds trials of another experiment (csc8607:identity: unreadable ('[1, 2'))"),
         (f"postgresql://optuna@127.0.0.1:{down}/postgres", "cannot open the study storage (connection to server at"),
         ("mysql://user@localhost/optuna", "the Python driver for this database is not installed"),
     ]

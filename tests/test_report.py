@@ -361,7 +361,17 @@ def test_a_later_run_on_other_data_is_left_out_and_said(project: Path, tmp_path:
     os.utime(other / "data.json", (later, later))
     runs, left_out = find_runs(root)
     assert runs["data"] == ours and runs["full"] == section_run(root, "full")
-    assert left_out == [f"data : le dernier run (`{other}`) porte sur d'autres données (load_digits (/elsewhere/cifar)) "
-                        "que ce rapport (load_digits) ; il n'est pas repris"]
+    assert left_out == [f"data : le dernier run (`{other}`) porte sur une autre expérience (load_digits "
+                        "(/elsewhere/cifar)) que ce rapport (load_digits) ; il n'est pas repris"]
     text = render(TEMPLATE, Context(runs, root, root / "report", left_out), BODIES, ANSWERS)
     assert f"> _Run laissé de côté — {left_out[0]}._\n" in text
+    # a later grid of another model on the same data: M5 stays the grid of M6's model (M1's axes agree with it)
+    grid = Path(shutil.copytree(root / "multirun" / "grid", root / "multirun" / "grid_resnet"))
+    for config in grid.glob("*/.hydra/config.yaml"):
+        config.write_text(config.read_text().replace("_target_: csc8607.models.ConvNet",
+                                                     "_target_: csc8607.models.ResNet"))
+    os.utime(grid / "summary.csv", (later, later))
+    runs, left_out = find_runs(root)
+    assert runs["grid"] == root / "multirun" / "grid" and runs["data"] == ours
+    assert any(note.startswith("grid : ") and note.endswith(", modèle ResNet) que ce rapport (load_digits, modèle "
+                                                            "ConvNet) ; il n'est pas repris") for note in left_out)

@@ -168,3 +168,19 @@ def test_ts_missing_values_are_interpolated_and_timestamps_refused(tmp_path: Pat
     write_ts(tmp_path / "Timed_TRAIN.ts", per_class=2, header={"timeStamps": "true"})
     with pytest.raises(UserError, match="Timed_TRAIN.ts: @timeStamps true .* is not supported"):
         load_uea(str(tmp_path), "Timed")
+
+
+def test_optuna_on_a_ts_regression_says_how_to_minimize(tmp_path: Path, in_process) -> None:
+    """A `.ts` file that declares a regression target: `direction: auto` chose before the data was read (maximize),
+    and each trial, once it knows the task, refuses to be ranked the wrong way round, saying what to add."""
+    import re
+
+    for split, seed in (("TRAIN", 0), ("TEST", 1)):
+        path = write_ts(tmp_path / "ds" / f"Reg_{split}.ts", per_class=4, seed=seed,
+                        header={"classLabel": "false", "targetLabel": "true"})
+        path.write_text(re.sub(r":c(\d)$", r":\g<1>.5", path.read_text(), flags=re.M))
+    err = in_process("train.py", "experiment=optuna", "data=uea", f"data.root={tmp_path / 'ds'}", "data.name=Reg",
+                     "model=cnn1d", "model.width=4", "model.depth=1", "trainer.max_epochs=1", "trainer.threads=1",
+                     "hydra.sweeper.n_trials=1", "hydra.sweeper.storage=null", exit_code=2)
+    assert "hydra.sweeper.direction=auto chose maximize before the data was read, but this regression data is " \
+           "scored by val/rmse (monitor_mode min): add data.task=regression or hydra.sweeper.direction=minimize" in err

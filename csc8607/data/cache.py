@@ -70,12 +70,17 @@ def files_stamp(identity: dict[str, Any], skip: Path | None = None) -> str | Non
     skip_dir = str(skip.resolve()) if skip is not None else None
     lines: list[str] = []
 
+    seen: set[str] = set()  # real paths walked: a link to a folder is followed (the loader follows it), once
+
     def walk(folder: str) -> None:
+        real = os.path.realpath(folder)
+        if real in seen or real == skip_dir:
+            return
+        seen.add(real)
         with os.scandir(folder) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.path != skip_dir:
-                        walk(entry.path)
+                if entry.is_dir():
+                    walk(entry.path)
                 else:
                     stat = entry.stat()
                     lines.append(f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}")

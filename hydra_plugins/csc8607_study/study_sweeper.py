@@ -21,21 +21,27 @@ class StudySweeper(OptunaSweeper):
         experiment (data, model, monitor, search space), before any trial."""
         from optuna.storages import InMemoryStorage
 
-        from csc8607.errors import UserError, fail
+        from csc8607.errors import UserError
         from csc8607.study import experiment_identity, open_study
 
         direction = self.sweeper.direction
+        named = [direction] if isinstance(direction, str) else list(direction)
+        if any(str(d) not in ("auto", "maximize", "minimize") for d in named) or (len(named) > 1 and "auto" in named):
+            refuse(config, f"hydra.sweeper.direction={direction} must be auto, maximize or minimize")
         try:
             if str(direction) == "auto":  # what the jobs return, trainer.monitor, says which way is better
-                from csc8607.config import monitor_mode
+                import os
+
+                from csc8607.config import STUDY_DIRECTION, monitor_mode
 
                 direction = self.sweeper.direction = \
                     "minimize" if monitor_mode(config.trainer, config.data.get("task")) == "min" else "maximize"
+                os.environ[STUDY_DIRECTION] = direction  # each trial checks it once its data's task is known
             directions = [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
             self.sweeper.storage = open_study(self.storage_url, self.sweeper.study_name, directions,
                                               self.heartbeat_interval, self.grace_period, experiment_identity(config))
         except UserError as err:  # SystemExit passes through Hydra
-            fail(str(err))
+            refuse(config, str(err))
         self.sweeper.storage = self.sweeper.storage or InMemoryStorage()
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
@@ -53,3 +59,17 @@ class StudySweeper(OptunaSweeper):
             if any(optuna.load_study(study_name=name, storage=impl.storage).get_trials(
                     states=[optuna.trial.TrialState.COMPLETE]) for name in names):
                 raise
+
+
+def refuse(config: Any, message: str) -> None:
+    """One `error:` line, exit 2, before any trial; the sweep dir goes if it holds only the multirun.yaml that
+    the summary callback recorded a moment ago (a refused command leaves nothing)."""
+    import shutil
+    from pathlib import Path
+
+    from csc8607.errors import fail
+
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    if sweep_dir.is_dir() and [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+    fail(message)
