@@ -202,7 +202,6 @@ def experiment_identity(config: Any) -> dict[str, Any]:
         "model": {"choice": choices.get("model"),  # every fixed argument too (model.width=4 vs 8 are not one study)
                   **{key: str(value) for key, value in sorted(flatten(OmegaConf.to_container(
                       config.model, resolve=True)).items()) if key.split(".")[0] not in ("axes", "space")}},
-        "budget": {"max_epochs": config.trainer.get("max_epochs"), "batch_size": config.trainer.get("batch_size")},
         "monitor": {"metric": task_monitor(str(config.trainer.get("monitor")), config.data.get("task")),  # not `auto`
                     "direction": str(config.hydra.sweeper.direction)},
         "space": {str(k): str(v) for k, v in sorted(space.items())},  # type: ignore[union-attr]

@@ -182,11 +182,13 @@ def test_regression_grid_compare_and_optuna_fill_m5_m7_m8(tmp_path: Path, in_pro
     in_process("train.py", "experiment=optuna", "hydra.sweeper.n_trials=2", "model.width=choice(4, 6)", *tiny)
     study = optuna.load_study(study_name="digits-cnn", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert study.direction.name == "MINIMIZE" and [t.state.name for t in study.trials] == ["COMPLETE"] * 2
-    trial_dirs = [d for d in job_dirs(tmp_path / "multirun") if "grid" not in str(d)]
+    trial_dirs = [d for d in job_dirs(tmp_path / "multirun") if "grid" not in d.relative_to(tmp_path).parts]
     assert sorted(t.value for t in study.trials) == sorted(
         __import__("json").loads((d / "metrics.json").read_text())["best_value"] for d in trial_dirs)
     runs, _ = find_runs(tmp_path)
     report = render(TEMPLATE, Context(runs, tmp_path, tmp_path / "report"), BODIES, ANSWERS)
     assert UNREADABLE_SECTION not in report
     for heading in ("## 5)", "## 7)", "## 8)"):
-        assert "_Aucun run" not in section(report, heading) and "val/rmse" in section(report, heading), heading
+        assert "_Aucun run" not in section(report, heading), heading
+    assert "val/rmse" in section(report, "## 5)") and "val/rmse" in section(report, "## 8)")
+    assert "![M7 comparaison par lr](figures/compare_compare_lr.png)" in section(report, "## 7)")

@@ -163,4 +163,4 @@ def test_a_study_per_experiment(tmp_path: Path) -> None:
         "space.model.width: None -> choice(4, 8)"]
     assert identity_differences(experiment_identity(digits), experiment_identity(config("trainer.monitor=val/loss",
                                 "hydra.sweeper.direction=minimize"))) == [
-        "monitor.direction: auto -> minimize", "monitor.metric: auto -> val/loss"]
+        "monitor.direction: auto -> minimize", "monitor.metric: val/accuracy -> val/loss"]
