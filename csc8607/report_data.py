@@ -34,7 +34,8 @@ def dataset(c: Context) -> str:
     facts = d.get("input") or {}
     kind = {"audio": f"audio (log-mel {facts.get('n_mels')} bandes × {facts.get('frames')} trames, "
                      f"{facts.get('sample_rate')} Hz, {facts.get('duration_s')} s)",
-            "series": f"séries temporelles ({facts.get('channels')} canaux × {facts.get('length')} pas)",
+            "series": f"séries temporelles ({plural(facts.get('channels') or 0, 'canal', 'canaux')} × "
+                      f"{plural(facts.get('length') or 0, 'pas', 'pas')})",
             "text": f"texte (suites d'identifiants de jetons, au plus {facts.get('max_length')} ; vocabulaire de "
                     f"{facts.get('vocab_size')} jetons)"}.get(
         d.get("modality", "image"),
@@ -77,8 +78,10 @@ def preprocess(c: Context) -> str:
                 f"{p['hop_length']} (fenêtre {p['window']}, échelle {p['mel_scale']}), en dB (plancher max − "
                 f"{p['top_db']} dB), {norm} (statistiques de train)")
     if modality == "series":
-        return (f"- Séries : longueur {p['length'] or 'de la source (toutes égales)'}, fenêtres "
-                f"{p['window'] or 'aucune'} (pas {p['stride']}), normalisation par canal (train) : {norm}")
+        windows = f"fenêtres de {p['window']} pas (décalage {p['stride'] or p['window']})" if p["window"] else \
+            "sans fenêtrage"
+        return (f"- Séries : longueur {p['length'] or 'de la source (toutes égales)'}, {windows}, normalisation par "
+                f"canal (train) : {norm}")
     if modality == "text":
         f = j["dataset"]["input"]
         vocab = (f"vocabulaire du split train seul ({p['vocab_size']} jetons au plus, fréquence ≥ {p['min_freq']}, "

@@ -119,6 +119,10 @@ def test_series_sections_train_and_evaluate_end_to_end(source: str, tmp_path: Pa
     assert abs(majority["measured"]["majority"]["accuracy"] - majority["expected"]["majority"]["accuracy"]) < 1e-6
     assert np.isfinite(results["train"]["history"][0]["train/loss"]) and results["evaluate"]["metrics"]["accuracy"] >= 0
     assert "séries temporelles (" in results["report"]  # D1 names the input type
+    channels, length = results["data"]["dataset"]["input_shape"]
+    assert f"séries temporelles ({channels} canaux × {length} pas)" in results["report"]  # French, agreeing
+    assert "sans fenêtrage" in results["report"] and "pas None" not in results["report"]  # D6
+    assert results["evaluate"]["precision"] == results["train"]["precision"]  # what evaluate.py ran at is recorded
     if source == "uea":
         assert results["full"]["monitor"] == "val/accuracy" and results["lr_finder"]["suggested_lr"] > 0
         assert results["overfit"]["verdict"] == "PASS"

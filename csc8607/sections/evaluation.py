@@ -52,6 +52,8 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
         "class_names": s.data.meta["class_names"],
         "val_from_checkpoint": {monitor: val_value},
         "val_minus_" + split: gap,
+        "precision": s.engine.precision,  # a bf16-trained checkpoint evaluated at fp32 can differ in the 3rd digit
+        "precision_why": s.engine.precision_why,
         "meta": s.data.meta,
     }
     out_dir = Path(out_dir)
