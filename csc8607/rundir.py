@@ -184,3 +184,8 @@ def discard_unclaimed() -> None:
     entries = list(directory.iterdir())
     if all(p.name == PENDING or (p.suffix == ".log" and p.is_file()) for p in entries):
         shutil.rmtree(directory, ignore_errors=True)
+        cwd = Path.cwd().resolve()
+        for parent in directory.resolve().parents:  # outputs/<date>/ left empty by it, up to the launch dir
+            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()

@@ -179,3 +179,7 @@ def test_input_refused_while_the_data_is_built_leaves_no_run_behind(tmp_path: Pa
                    cwd=tmp_path, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "train is missing" in proc.stderr
     assert not run.exists()
+    (tmp_path / "elsewhere").mkdir()  # Hydra's own dated dir: neither it nor outputs/<date>/ stays behind
+    proc = run_cli("train.py", "data=image_folder", f"data.root={tmp_path / 'empty'}", cwd=tmp_path / "elsewhere",
+                   check=False)
+    assert proc.returncode == 2 and not (tmp_path / "elsewhere" / "outputs").exists()
