@@ -23,9 +23,9 @@ def main(cfg: DictConfig) -> None:
     from csc8607 import checkpoint
     from csc8607.errors import UserError
 
-    from csc8607.report import UNREADABLE_SECTION, Context, render
-    from csc8607.report_sections import ANSWERS, BODIES
-    from csc8607.report_runs import find_runs
+    from csc8607.report.render import UNREADABLE_SECTION, Context, render
+    from csc8607.report.answers import ANSWERS, BODIES
+    from csc8607.report.runs import find_runs
 
     root = Path(cfg.root)
     default = Path(__file__).parent / "conf" / "report_template.md"

@@ -122,9 +122,9 @@ def run_sections(cwd: Path, *args: str, presets: str = "data,baselines,sanity,sm
     from omegaconf import OmegaConf
 
     from conftest import REPO, job_dirs, read_json, run_cli
-    from csc8607.report import UNREADABLE_SECTION, Context, render
-    from csc8607.report_runs import RESULTS, find_runs
-    from csc8607.report_sections import ANSWERS, BODIES
+    from csc8607.report.render import UNREADABLE_SECTION, Context, render
+    from csc8607.report.runs import RESULTS, find_runs
+    from csc8607.report.answers import ANSWERS, BODIES
 
     launch = launch or (lambda script, *a: run_cli(script, *a, cwd=cwd))
     launch("train.py", "-m", f"experiment={presets}", "trainer.max_epochs=1", "trainer.batch_size=8",

@@ -15,7 +15,7 @@ from PIL import Image
 
 from conftest import job_dirs, read_json, run_cli
 from image_fixtures import ODD_TRAIN, WNIDS, WORDS, tiny_imagenet_files, write_tiny_imagenet_folder
-from csc8607.report_runs import command
+from csc8607.report.runs import command
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = (REPO / "conf" / "report_template.md").read_text()
@@ -294,9 +294,9 @@ def test_reproducibility_lists_the_commands_of_whatever_ran(tmp_path: Path) -> N
 def test_one_damaged_file_spoils_only_its_sections(project: Path, tmp_path: Path) -> None:
     """A truncated JSON, an empty one, a missing PNG, an invalid .hydra/config.yaml, a run dir deleted while the
     report reads: the sections of that file say what is wrong and which command remakes it; the rest is written."""
-    from csc8607.report import Context, render
-    from csc8607.report_runs import find_runs
-    from csc8607.report_sections import ANSWERS, BODIES
+    from csc8607.report.render import Context, render
+    from csc8607.report.runs import find_runs
+    from csc8607.report.answers import ANSWERS, BODIES
 
     def report_of(damage: Callable[[Path], Any], after: Callable[[dict], Any] | None = None) -> str:
         """The report of a copy of the project damaged by `damage(root)` (and by `after(runs)` once found)."""
@@ -348,9 +348,9 @@ def test_a_later_run_on_other_data_is_left_out_and_said(project: Path, tmp_path:
     earlier data run) and says which run it left out, instead of mixing two datasets."""
     import os
 
-    from csc8607.report import Context, render
-    from csc8607.report_runs import find_runs
-    from csc8607.report_sections import ANSWERS, BODIES
+    from csc8607.report.render import Context, render
+    from csc8607.report.runs import find_runs
+    from csc8607.report.answers import ANSWERS, BODIES
 
     root = Path(shutil.copytree(project, tmp_path / "p", symlinks=True))
     ours = section_run(root, "data")

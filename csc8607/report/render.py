@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from csc8607 import axes, checkpoint
-from csc8607.report_runs import HINTS, RESULTS, command
+from csc8607.report.runs import HINTS, RESULTS, command
 
 TODO = "> _À compléter par l'étudiant·e : …_"
 GENERATED = ("> _Rapport généré par `python report.py` à partir des runs (chiffres et figures) ; les parties "

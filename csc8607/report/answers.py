@@ -11,12 +11,12 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from csc8607 import axes, checkpoint, figures
-from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, num, plural,
+from csc8607.report.render import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, num, plural,
                             sweep_job_config, sweep_rows, sweep_table, table)
-from csc8607.report_data import augment, class_answer, dataset, particularities, preprocess, splits, texts_read
-from csc8607.report_model import architecture, baselines, initial_loss, numeric_first, overfit, word_vectors
-from csc8607.report_optuna import commands as optuna_commands, optuna
-from csc8607.report_runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
+from csc8607.report.data import augment, class_answer, dataset, particularities, preprocess, splits, texts_read
+from csc8607.report.model import architecture, baselines, initial_loss, numeric_first, overfit, word_vectors
+from csc8607.report.optuna import commands as optuna_commands, optuna
+from csc8607.report.runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
 
 
 def run_commands(c: Context) -> list[tuple[str, str]]:
