@@ -15,39 +15,13 @@ from omegaconf import DictConfig  # noqa: E402
 @hydra.main(version_base="1.3", config_path="conf", config_name="report")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    import sys
     from pathlib import Path
 
     from omegaconf import OmegaConf
 
-    from csc8607 import checkpoint
-    from csc8607.errors import UserError
+    from csc8607.report.write import write_report
 
-    from csc8607.report.render import UNREADABLE_SECTION, Context, render
-    from csc8607.report.answers import ANSWERS, BODIES
-    from csc8607.report.runs import find_runs
-
-    root = Path(cfg.root)
-    default = Path(__file__).parent / "conf" / "report_template.md"
-    template = Path(cfg.template).expanduser() if cfg.template else default
-    if not template.is_file():
-        raise UserError(f"template={template} is not a file")
-    out = root / cfg.out
-    runs, left_out = find_runs(root, OmegaConf.to_container(cfg.runs))
-    for note in left_out:
-        print(f"warning: {note} (runs.<preset>=DIR le choisit ; un dossier par expérience les sépare)", file=sys.stderr)
-    text = render(template.read_text(), Context(runs, root, out, left_out), BODIES, ANSWERS)
-    path = out / "report.md"
-    if path.exists() and path.read_text() != text:
-        kept = checkpoint.install(path, lambda tmp: tmp.write_text(text))
-        print(f"previous report kept as {kept}")
-    else:
-        checkpoint.write_text(path, text)
-    print(f"report: {path} ({len(runs)} runs: {', '.join(sorted(runs)) or 'none'})")
-    damaged = text.count(UNREADABLE_SECTION)
-    if damaged:
-        print(f"warning: {damaged} sections or answers not generated (a run's file is corrupt, empty or missing): "
-              f"search {path} for '{UNREADABLE_SECTION}'", file=sys.stderr)
+    write_report(Path(cfg.root), cfg.out, cfg.template, OmegaConf.to_container(cfg.runs))
 
 
 if __name__ == "__main__":

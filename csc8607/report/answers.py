@@ -1,5 +1,5 @@
 """The body of each report section and the measured answer to each question, from the runs' JSON files
-(section 1's renderers are in report_data, section 2's in report_model).
+(section 1's renderers are in report.data, section 2's in report.model).
 
 BODIES: heading number -> (presets it needs, renderer); ANSWERS: question id -> the same. A renderer whose runs
 are missing is replaced by the command that produces them (Context.missing).

@@ -1,6 +1,6 @@
 """The course report (template headings, order and language kept) filled from the runs' JSON files and figures.
 
-The template is split at its `##`/`###` headings. A heading with a renderer (csc8607.report_sections.BODIES) gets
+The template is split at its `##`/`###` headings. A heading with a renderer (report.answers.BODIES) gets
 that text instead of the template's blank form; every question line (D1–D11, M0–M9) is kept verbatim, followed by
 its measured answer (ANSWERS) and a marked placeholder for the student's own commentary. Other headings are kept.
 """
@@ -83,7 +83,7 @@ class Context:
 
     def __init__(self, runs: dict[str, Path], root: Path, out: Path, left_out: list[str] | None = None) -> None:
         self.runs, self.root, self.out, self.figures = runs, root, out, out / "figures"
-        self.left_out = left_out or []  # latest runs not used because they are on other data (report_runs)
+        self.left_out = left_out or []  # latest runs not used because they are on other data (runs.one_dataset)
         self.memos: dict[Any, Any] = {}
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:

@@ -14,21 +14,16 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from csc8607.errors import UserError
+from csc8607.sections import REPORTED
 
-# preset -> the file a finished run of it holds (grid and optuna: their sweep dir's summary.csv)
-RESULTS = {"data": "data.json", "baselines": "baselines.json", "sanity": "sanity.json", "overfit": "overfit.json",
-           "lr_finder": "lr_finder.json", "grid": "summary.csv", "full": "full.json", "compare": "compare.json",
-           "optuna": "summary.csv", "evaluate": "test_metrics.json"}
-SWEEPS = {"grid", "optuna"}  # a run of these is the sweep dir (parent of the job dirs)
-# what tells two experiments apart in a run's config: its data, and for the sections that train, its model
+# read from the sections' declarations (csc8607/sections/__init__.py), in the report's order
+RESULTS = {s.name: s.result for s in REPORTED}  # preset -> the file a finished run holds (a sweep: its sweep dir's)
+SWEEPS = {s.name for s in REPORTED if s.sweep}  # a run of these is the sweep dir (parent of the job dirs)
+MODEL_PRESETS = {s.name for s in REPORTED if s.model}
+HINTS = {s.name: s.command for s in REPORTED}  # the command producing each preset when there is no run of it
+# what tells two experiments apart in a run's config: its data, and for MODEL_PRESETS, its model
 DATA_KEYS = ("data._target_", "data.source._target_", "data.name", "data.root", "data.task")
 MODEL_KEYS = ("model._target_", "model.name")
-MODEL_PRESETS = {"sanity", "overfit", "lr_finder", "grid", "full", "compare", "optuna", "evaluate"}
-# the command producing each preset when there is no run of it
-HINTS = {name: f"python train.py experiment={name}" for name in RESULTS}
-HINTS.update(overfit="python train.py experiment=overfit overfit.num_samples=32",
-             compare="python train.py experiment=compare compare.runs=multirun/DATE/TIME",
-             evaluate="python evaluate.py ckpt=artifacts/best.ckpt")
 
 
 def preset_of(job_dir: Path) -> str:

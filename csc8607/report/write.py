@@ -1,0 +1,38 @@
+"""`python report.py`: the template filled from the runs found, written to <out>/report.md without losing the
+student's text (a report.md that differs from the new one is kept first as report.<time>.md)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from csc8607 import checkpoint
+from csc8607.errors import UserError
+from csc8607.report.answers import ANSWERS, BODIES
+from csc8607.report.render import UNREADABLE_SECTION, Context, render
+from csc8607.report.runs import find_runs
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "conf" / "report_template.md"  # the course template
+
+
+def write_report(root: Path, out: str, template: str | None, chosen: dict[str, Any]) -> None:
+    """Fill `template` (None: the course's) from the runs under `root` (`chosen[preset]`: a given run dir) and
+    write `root/out/report.md`, saying which runs were used and which sections could not be generated."""
+    template_path = Path(template).expanduser() if template else TEMPLATE
+    if not template_path.is_file():
+        raise UserError(f"template={template_path} is not a file")
+    runs, left_out = find_runs(root, chosen)
+    for note in left_out:
+        print(f"warning: {note} (runs.<preset>=DIR le choisit ; un dossier par expérience les sépare)", file=sys.stderr)
+    text = render(template_path.read_text(), Context(runs, root, root / out, left_out), BODIES, ANSWERS)
+    path = root / out / "report.md"
+    if path.exists() and path.read_text() != text:
+        kept = checkpoint.install(path, lambda tmp: tmp.write_text(text))
+        print(f"previous report kept as {kept}")
+    else:
+        checkpoint.write_text(path, text)
+    print(f"report: {path} ({len(runs)} runs: {', '.join(sorted(runs)) or 'none'})")
+    damaged = text.count(UNREADABLE_SECTION)
+    if damaged:
+        print(f"warning: {damaged} sections or answers not generated (a run's file is corrupt, empty or missing): "
+              f"search {path} for '{UNREADABLE_SECTION}'", file=sys.stderr)

@@ -1,0 +1,75 @@
+"""The one list of report sections (csc8607.sections.SECTIONS) and everything that must agree with it: a section
+declared without its preset, its template part, its renderer or its `runs.<name>` key fails here, and so does a
+preset, template question or renderer that no section declares."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from csc8607.report import runs
+from csc8607.report.answers import ANSWERS, BODIES
+from csc8607.report.pipeline import steps
+from csc8607.sections import BY_NAME, JOBS, REPORTED, SECTIONS
+from test_configs import compose_with
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = (REPO / "conf" / "report_template.md").read_text()
+
+
+def test_every_train_section_has_its_preset_and_every_preset_its_section() -> None:
+    presets = {p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")} - {"smoke"}  # smoke: a quick `train`
+    assert presets == {s.name for s in REPORTED if s.script == "train.py"}
+    for name in presets:  # (each composes: test_make_report_runs_the_sections_in_order_each_fed_by_the_one_before)
+        assert OmegaConf.load(REPO / "conf" / "experiment" / f"{name}.yaml").section == name and name in JOBS
+    assert {s.script for s in SECTIONS} == {"train.py", "evaluate.py"} and (REPO / "conf" / "eval.yaml").is_file()
+
+
+def test_the_template_asks_what_the_sections_answer_in_their_order() -> None:
+    declared = [a for s in REPORTED for a in s.answers]
+    assert re.findall(r"^\*\*([DM]\d+)\.\*\*", TEMPLATE, flags=re.M) == [a for a in declared if a[0] in "DM"]
+    headings = re.findall(r"^#{2,3} (\S+)", TEMPLATE, flags=re.M)
+    assert [a for a in declared if a[0] not in "DM"] == [h for h in headings if h in declared]
+    for section in REPORTED:  # each heading a section declares has its body renderer
+        assert {a for a in section.answers if a[0] not in "DM"} <= set(BODIES), section.name
+
+
+def test_each_renderer_needs_the_sections_that_declare_its_part() -> None:
+    for key, (needed, _) in {**BODIES, **ANSWERS}.items():
+        for name in needed:
+            assert key in BY_NAME[name].answers, f"{key} reads {name}, which does not declare it"
+
+
+def test_report_config_and_run_tables_are_the_declarations() -> None:
+    assert list(OmegaConf.load(REPO / "conf" / "report.yaml").runs) == [s.name for s in REPORTED]
+    assert runs.RESULTS == {s.name: s.result for s in REPORTED} and list(runs.RESULTS) == [s.name for s in REPORTED]
+    assert runs.SWEEPS == {"grid", "optuna"} and runs.MODEL_PRESETS == set(runs.RESULTS) - {"data", "baselines"}
+    assert runs.HINTS["full"] == "python train.py experiment=full"
+    assert runs.HINTS["evaluate"] == "python evaluate.py ckpt=artifacts/best.ckpt"
+
+
+def test_make_report_runs_the_sections_in_order_each_fed_by_the_one_before() -> None:
+    todo = steps("2026-01-02/03-04-05", ["trainer.threads=1"])
+    assert [label.split()[0] for label, _ in todo] == ["train.py"] * 9 + ["evaluate.py", "report.py"]
+    commands = {cmd[1].removeprefix("experiment="): cmd for _, cmd in todo if cmd[0] == "train.py"}
+    assert list(commands) == [s.name for s in REPORTED if s.script == "train.py"]
+    lr_finder, grid = "outputs/2026-01-02/03-04-05-lr_finder", "multirun/2026-01-02/03-04-05-grid"
+    assert commands["lr_finder"] == ["train.py", "experiment=lr_finder", f"hydra.run.dir={lr_finder}", "trainer.threads=1"]
+    assert f"grid.lr_from={lr_finder}" in commands["grid"] and f"hydra.sweep.dir={grid}" in commands["grid"]
+    assert f"full.from_sweep={grid}" in commands["full"] and f"compare.runs={grid}" in commands["compare"]
+    for name, command in commands.items():  # every chained key exists in its preset (a typo fails to compose)
+        cfg = compose_with(*[o for o in command[1:] if not o.startswith(("hydra.", "trainer.threads"))])
+        for after in BY_NAME[name].after:
+            key = after.split("=", 1)[0]
+            assert OmegaConf.select(cfg, key) == next(o for o in command if o.startswith(key + "=")).split("=", 1)[1]
+
+
+@pytest.mark.parametrize("bad", ["evaluate", "nope"])
+def test_section_key_accepts_only_train_sections(bad: str) -> None:
+    from csc8607.errors import UserError
+    from csc8607.sections import run_section
+
+    with pytest.raises(UserError, match=f"section={bad} is not one of"):
+        run_section(compose_with(f"section={bad}"), "unused")
