@@ -73,3 +73,17 @@ def test_section_key_accepts_only_train_sections(bad: str) -> None:
 
     with pytest.raises(UserError, match=f"section={bad} is not one of"):
         run_section(compose_with(f"section={bad}"), "unused")
+
+
+def test_make_report_says_its_step_and_stops_at_the_first_failing_one(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "report.sh"), "trainer.max_epochs=0"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("== make report: step") == 1
+    assert proc.stderr.startswith(f"== make report: step 1/{len(REPORTED) + 1}: train.py experiment=data (D1–D11) (")
+    assert proc.stderr.splitlines()[-1] == "error: trainer.max_epochs=0 must be a whole number >= 1"
+    assert not (tmp_path / "report").exists()  # no later step ran

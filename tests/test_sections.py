@@ -58,6 +58,16 @@ def section_jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return jobs
 
 
+def test_each_section_writes_the_result_and_figures_it_declares(section_jobs: dict[str, Path]) -> None:
+    """What csc8607.sections.SECTIONS says a run holds (the report and report.runs read it) is what the run wrote."""
+    from csc8607.sections import BY_NAME
+
+    for name, job in section_jobs.items():
+        assert (job / BY_NAME[name].result).is_file(), name
+        assert all(list(job.glob(pattern)) for pattern in BY_NAME[name].figures), name
+        assert {p.name for p in job.glob("*.png")} <= {p.name for f in BY_NAME[name].figures for p in job.glob(f)}
+
+
 def test_data_section(section_jobs: dict[str, Path]) -> None:
     run_dir = section_jobs["data"]
     result = read_json(run_dir / "data.json")

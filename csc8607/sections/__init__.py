@@ -38,7 +38,7 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (  # the report's order; `train` is the plain training job, not a report section
-    Section("train", model=True),
+    Section("train"),
     Section("data", "data.json", ("class_distribution.png", "examples.png"),
             ("1.1", "1.2", "1.3", "1.4", *(f"D{i}" for i in range(1, 12)))),
     Section("baselines", "baselines.json", ("baselines.png",), ("M0",)),
