@@ -21,8 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 from csc8607.errors import ExistingRun, UserError, fail, unwritable_reason
 
 PENDING = ".hydra-new"  # hydra.output_subdir: where Hydra writes a job's record until the job claims its dir
-RESUMABLE = {"train", "full", "grid", "optuna"}  # sections whose finished runs skip_finished keeps
 IGNORED_KEYS = {"skip_finished", "resume"}  # how a command treats earlier runs, not what the run is
+
+
+def resumable(section: str) -> bool:
+    """Whether a finished run of `section` may be kept by skip_finished (csc8607.sections.SECTIONS says)."""
+    from csc8607.sections import BY_NAME
+
+    return section in BY_NAME and BY_NAME[section].resumable
 
 
 def held_state(run_dir: Path) -> str | None:
@@ -103,7 +109,7 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
             state = None if cfg.get("resume") else held_state(run_dir)
             if state and requeued():
                 pass  # SLURM requeued this very job (time limit, preemption): its dir is its own, to continue
-            elif state and (not cfg.get("skip_finished") or section not in RESUMABLE or state == "a"):
+            elif state and (not cfg.get("skip_finished") or not resumable(section) or state == "a"):
                 raise ExistingRun(refusal(run_dir, state))
             if state:
                 changed = recorded_differences(run_dir, cfg)

@@ -28,6 +28,7 @@ class Section:
     answers: tuple[str, ...] = ()  # the template headings and questions its run answers
     sweep: bool = False  # a run of it is a sweep dir; each job records its failure instead of ending the sweep
     model: bool = False  # its run is about a model too: the model, not only the data, tells its experiments apart
+    resumable: bool = False  # a training run (sections/train.py): `skip_finished=true` keeps a finished one
     after: tuple[str, ...] = ()  # `key=<section>`: `make report` passes that earlier section's run dir as `key`
     hint: str = ""  # the command that makes a run of it; "" = `python train.py experiment=<name>`
     script: str = "train.py"  # the entry point that runs it
@@ -38,7 +39,7 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (  # the report's order; `train` is the plain training job, not a report section
-    Section("train"),
+    Section("train", resumable=True),
     Section("data", "data.json", ("class_distribution.png", "examples.png"),
             ("1.1", "1.2", "1.3", "1.4", *(f"D{i}" for i in range(1, 12)))),
     Section("baselines", "baselines.json", ("baselines.png",), ("M0",)),
@@ -46,11 +47,13 @@ SECTIONS: tuple[Section, ...] = (  # the report's order; `train` is the plain tr
     Section("overfit", "overfit.json", ("overfit_loss.png",), ("3)", "M3"), model=True,
             hint="python train.py experiment=overfit overfit.num_samples=32"),
     Section("lr_finder", "lr_finder.json", ("lr_finder.png",), ("4)", "M4"), model=True),
-    Section("grid", "summary.csv", (), ("5)", "M5"), sweep=True, model=True, after=("grid.lr_from=lr_finder",)),
-    Section("full", "full.json", ("curves.png",), ("6)", "M6"), model=True, after=("full.from_sweep=grid",)),
+    Section("grid", "summary.csv", (), ("5)", "M5"), sweep=True, model=True, resumable=True,
+            after=("grid.lr_from=lr_finder",)),
+    Section("full", "full.json", ("curves.png",), ("6)", "M6"), model=True, resumable=True,
+            after=("full.from_sweep=grid",)),
     Section("compare", "compare.json", ("compare_*.png",), ("7)", "M7"), model=True, after=("compare.runs=grid",),
             hint="python train.py experiment=compare compare.runs=multirun/DATE/TIME"),
-    Section("optuna", "summary.csv", (), ("8)", "M8"), sweep=True, model=True),
+    Section("optuna", "summary.csv", (), ("8)", "M8"), sweep=True, model=True, resumable=True),
     Section("evaluate", "test_metrics.json", (), ("9)", "M9"), model=True,
             hint="python evaluate.py ckpt=artifacts/best.ckpt", script="evaluate.py"),
 )
