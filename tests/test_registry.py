@@ -28,12 +28,11 @@ def test_every_train_section_has_its_preset_and_every_preset_its_section() -> No
 
 
 def test_the_template_asks_what_the_sections_answer_in_their_order() -> None:
-    declared = [a for s in REPORTED for a in s.answers]
-    assert re.findall(r"^\*\*([DM]\d+)\.\*\*", TEMPLATE, flags=re.M) == [a for a in declared if a[0] in "DM"]
-    headings = re.findall(r"^#{2,3} (\S+)", TEMPLATE, flags=re.M)
-    assert [a for a in declared if a[0] not in "DM"] == [h for h in headings if h in declared]
+    assert re.findall(r"^\*\*([DM]\d+)\.\*\*", TEMPLATE, flags=re.M) == [q for s in REPORTED for q in s.questions]
+    declared = [a for s in REPORTED for a in s.answers if a not in s.questions]
+    assert declared == [h for h in re.findall(r"^#{2,3} (\S+)", TEMPLATE, flags=re.M) if h in declared]
     for section in REPORTED:  # each heading a section declares has its body renderer
-        assert {a for a in section.answers if a[0] not in "DM"} <= set(BODIES), section.name
+        assert set(section.answers) - set(section.questions) <= set(BODIES), section.name
 
 
 def test_each_renderer_needs_the_sections_that_declare_its_part() -> None:
@@ -56,7 +55,8 @@ def test_make_report_runs_the_sections_in_order_each_fed_by_the_one_before() -> 
     commands = {cmd[1].removeprefix("experiment="): cmd for _, cmd in todo if cmd[0] == "train.py"}
     assert list(commands) == [s.name for s in REPORTED if s.script == "train.py"]
     lr_finder, grid = "outputs/2026-01-02/03-04-05-lr_finder", "multirun/2026-01-02/03-04-05-grid"
-    assert commands["lr_finder"] == ["train.py", "experiment=lr_finder", f"hydra.run.dir={lr_finder}", "trainer.threads=1"]
+    assert commands["lr_finder"] == ["train.py", "experiment=lr_finder", f"hydra.run.dir={lr_finder}",
+                                     "trainer.threads=1"]
     assert f"grid.lr_from={lr_finder}" in commands["grid"] and f"hydra.sweep.dir={grid}" in commands["grid"]
     assert f"full.from_sweep={grid}" in commands["full"] and f"compare.runs={grid}" in commands["compare"]
     for name, command in commands.items():  # every chained key exists in its preset (a typo fails to compose)

@@ -77,8 +77,7 @@ def section_run(cwd: Path, name: str) -> Path:
 def test_report_follows_the_template(project: Path) -> None:
     report = (project / "report" / "report.md").read_text()
     assert headings(report) == headings(TEMPLATE)
-    declared = [a for s in REPORTED for a in s.answers if a[0] in "DM"]  # D1–D11, M0–M9
-    assert questions(report) == questions(TEMPLATE) == declared
+    assert questions(report) == questions(TEMPLATE) == [q for s in REPORTED for q in s.questions]  # D1–D11, M0–M9
     assert "_____" not in report  # every blank of the template is filled or replaced by the command to run
     assert "Aucun run" not in report and "non lue" not in report
     assert report.count("À compléter par l'étudiant·e") >= 21  # one per question at least

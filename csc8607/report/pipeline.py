@@ -26,8 +26,8 @@ def run_dir(section: Section, stamp: str) -> str:
 
 def step(section: Section, stamp: str, args: list[str]) -> tuple[str, list[str]]:
     """(label, command line after the interpreter) of one section's step."""
-    questions = [a for a in section.answers if a[0] in "DM"]
-    shown = f" ({questions[0]}{'–' + questions[-1] if len(questions) > 1 else ''})"
+    questions = section.questions
+    shown = f" ({'–'.join(dict.fromkeys((questions[0], questions[-1])))})" if questions else ""
     if section.script != "train.py":  # evaluate.py: its own command (train.py's keys are not its keys)
         command = section.command.split()[1:]
         return " ".join(command) + shown, command

@@ -37,6 +37,11 @@ class Section:
     def command(self) -> str:
         return self.hint or f"python {self.script} experiment={self.name}"
 
+    @property
+    def questions(self) -> tuple[str, ...]:
+        """The template's questions (D1, M0, ...) among what it answers; the others are headings (1.1, 4))."""
+        return tuple(a for a in self.answers if a[0] in "DM")
+
 
 SECTIONS: tuple[Section, ...] = (  # the report's order; `train` is the plain training job, not a report section
     Section("train", resumable=True),
