@@ -61,9 +61,21 @@ def test_make_report_runs_the_sections_in_order_each_fed_by_the_one_before() -> 
     assert f"full.from_sweep={grid}" in commands["full"] and f"compare.runs={grid}" in commands["compare"]
     for name, command in commands.items():  # every chained key exists in its preset (a typo fails to compose)
         cfg = compose_with(*[o for o in command[1:] if not o.startswith(("hydra.", "trainer.threads"))])
-        for after in BY_NAME[name].after:
-            key = after.split("=", 1)[0]
+        for key, _ in BY_NAME[name].takes:
             assert OmegaConf.select(cfg, key) == next(o for o in command if o.startswith(key + "=")).split("=", 1)[1]
+
+
+def test_a_missing_section_is_made_from_the_runs_it_takes(tmp_path: Path) -> None:
+    from csc8607.report.render import Context
+
+    c = Context({"grid": tmp_path / "multirun" / "D" / "T"}, tmp_path, tmp_path / "report")
+    assert c.missing("full", "compare", "optuna", "grid", "overfit").splitlines() == [
+        "_Aucun run : `python train.py experiment=full full.from_sweep=multirun/D/T`_",
+        "_Aucun run : `python train.py experiment=compare compare.runs=multirun/D/T`_",
+        "_Aucun run : `python train.py experiment=optuna`_",
+        "_Aucun run : `python train.py experiment=overfit overfit.num_samples=32`_"]
+    c.runs = {"lr_finder": tmp_path / "outputs" / "D" / "T"}
+    assert c.missing("grid") == "_Aucun run : `python train.py experiment=grid grid.lr_from=outputs/D/T`_"
 
 
 @pytest.mark.parametrize("bad", ["evaluate", "nope"])

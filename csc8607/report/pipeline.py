@@ -31,8 +31,8 @@ def step(section: Section, stamp: str, args: list[str]) -> tuple[str, list[str]]
     if section.script != "train.py":  # evaluate.py: its own command (train.py's keys are not its keys)
         command = section.command.split()[1:]
         return " ".join(command) + shown, command
-    chained = [f"{key}={run_dir(BY_NAME[name], stamp)}" for key, name in (a.split("=", 1) for a in section.after)]
-    read_later = any(a.endswith(f"={section.name}") for s in REPORTED for a in s.after)
+    chained = [f"{key}={run_dir(BY_NAME[name], stamp)}" for key, name in section.takes]
+    read_later = any(name == section.name for s in REPORTED for _, name in s.takes)
     where = [f"hydra.{'sweep' if section.sweep else 'run'}.dir={run_dir(section, stamp)}"] if read_later else []
     command = [section.script, f"experiment={section.name}", *chained]
     return " ".join(command) + shown, command + where + args

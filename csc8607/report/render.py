@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from csc8607 import axes, checkpoint
 from csc8607.report.runs import HINTS, RESULTS, command
+from csc8607.sections import BY_NAME
 
 TODO = "> _À compléter par l'étudiant·e : …_"
 GENERATED = ("> _Rapport généré par `python report.py` à partir des runs (chiffres et figures) ; les parties "
@@ -141,10 +142,14 @@ class Context:
         return f"![{caption}](figures/{target.name})"
 
     def missing(self, *presets: str) -> str | None:
-        hints = dict(HINTS)
-        if "grid" in self.runs:  # compare the grid that is there
-            hints["compare"] = f"python train.py experiment=compare compare.runs={self.rel(self.runs['grid'])}"
-        return "\n".join(f"_Aucun run : `{hints[p]}`_" for p in presets if p not in self.runs) or None
+        return "\n".join(f"_Aucun run : `{self.hint(p)}`_" for p in presets if p not in self.runs) or None
+
+    def hint(self, preset: str) -> str:
+        """The usual command making `preset`, given the earlier runs here that it takes (Section.after: M5 this
+        M4's LR, M6 and M7 this M5 sweep)."""
+        section = BY_NAME[preset]
+        fed = [f"{key}={self.rel(self.runs[name])}" for key, name in section.takes if name in self.runs]
+        return " ".join([f"python {section.script} experiment={preset}", *fed]) if fed else HINTS[preset]
 
     def rel(self, path: str | Path) -> str:
         """`path` relative to the project root when it lies below it (as the commands are written)."""

@@ -38,6 +38,11 @@ class Section:
         return self.hint or f"python {self.script} experiment={self.name}"
 
     @property
+    def takes(self) -> list[tuple[str, str]]:
+        """(config key, earlier section) of each run it takes (`after`)."""
+        return [(key, name) for key, name in (a.split("=", 1) for a in self.after)]
+
+    @property
     def questions(self) -> tuple[str, ...]:
         """The template's questions (D1, M0, ...) among what it answers; the others are headings (1.1, 4))."""
         return tuple(a for a in self.answers if a[0] in "DM")
