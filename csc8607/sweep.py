@@ -121,7 +121,7 @@ def summarize(sweep_dir: Path | str) -> list[dict[str, Any]]:
     writer.writeheader()
     writer.writerows(rows)
     checkpoint.write_text(sweep_dir / "summary.csv", table.getvalue())
-    from csc8607.report.render import table
+    from csc8607.report import table
 
     first = first_config(sweep_dir)
     header = [monitor if c == "val_metric" else axes.label(first, c) if first is not None else c for c in COLUMNS]

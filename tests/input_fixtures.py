@@ -122,7 +122,7 @@ def run_sections(cwd: Path, *args: str, presets: str = "data,baselines,sanity,sm
     from omegaconf import OmegaConf
 
     from conftest import REPO, job_dirs, read_json, run_cli
-    from csc8607.report.render import UNREADABLE_SECTION, Context, render
+    from csc8607.report import UNREADABLE_SECTION, Context, render
     from csc8607.report.runs import RESULTS, find_runs
     from csc8607.report.answers import ANSWERS, BODIES
 

@@ -167,7 +167,7 @@ def test_regression_grid_compare_and_optuna_fill_m5_m7_m8(tmp_path: Path, in_pro
     import optuna
 
     from conftest import job_dirs
-    from csc8607.report.render import UNREADABLE_SECTION, Context, render
+    from csc8607.report import UNREADABLE_SECTION, Context, render
     from csc8607.report.runs import find_runs
     from csc8607.report.answers import ANSWERS, BODIES
     from test_report import TEMPLATE, section

@@ -66,7 +66,7 @@ def test_make_report_runs_the_sections_in_order_each_fed_by_the_one_before() -> 
 
 
 def test_a_missing_section_is_made_from_the_runs_it_takes(tmp_path: Path) -> None:
-    from csc8607.report.render import Context
+    from csc8607.report import Context
 
     c = Context({"grid": tmp_path / "multirun" / "D" / "T"}, tmp_path, tmp_path / "report")
     assert c.missing("full", "compare", "optuna", "grid", "overfit").splitlines() == [

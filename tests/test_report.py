@@ -295,7 +295,7 @@ def test_reproducibility_lists_the_commands_of_whatever_ran(tmp_path: Path) -> N
 def test_one_damaged_file_spoils_only_its_sections(project: Path, tmp_path: Path) -> None:
     """A truncated JSON, an empty one, a missing PNG, an invalid .hydra/config.yaml, a run dir deleted while the
     report reads: the sections of that file say what is wrong and which command remakes it; the rest is written."""
-    from csc8607.report.render import Context, render
+    from csc8607.report import Context, render
     from csc8607.report.runs import find_runs
     from csc8607.report.answers import ANSWERS, BODIES
 
@@ -349,7 +349,7 @@ def test_a_later_run_on_other_data_is_left_out_and_said(project: Path, tmp_path:
     earlier data run) and says which run it left out, instead of mixing two datasets."""
     import os
 
-    from csc8607.report.render import Context, render
+    from csc8607.report import Context, render
     from csc8607.report.runs import find_runs
     from csc8607.report.answers import ANSWERS, BODIES
 

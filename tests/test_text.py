@@ -234,7 +234,7 @@ def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypa
     assert "texte (suites d'identifiants de jetons" in report and "longueur en jetons : moyenne" in report  # D1, D2
     assert "- val (neg) : « " in report or "- val (pos) : « " in report  # D10: decoded texts with their class
     assert "des textes tronqués à max_length, taux de `<unk>`" in report and "tokenizer `word" in report  # D5, D6
-    from csc8607.report.render import num
+    from csc8607.report import num
 
     found = f"fichier `glove.txt`) : 5 mots du vocabulaire sur {num(vocab_size)} trouvés ({num(500 / vocab_size, 3)} %)"
     assert report.count(found) == 2  # 2.2 and M1

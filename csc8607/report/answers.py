@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from csc8607 import axes, checkpoint, figures
-from csc8607.report.render import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, num, plural,
+from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, num, plural,
                             sweep_job_config, sweep_rows, sweep_table, table)
 from csc8607.report.data import augment, class_answer, dataset, particularities, preprocess, splits, texts_read
 from csc8607.report.model import architecture, baselines, initial_loss, numeric_first, overfit, word_vectors

@@ -2,7 +2,7 @@
 was found, from the `experiment=data` run's data.json, in the report's language."""
 from __future__ import annotations
 
-from csc8607.report.render import Context, num, plural, prose, table
+from csc8607.report import Context, num, plural, prose, table
 
 
 TASKS = {"multiclass": "classification multiclasse", "binary": "classification binaire",

@@ -7,7 +7,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from csc8607 import axes
-from csc8607.report.render import Context, fmt, num, sweep_rows, table
+from csc8607.report import Context, fmt, num, sweep_rows, table
 from csc8607.report.data import shape
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import figures
-from csc8607.report.render import Context, fmt, sweep_monitor, sweep_table, table
+from csc8607.report import Context, fmt, sweep_monitor, sweep_table, table
 from csc8607.report.runs import command
 
 STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")  # always counted; any other state is counted when present

@@ -9,7 +9,7 @@ from typing import Any
 from csc8607 import checkpoint
 from csc8607.errors import UserError
 from csc8607.report.answers import ANSWERS, BODIES
-from csc8607.report.render import UNREADABLE_SECTION, Context, render
+from csc8607.report import UNREADABLE_SECTION, Context, render
 from csc8607.report.runs import find_runs
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "conf" / "report_template.md"  # the course template
