@@ -133,6 +133,8 @@ def test_lr_finder_section(section_jobs: dict[str, Path]) -> None:
         assert all(b > a for a, b in zip(curve["lr"], curve["lr"][1:]))
     assert_pngs(run_dir, ["lr_finder.png"])
     assert {"lr_finder/lr", "lr_finder/loss"} <= tb_tags(run_dir / "tb" / "wd=0")[0]
+    log = (run_dir / "train.log").read_text()  # progress names the curve it is on: three curves are not one
+    assert "lr range test (wd=0): step 1/30" in log and "lr range test (wd=0.001): step 1/30" in log
 
 
 def test_lr_finder_rule_on_known_curves() -> None:

@@ -76,7 +76,8 @@ def range_test(s: Any, optimizer: torch.optim.Optimizer, opts: DictConfig, write
         lrs.append(lr)
         losses.append(value)
         if i % every == 0 or i == steps - 1:  # progress in train.log: a long curve is never silent
-            log.info("lr range test: step %d/%d  lr %.3g  loss %.4f", i + 1, steps, lr, value)
+            log.info("lr range test (wd=%g): step %d/%d  lr %.3g  loss %.4f",
+                     optimizer.param_groups[0].get("weight_decay", 0.0), i + 1, steps, lr, value)
         smoothed.append(float(figures.smooth(losses, float(opts.smoothing))[-1]) if math.isfinite(value) else math.inf)
         writer.add_scalar("lr_finder/lr", lr, i)
         writer.add_scalar("lr_finder/loss", value, i)
