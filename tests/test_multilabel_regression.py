@@ -11,6 +11,7 @@ import torch
 
 from conftest import run_cli
 from input_fixtures import run_sections, write_celeba
+from test_figures import english_figures
 from csc8607.data import ImageData
 from csc8607.data.celeba import load_celeba
 from csc8607.data.digits import load_digits
@@ -114,6 +115,7 @@ def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path, in
     report = results["report"]
     assert "**Moyenne de train**" in report and "Métrique : `rmse`" in report and "Loss function** : L1Loss" in report
     assert "la moyenne de train (M0) fait RMSE" in report and "BCEWithLogits" not in report
+    assert not english_figures(tmp_path / "multirun")  # M0, M2, M4, M6 figures speak French, no "(1 epochs)"
 
 
 def test_monitor_follows_the_task_and_an_explicit_one_wins() -> None:
@@ -192,3 +194,4 @@ def test_regression_grid_compare_and_optuna_fill_m5_m7_m8(tmp_path: Path, in_pro
         assert "_Aucun run" not in section(report, heading), heading
     assert "val/rmse" in section(report, "## 5)") and "val/rmse" in section(report, "## 8)")
     assert "![M7 comparaison par lr](figures/compare_compare_lr.png)" in section(report, "## 7)")
+    assert not english_figures(tmp_path)  # M7's and M8's figures too

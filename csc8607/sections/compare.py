@@ -83,8 +83,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
             epochs = [row["epoch"] for row in r["history"]]
             for panel, tag in panels.items():
                 groups[panel].setdefault(f"{name}={r[key]}", []).append((epochs, [row[tag] for row in r["history"]]))
-        png = figures.grouped_plot(run_dir / f"compare_{name}.png", groups, "epoch",
-                                   title=f"M7 comparison by {key} ({dotted}), {len(runs)} runs")
+        png = figures.grouped_plot(run_dir / f"compare_{name}.png", groups, "époque",
+                                   title=f"M7 : comparaison par {key} ({dotted}), {len(runs)} runs")
         figures.to_tensorboard(writer, f"compare/{name}", png)
         by_value: dict[str, list[float]] = {}
         for r in runs:

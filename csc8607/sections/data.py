@@ -133,8 +133,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     shown = {split: examples(s, split, per_split, int(cfg.seed)) for split in ("train", "val", "test")}
     grid = examples_figure(s, run_dir / "examples.png", shown,
                            {split: [label_of(meta, y) for y in ys] for split, (_, ys) in shown.items()})
-    bars = figures.bar_chart(run_dir / "class_distribution.png", counts, names, "examples",
-                             title=f"{meta['name']}: class distribution (train imbalance {imbalance:.2f})")
+    bars = figures.bar_chart(run_dir / "class_distribution.png", counts, names, "exemples",
+                             title=f"{meta['name']} : distribution des classes (déséquilibre train {imbalance:.2f})")
     result = {
         "dataset": {k: meta[k] for k in ("name", "source", "modality", "task", "num_classes", "input_shape", "input",
                                          "notes")},
