@@ -29,11 +29,16 @@ def per_channel(values: list[float]) -> str:
     return shown if len(values) == 1 else f"({shown})"
 
 
+TRUNCATION = {"head": "`head` (les max_length premiers jetons gardés)",
+              "head_tail": "`head_tail` (la première et la dernière moitié de max_length gardées)"}
+PADDING = {"batch_longest": "chaque batch complété jusqu'à son texte le plus long (pas jusqu'à max_length)"}
+
+
 def dataset(c: Context) -> str:
     d = c.json("data")["dataset"]
     facts = d.get("input") or {}
     kind = {"audio": f"audio (log-mel {facts.get('n_mels')} bandes × {facts.get('frames')} trames, "
-                     f"{facts.get('sample_rate')} Hz, {facts.get('duration_s')} s)",
+                     f"{facts.get('sample_rate')} Hz, {num(facts.get('duration_s'))} s)",
             "series": f"séries temporelles ({plural(facts.get('channels') or 0, 'canal', 'canaux')} × "
                       f"{plural(facts.get('length') or 0, 'pas', 'pas')})",
             "text": f"texte (suites d'identifiants de jetons, au plus {facts.get('max_length')} ; vocabulaire de "
@@ -73,10 +78,10 @@ def preprocess(c: Context) -> str:
     p, modality = j["preprocess"], j["dataset"].get("modality", "image")
     norm = f"normalize = (mean = {per_channel(p['mean'])}, std = {per_channel(p['std'])})"
     if modality == "audio":
-        return (f"- Audio : mono, resample à {p['sample_rate']} Hz, durée fixe {p['duration']} s (début conservé si plus "
+        return (f"- Audio : mono, resample à {p['sample_rate']} Hz, durée fixe {num(p['duration'])} s (début conservé si plus "
                 f"long, silence ajouté à la fin si plus court), log-mel n_mels = {p['n_mels']}, n_fft = {p['n_fft']}, hop_length = "
                 f"{p['hop_length']} (fenêtre {p['window']}, échelle {p['mel_scale']}), en dB (plancher max − "
-                f"{p['top_db']} dB), {norm} (statistiques de train)")
+                f"{num(p['top_db'])} dB), {norm} (statistiques de train)")
     if modality == "series":
         windows = f"fenêtres de {p['window']} pas (décalage {p['stride'] or p['window']})" if p["window"] else \
             "sans fenêtrage"
@@ -86,8 +91,13 @@ def preprocess(c: Context) -> str:
         f = j["dataset"]["input"]
         vocab = (f"vocabulaire du split train seul ({p['vocab_size']} jetons au plus, fréquence ≥ {p['min_freq']}, "
                  "`<pad>` = 0, `<unk>` = 1)") if p["tokenizer"] == "word" else "vocabulaire du tokenizer"
-        return (f"- Texte : tokenizer `{f['tokenizer']}`, {vocab} → {f['vocab_size']} jetons ; max_length = "
-                f"{p['max_length']}, troncature {p['truncation']} ; padding : {p['padding']} (masqué par le modèle)")
+        tokenizer = f"`{f['tokenizer']}`" + (" (NFKC, mots et ponctuation en minuscules)" if f["tokenizer"] == "word"
+                                             else "")
+        return (f"- Texte : tokenizer {tokenizer}, {vocab} → {f['vocab_size']} jetons ; max_length = "
+                f"{p['max_length']}, troncature {TRUNCATION.get(p['truncation'], p['truncation'])} ; padding : "
+                f"{PADDING.get(p['padding'], p['padding'])}"
+                + (", batchs de train tirés parmi des textes de longueurs voisines" if p.get("length_buckets") else "")
+                + " (masqué par le modèle)")
     size = shape(p["image_size"]) if isinstance(p["image_size"], list) else \
         (j["dataset"]["notes"].get("decoding") or {}).get("image_size") or \
         f"aucun (taille de la source, {shape(j['dataset']['input_shape'][1:])})"
