@@ -158,6 +158,14 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(num(c).replace("|", "/") for c in row) + " |" for row in rows])
 
 
+def number(text: str) -> Any:
+    """A summary.csv cell as the number it holds (a table writes it the French way: `0,003`), else as it is."""
+    try:
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        return text
+
+
 def sweep_rows(c: Context, preset: str) -> list[dict[str, str]]:
     """The rows of a sweep's summary.csv (best first, failed jobs last)."""
     with open(c.runs[preset] / "summary.csv", newline="") as f:
@@ -168,8 +176,8 @@ def sweep_table(c: Context, preset: str) -> str:
     """A sweep's summary as the template's grid table (one row per job)."""
     rows = sweep_rows(c, preset)
     job = sweep_job_config(c, preset)
-    body = [[r["run"], r["lr"], r["wd"], r.get("A", ""), r.get("B", ""), int(r["params"]) if r.get("params") else "",
-             r["val_metric"] and f"{float(r['val_metric']):.4f}", r["val_loss"] and f"{float(r['val_loss']):.4f}",
+    body = [[r["run"], number(r["lr"]), number(r["wd"]), number(r.get("A", "")), number(r.get("B", "")),
+             int(r["params"]) if r.get("params") else "", number(r["val_metric"]), number(r["val_loss"]),
              f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
     return table(["Run (nom explicite)", "LR", "WD", f"Hyp-{axes.label(job, 'A')}", f"Hyp-{axes.label(job, 'B')}",
                   "#Paramètres", f"Val metric (nom={sweep_monitor(c, preset)})", "Val loss", "Notes"], body)

@@ -58,7 +58,7 @@ def baselines(c: Context) -> str:
     if "attributes" in j:
         split = splits[0]
         m = j[split]["measured"]
-        rows = [[a, *(f"{m[n]['per_class_accuracy'][i]:.3f} / {m[n]['per_class_f1'][i]:.3f}"
+        rows = [[a, *(f"{num(round(m[n]['per_class_accuracy'][i], 3))} / {num(round(m[n]['per_class_f1'][i], 3))}"
                       for n in ("always_0", "always_1", "majority"))] for i, a in enumerate(j["attributes"])]
         out.append(f"\nPar attribut ({split}, accuracy / F1) :\n\n"
                    + table(["Attribut", "Toujours 0", "Toujours 1", "Majorité"], rows))

@@ -199,7 +199,7 @@ ANSWERS: dict[str, Renderer] = {
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
     "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),
     "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + " ; ".join(
-        f"{k} {', '.join(f'{x} → {num(y)}' for x, y in v['best_by_value'].items())}"
+        ", ".join(f"`{k}={x}` → {num(y)}" for x, y in v["best_by_value"].items())
         for k, v in c.json("compare")["comparisons"].items())),
     "M9": (("evaluate",), lambda c: f"Écart val − test : `{gap_text(c.json('evaluate').get('val_minus_test'))}`."
            + against_train_mean(c)),

@@ -172,7 +172,7 @@ def test_regression_grid_compare_and_optuna_fill_m5_m7_m8(tmp_path: Path, in_pro
     from csc8607.report import UNREADABLE_SECTION, Context, render
     from csc8607.report_runs import find_runs
     from csc8607.report_sections import ANSWERS, BODIES
-    from test_report import TEMPLATE, section
+    from test_report import TEMPLATE, decimal_slips, section
 
     tiny = ["data.task=regression", "model.depth=1", "trainer.max_epochs=1", "trainer.batch_size=32",
             "trainer.threads=1"]
@@ -195,3 +195,4 @@ def test_regression_grid_compare_and_optuna_fill_m5_m7_m8(tmp_path: Path, in_pro
     assert "val/rmse" in section(report, "## 5)") and "val/rmse" in section(report, "## 8)")
     assert "![M7 comparaison par lr](figures/compare_compare_lr.png)" in section(report, "## 7)")
     assert not english_figures(tmp_path)  # M7's and M8's figures too
+    assert not decimal_slips(report)  # M5's and M8's tables write numbers the French way, M7 its values as typed
