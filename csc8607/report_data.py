@@ -48,7 +48,8 @@ def dataset(c: Context) -> str:
     return (f"- **Source** : {d['source']} (`data={c.choice('data', 'data')}`)\n- **Type d’entrée** : {kind}\n"
             f"- **Tâche** : {TASKS.get(d['task'], d['task'])}\n"
             f"- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
-            f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {num(d['num_classes'])}")
+            f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {num(d['num_classes'])}"
+            + (" (régression : une valeur prédite par exemple, pas de classes)" if d["task"] == "regression" else ""))
 
 
 def input_length(d: dict, split: str = "train") -> str:
@@ -65,11 +66,27 @@ def input_length(d: dict, split: str = "train") -> str:
     return ""
 
 
+STATS = {"mean": "Moyenne", "std": "Écart-type", "min": "Min", "q25": "1er quartile", "median": "Médiane",
+         "q75": "3e quartile", "max": "Max"}
+
+
+def target_text(t: dict) -> str:
+    """A split's regression target in prose: mean, std and range."""
+    return f"cible : moyenne {num(t['mean'])}, écart-type {num(t['std'])}, de {num(t['min'])} à {num(t['max'])}"
+
+
+def balance(j: dict, split: str) -> str:
+    """D2's particularity of a split: its classes' sizes and their ratio, or (regression) its target's distribution."""
+    if j.get("target_summary"):
+        return target_text(j["target_summary"][split])
+    n = j["class_counts"][split]
+    return f"classes de {num(min(n))} à {num(max(n))} exemples (ratio {num(round(max(n) / max(min(n), 1), 2))})"
+
+
 def splits(c: Context) -> str:
     j = c.json("data")
-    rows = [[s.capitalize(), j["split_sizes"][s], f"classes de {num(min(n))} à {num(max(n))} exemples (ratio "
-             f"{num(round(max(n) / max(min(n), 1), 2))}){input_length(j['dataset'], s)}"]
-            for s, n in j["class_counts"].items()]
+    rows = [[s.capitalize(), j["split_sizes"][s], balance(j, s) + input_length(j["dataset"], s)]
+            for s in j["class_counts"]]
     return table(["Split", "#Exemples", "Particularités (déséquilibre, longueur moyenne, etc.)"], rows)
 
 
@@ -124,6 +141,10 @@ def augment(c: Context) -> str:
 
 def class_answer(c: Context) -> str:
     j = c.json("data")
+    if j.get("target_summary"):  # regression: the target's distribution, not classes
+        stats = j["target_summary"]
+        return (c.figure("data", "class_distribution.png", "D4 histogramme de la cible (train, val, test)") + "\n\n"
+                + table(["Cible", *stats], [[name, *(stats[s][k] for s in stats)] for k, name in STATS.items()]))
     rows = [[name, *(j["class_counts"][s][i] for s in j["class_counts"])] for i, name in enumerate(j["class_names"])]
     return (c.figure("data", "class_distribution.png", "D4 distribution des classes") + "\n\n"
             + table(["Classe", *j["class_counts"]], rows[:50])
@@ -149,8 +170,9 @@ def particularities(c: Context) -> str:
     if cardinality:
         grey += ("- Cardinalité multi-label (attributs positifs par exemple, en moyenne) : "
                  + ", ".join(f"{s} : {num(round(v, 2))}" for s, v in cardinality.items()) + "\n")
-    return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
-            f"- Déséquilibre train (max/min) : {num(round(j['imbalance_ratio_train'], 3))}")
+    ratio = j["imbalance_ratio_train"]
+    return (f"- {notes}\n{grey}- Tailles décodées : {sizes}"
+            + ("" if ratio is None else f"\n- Déséquilibre train (max/min) : {num(round(ratio, 3))}"))
 
 
 def texts_read(c: Context) -> str:

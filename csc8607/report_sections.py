@@ -11,9 +11,11 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from csc8607 import axes, checkpoint, figures
+from csc8607.config import LOWER
 from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, num, plural,
-                            sweep_job_config, sweep_rows, sweep_table, table)
-from csc8607.report_data import augment, class_answer, dataset, particularities, preprocess, splits, texts_read
+                            sweep_job_config, sweep_monitor, sweep_rows, sweep_table, table)
+from csc8607.report_data import (augment, class_answer, dataset, particularities, preprocess, splits, target_text,
+                                 texts_read)
 from csc8607.report_model import architecture, baselines, initial_loss, numeric_first, overfit, word_vectors
 from csc8607.report_optuna import commands as optuna_commands, optuna
 from csc8607.report_runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
@@ -36,6 +38,16 @@ RULES = {  # M4's rule (lr_finder.json "rule", English as logged) in the report'
     "the steepest slope": "LR suggéré = pente la plus négative de la loss lissée en fonction de log10(LR), entre les "
     "skip_start premiers points et le minimum de la loss lissée ; fenêtre stable = la plage contiguë de LR autour de "
     "lui où la loss descend au moins moitié aussi vite qu'au point le plus raide"}
+
+
+def kinds(c: Context) -> str:
+    """D2's "nombre de classes": the count, or for a regression its target's train distribution."""
+    j = c.json("data")
+    if j.get("target_summary"):
+        return f"régression, pas de classes ; train : {target_text(j['target_summary']['train'])}"
+    return plural(j["dataset"]["num_classes"], "classe")
+
+
 def general(c: Context) -> str:
     train_run = next((p for p in ("full", "grid", "optuna") if p in c.runs), None)
     if train_run is None:
@@ -181,8 +193,7 @@ BODIES: dict[str, Renderer] = {  # heading number -> (runs needed, renderer of i
 ANSWERS: dict[str, Renderer] = {
     "D1": (("data",), lambda c: f"Dataset `{c.json('data')['dataset']['name']}` : voir 1.1."),
     "D2": (("data",), lambda c: "Tailles : "
-           + ", ".join(f"{s} {num(n)}" for s, n in c.json("data")["split_sizes"].items())
-           + f" ; {plural(c.json('data')['dataset']['num_classes'], 'classe')}."),
+           + ", ".join(f"{s} {num(n)}" for s, n in c.json("data")["split_sizes"].items()) + " ; " + kinds(c) + "."),
     "D3": (("data",), lambda c: "\n".join(f"- {k} : {v}" for k, v in c.json("data")["split_protocol"].items())),
     "D4": (("data",), class_answer), "D5": (("data",), particularities),
     "D7": (("data",), lambda c: "Les prétraitements ci-dessus sont appliqués à l'identique à train, val et test "

@@ -17,6 +17,7 @@ from csc8607.data.celeba import load_celeba
 from csc8607.data.digits import load_digits
 from csc8607.errors import UserError
 from csc8607.metrics import Scores
+from csc8607.report import num
 
 FAST = ["model.width=8", "model.depth=1", "trainer.max_epochs=1", "trainer.batch_size=8"]
 
@@ -116,6 +117,12 @@ def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path, in
     assert "**Moyenne de train**" in report and "Métrique : `rmse`" in report and "Loss function** : L1Loss" in report
     assert "la moyenne de train (M0) fait RMSE" in report and "BCEWithLogits" not in report
     assert not english_figures(tmp_path / "multirun")  # M0, M2, M4, M6 figures speak French, no "(1 epochs)"
+    # D2/D4 describe the target's distribution, not classes (a max/min ratio of histogram bins)
+    summary = results["data"]["target_summary"]["train"]
+    assert summary["min"] == 0 and summary["max"] == 9 and summary["q25"] <= summary["median"] <= summary["q75"]
+    assert f"; régression, pas de classes ; train : cible : moyenne {num(summary['mean'])}, écart-type " in report
+    assert "| Médiane |" in report and "D4 histogramme de la cible" in report
+    assert "classes de" not in report and "Déséquilibre" not in report and "classe." not in report
 
 
 def test_monitor_follows_the_task_and_an_explicit_one_wins() -> None:
