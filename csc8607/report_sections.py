@@ -110,6 +110,29 @@ def grid(c: Context) -> str:
             + "\n\n" + sweep_figure(c, "grid"))
 
 
+BASELINE_NAMES = {"majority": "classe majoritaire", "train_mean": "moyenne de train"}
+
+
+def against_baseline(c: Context, preset: str) -> str:
+    """M5: the sweep's best val value beside M0's constant prediction (majority class, train mean) on val, and a
+    warning when it is no better: the runs have not learned more than the label distribution."""
+    rows = [r for r in sweep_rows(c, preset) if r["status"] == "ok"]
+    if "baselines" not in c.runs or not rows:
+        return ""
+    monitor = sweep_monitor(c, preset)
+    metric = monitor.split("/")[-1]
+    measured = c.json("baselines").get("val", {}).get("measured", {})
+    name = next((n for n in BASELINE_NAMES if metric in measured.get(n, {})), None)
+    if name is None:
+        return ""
+    best, base = float(rows[0]["val_metric"]), float(measured[name][metric])
+    better = best < base if metric in LOWER else best > base
+    text = f" Référence M0 sur val ({BASELINE_NAMES[name]}) : {metric} {num(base)} ; meilleur run : {num(best)}."
+    return text + ("" if better else f"\n\n> **Attention** : le meilleur run de la grille ne fait pas mieux que la "
+                   f"référence M0 ({BASELINE_NAMES[name]}) : il n'a rien appris de plus qu'une prédiction constante ; "
+                   "revoir le LR (M4), le nombre d'époques ou le modèle avant d'interpréter la grille.")
+
+
 def full(c: Context) -> str:
     cfg, j = c.config("full"), c.json("full")
     origin = j.get("from_sweep")
@@ -208,7 +231,8 @@ ANSWERS: dict[str, Renderer] = {
            + word_vectors(c.json("sanity"))),
     "M2": (("sanity",), lambda c: f"Loss initiale `{c.json('sanity')['initial_loss']:.4f}` ; batch "
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
-    "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),
+    "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."
+           + against_baseline(c, "grid")),
     "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + " ; ".join(
         ", ".join(f"`{k}={x}` → {num(y)}" for x, y in v["best_by_value"].items())
         for k, v in c.json("compare")["comparisons"].items())),

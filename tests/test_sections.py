@@ -233,6 +233,23 @@ def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
 
 
 
+def test_m5_says_when_the_grids_best_is_no_better_than_m0(grid_sweep: Path, tmp_path: Path) -> None:
+    """M5 beside M0: the grid's best val accuracy and the majority class's on val; a warning when the grid does
+    not beat it (a run that learned nothing beyond the class prior)."""
+    from csc8607.report import Context, fill
+    from csc8607.report_sections import ANSWERS
+
+    best = float(next(csv.DictReader(open(grid_sweep / "summary.csv")))["val_metric"])
+    (tmp_path / "baselines").mkdir()
+    for majority, warned in ((0.0, False), (best, True), (min(best + 0.1, 1.0), True)):
+        checkpoint.write_json(tmp_path / "baselines" / "baselines.json",
+                              {"val": {"measured": {"majority": {"accuracy": majority, "loss": 2.3}}}})
+        c = Context({"grid": grid_sweep, "baselines": tmp_path / "baselines"}, tmp_path, tmp_path / "report")
+        m5 = fill(c, ANSWERS["M5"])
+        assert "Référence M0 sur val (classe majoritaire) : accuracy " in m5
+        assert ("ne fait pas mieux que la référence M0 (classe majoritaire)" in m5) == warned, (majority, m5)
+
+
 def test_full_trains_the_sweeps_winner(grid_sweep: Path, tmp_path: Path) -> None:
     """M6 from M5: `full.from_sweep` takes the best finished job's optimizer and model; typed keys still win."""
     best = next(csv.DictReader(open(grid_sweep / "summary.csv")))
