@@ -85,6 +85,7 @@ class Context:
         self.runs, self.root, self.out, self.figures = runs, root, out, out / "figures"
         self.left_out = left_out or []  # latest runs not used because they are on other data (report_runs)
         self.memos: dict[Any, Any] = {}
+        self.written: set[str] = set()  # the figures this report wrote in figures/ (see prune_figures)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """`compute()` once per report: several sections quote the same files (renderers never modify them)."""
@@ -133,9 +134,14 @@ class Context:
         except (*UNREADABLE, ReportInputError):
             return HINTS[preset]
 
+    def figure_path(self, name: str) -> Path:
+        """Where the report writes a figure of its own, recorded as written by it."""
+        self.written.add(name)
+        return self.figures / name
+
     def figure(self, preset: str, name: str, caption: str) -> str:
         """Copy a run's PNG to figures/<preset>_<name> (atomically); the Markdown image linking it."""
-        target = self.figures / f"{preset}_{name}"
+        target = self.figure_path(f"{preset}_{name}")
         with checkpoint.atomic(target) as tmp:
             self.read(self.runs[preset] / name, lambda path: shutil.copyfile(path, tmp))
         return f"![{caption}](figures/{target.name})"

@@ -136,7 +136,7 @@ def history(c: Context, study: Any, monitor: str) -> str:
     if not done or len(study.directions) > 1:
         return ""
     png = figures.optimization_history(
-        c.figures / "optuna_history.png", [t.number for t in done], [t.value for t in done],
+        c.figure_path("optuna_history.png"), [t.number for t in done], [t.value for t in done],
         study.direction.name == "MAXIMIZE", monitor, title=f"Étude Optuna {study.study_name}")
     return f"\n\n![M8 historique d'optimisation Optuna](figures/{png.name})"
 

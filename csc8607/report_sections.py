@@ -91,7 +91,7 @@ def sweep_figure(c: Context, preset: str) -> str:
         epochs = [row["epoch"] for row in m["history"]]
         for tag in ("val/loss", m["monitor"]):
             panels.setdefault(tag, {})[m["run_name"]] = (epochs, [row[tag] for row in m["history"]])
-    png = figures.line_plot(c.figures / f"{preset}_runs.png", panels, "époque", weight=0.0,
+    png = figures.line_plot(c.figure_path(f"{preset}_runs.png"), panels, "époque", weight=0.0,
                             title=f"{preset} : courbes de validation par run (du meilleur au moins bon)")
     return f"![{preset} : courbes de validation par run](figures/{png.name})"
 
@@ -148,7 +148,15 @@ def full(c: Context) -> str:
 
 def compare(c: Context) -> str:
     j = c.json("compare")
-    return "\n\n".join(c.figure("compare", v["png"], f"M7 comparaison par {k}") for k, v in j["comparisons"].items())
+    return "\n\n".join([c.figure("compare", v["png"], f"M7 comparaison par {k}") for k, v in j["comparisons"].items()]
+                       + [single_values(j)]).strip()
+
+
+def single_values(j: dict) -> str:
+    """The axes M7 drew no figure for: every compared run had the same value."""
+    same = j.get("single_value") or {}
+    return (f"Sans figure (une seule valeur parmi les {plural(len(j['runs']), 'run')} comparés, rien à comparer) : "
+            + ", ".join(f"`{k}={v}`" for k, v in same.items()) + ".") if same else ""
 
 
 def test_metrics(c: Context) -> str:
@@ -233,9 +241,10 @@ ANSWERS: dict[str, Renderer] = {
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
     "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."
            + against_baseline(c, "grid")),
-    "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + " ; ".join(
+    "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + (" ; ".join(
         ", ".join(f"`{k}={x}` → {num(y)}" for x, y in v["best_by_value"].items())
-        for k, v in c.json("compare")["comparisons"].items())),
+        for k, v in c.json("compare")["comparisons"].items()) or "aucune comparaison") + "."
+        + (" " + single_values(c.json("compare"))).rstrip()),
     "M9": (("evaluate",), lambda c: f"Écart val − test : `{gap_text(c.json('evaluate').get('val_minus_test'))}`."
            + against_train_mean(c)),
 }

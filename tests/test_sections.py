@@ -224,12 +224,37 @@ def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
     run_cli("train.py", "experiment=compare", f"compare.runs={grid_sweep}", "trainer.monitor=val/loss", cwd=tmp_path)
     (run_dir,) = job_dirs(tmp_path / "outputs")
     result = read_json(run_dir / "compare.json")
-    assert len(result["runs"]) == 2 and set(result["comparisons"]) == {"lr", "wd", "width", "depth"}
+    # the runs differ only by width (the lr=-1 jobs failed): one figure, the other axes listed without one
+    assert len(result["runs"]) == 2 and set(result["comparisons"]) == {"width"}
+    assert result["single_value"] == {"lr": 0.003, "wd": 0.0, "depth": 1}
     values = [r["best_value"] for r in result["runs"]]
-    assert len(set(values)) == 2 and list(result["comparisons"]["lr"]["best_by_value"].values()) == [max(values)]
+    assert len(set(values)) == 2 and max(result["comparisons"]["width"]["best_by_value"].values()) == max(values)
     assert set(result["comparisons"]["width"]["best_by_value"]) == {"4", "8"}
-    assert_pngs(run_dir, [f"compare_{key}.png" for key in ("lr", "wd", "width", "depth")])
-    assert "compare/lr" in tb_tags(run_dir / "tb")[1]
+    assert_pngs(run_dir, ["compare_width.png"])
+    assert not (run_dir / "compare_lr.png").exists() and "compare/width" in tb_tags(run_dir / "tb")[1]
+
+
+def test_compare_refuses_mixed_experiments_and_the_report_drops_stale_figures(grid_sweep: Path, tmp_path: Path,
+                                                                             in_process) -> None:
+    """compare.runs of two datasets is one error naming the runs on each side; a report after a comparison that
+    draws fewer figures removes the figures it wrote before (never a file put in report/figures by hand)."""
+    jobs = [p.parents[1] for p in sorted(grid_sweep.glob("*/checkpoints/best.ckpt"))]
+    other = tmp_path / "other" / jobs[1].name
+    shutil.copytree(jobs[1], other)
+    config = other / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("task: null", "task: regression"))
+    err = in_process("train.py", "experiment=compare", f"compare.runs=['{jobs[0]}','{other}']", exit_code=2)
+    assert err.count("error:") == 1 and f"data.task=null ({jobs[0].name}) vs data.task=regression ({other.name})" in err
+    in_process("train.py", "experiment=compare", f"compare.runs={grid_sweep}", "compare.by=[width]")
+    in_process("report.py")
+    figures = tmp_path / "report" / "figures"
+    assert (figures / "compare_compare_width.png").is_file()
+    (figures / "mine.png").write_bytes(b"a screenshot of TensorBoard")
+    in_process("train.py", "experiment=compare", f"compare.runs={grid_sweep}", "compare.by=[depth]")
+    in_process("report.py")
+    assert not (figures / "compare_compare_width.png").exists() and (figures / "mine.png").is_file()
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Sans figure (une seule valeur parmi les 2 runs comparés, rien à comparer) : `depth=1`." in report
 
 
 
