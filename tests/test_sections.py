@@ -345,15 +345,18 @@ def test_grid_lr_from_a_run_without_lr_finder_json_is_one_line(tmp_path: Path, c
 
 
 def test_binary_majority_baseline_has_an_expected_accuracy_and_f1() -> None:
-    """One logit: the majority predicts positive when the train prior is above 1/2, else negative (M0 showed NaN)."""
+    """One logit: the majority predicts positive when the train prior is above 1/2, else negative (M0 showed NaN);
+    its F1 is the macro F1 over the two classes, as the model's val/f1 (the predicted class's F1, the other's 0)."""
     import torch
 
     from csc8607.sections.baselines import expected
 
     positive = expected("binary", torch.tensor([0.7]), torch.tensor([0.6]))["majority"]
     negative = expected("binary", torch.tensor([0.5]), torch.tensor([0.6]))["majority"]
-    assert positive["accuracy"] == pytest.approx(0.6) and positive["f1"] == pytest.approx(0.75)
-    assert negative["accuracy"] == pytest.approx(0.4) and negative["f1"] == 0.0
+    assert positive["accuracy"] == pytest.approx(0.6) and positive["f1"] == pytest.approx(0.75 / 2)
+    assert negative["accuracy"] == pytest.approx(0.4) and negative["f1"] == pytest.approx(0.8 / 1.4 / 2)
+    only_positives = expected("binary", torch.tensor([0.7]), torch.tensor([1.0]))["majority"]
+    assert only_positives["f1"] == pytest.approx(1.0)  # no negative in the split, none predicted: not counted
 
 
 def test_worst_classes_leave_out_perfect_ones_and_examples_are_of_distinct_classes() -> None:
