@@ -131,9 +131,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         s.engine.step = step
     first = next(iter(curves.values()))["suggestion"]
     png = figures.line_plot(run_dir / "lr_finder.png",
-                            {"train loss": {k: finite_points(c["lr"], c["loss"]) for k, c in curves.items()}},
-                            "learning rate (log scale)", weight=float(opts.smoothing), logx=True,
-                            title="M4 LR range test", mark=first["lr"],
+                            {"loss (train)": {k: finite_points(c["lr"], c["loss"]) for k, c in curves.items()}},
+                            "taux d'apprentissage (échelle log)", weight=float(opts.smoothing), logx=True,
+                            title="M4 : LR finder, loss selon le LR", mark=first["lr"],
                             span=(first["window_low"], first["window_high"]), ylim=useful_range(curves))
     result = {"rule": RULE, "suggested_lr": first["lr"], "stable_window": [first["window_low"], first["window_high"]],
               "smoothing": float(opts.smoothing), "skip_start": int(opts.skip_start),
