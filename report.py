@@ -2,8 +2,9 @@
 """Write the course report from the runs: `python report.py [runs.full=outputs/DATE/TIME] [out=report]`.
 
 Fills conf/report_template.md (headings, order and language kept) from the latest run of each preset under
-outputs/ and multirun/ and writes <out>/report.md and <out>/figures/*.png. A report.md that differs from the
-new one is kept first as report.<time>.md (your own text in it is never lost).
+outputs/ and multirun/ and writes <out>/report.md and <out>/figures/*.png (the figures an earlier report wrote
+that this one no longer shows are removed; files you put there stay). A report.md that differs from the new one
+is kept first as report.<time>.md (your own text in it is never lost).
 """
 from csc8607.errors import exit_on_user_error, quiet_interrupts
 
