@@ -132,6 +132,9 @@ def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> Non
     reason = unwritable_reason(str(directory))
     if reason:
         fail(f"cannot write the output dir {directory} ({reason}): set {key} to a writable path")
+    nested = nesting(directory, sweep)
+    if nested:
+        fail(f"{key}={directory}: {nested}; a run needs a dir of its own: leave {key} unset or choose a new path")
     if config.get("resume") or config.get("skip_finished"):
         return  # the job itself decides (same config kept, different config refused)
     dirs = sorted(p.parent.parent for p in directory.glob("*/.hydra/config.yaml")) if sweep else [directory]
@@ -139,6 +142,23 @@ def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> Non
     if held:
         more = f" (and {len(held) - 1} more job dirs)" if len(held) > 1 else ""
         fail(refusal(held[0][0], held[0][1]) + more)
+
+
+def nesting(directory: Path, sweep: bool) -> str | None:
+    """Why `directory` cannot be a new run's (or sweep's) dir although it holds no run itself: it lies inside
+    another run's or sweep's dir (its checkpoints/, tb/, ...), or it holds other runs below it (a date folder,
+    outputs/); None when it does not. Only a run's own records count here, never a bare folder name."""
+    path = Path(os.path.abspath(directory))
+    for parent in path.parents:
+        if (parent / ".hydra" / "config.yaml").is_file() or any((parent / "checkpoints").glob("*.ckpt")):
+            return f"it is inside the run dir {parent}"
+        if (parent / "multirun.yaml").is_file():
+            return f"it is inside the sweep dir {parent}"
+    for depth in range(2 if sweep else 1, 4):  # a sweep dir holds its own jobs one level down
+        found = next(path.glob("*/" * depth + ".hydra/config.yaml"), None) if path.is_dir() else None
+        if found is not None:
+            return f"it holds other runs ({found.parents[1]})"
+    return None
 
 
 class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]
