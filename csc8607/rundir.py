@@ -204,8 +204,38 @@ def discard_unclaimed() -> None:
     entries = list(directory.iterdir())
     if all(p.name == PENDING or (p.suffix == ".log" and p.is_file()) for p in entries):
         shutil.rmtree(directory, ignore_errors=True)
-        cwd = Path.cwd().resolve()
-        for parent in directory.resolve().parents:  # outputs/<date>/ left empty by it, up to the launch dir
-            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
-                break
-            parent.rmdir()
+        sweep_dir = hydra_sweep_dir()
+        if sweep_dir is not None:
+            discard_sweep_record(sweep_dir)  # the first job refused: the sweep ran nothing
+        remove_empty_parents(directory)
+
+
+def remove_empty_parents(directory: Path) -> None:
+    """Remove the folders above a removed `directory` that it left empty (outputs/<date>/), up to the launch dir."""
+    cwd = Path.cwd().resolve()
+    for parent in directory.resolve().parents:
+        if not parent.exists():
+            continue
+        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
+
+
+def hydra_sweep_dir() -> Path | None:
+    """The sweep dir of this job's multirun (None in a single run or outside a Hydra app)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra = HydraConfig.get()
+    except ValueError:  # not inside a Hydra app
+        return None
+    return Path(str(hydra.sweep.dir)) if hydra.mode == RunMode.MULTIRUN and hydra.sweep.dir else None
+
+
+def discard_sweep_record(sweep_dir: Path) -> None:
+    """Remove a sweep dir that holds only the multirun.yaml the summary callback recorded when the sweep started:
+    a sweep refused before any job left a record (its error was printed), nothing else."""
+    if sweep_dir.is_dir() and [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        remove_empty_parents(sweep_dir)

@@ -68,6 +68,19 @@ def test_train_bad_input(args: list[str], code: int, message: str, in_process) -
         assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
 
 
+def test_a_sweep_refused_before_any_job_leaves_nothing(in_process, tmp_path: Path) -> None:
+    """A grid whose every job is refused (a monitor contradiction, a misspelt key) exits 2 in one line and leaves
+    no sweep dir (it left one holding only multirun.yaml); so does an Optuna sweep refused by its sweeper."""
+    for args, message in [(["experiment=grid", "trainer.monitor=val/loss", "trainer.monitor_mode=max"],
+                           "trainer.monitor_mode=max contradicts trainer.monitor=val/loss"),
+                          (["-m", "model.width=4,8", "+trainer.max_epoch=3"], "did you mean trainer.max_epochs?"),
+                          (["experiment=optuna", "hydra.sweeper.direction=sideways"],
+                           "hydra.sweeper.direction=sideways must be auto, maximize or minimize")]:
+        err = in_process("train.py", *args, "trainer.max_epochs=1", exit_code=2)
+        assert message in err and err.count("error:") == 1, (args, err)
+        assert list(tmp_path.iterdir()) == [], args
+
+
 def test_bad_checkpoints_leave_the_run_untouched(trained_run: Path, tmp_path: Path, in_process) -> None:
     """evaluate.py and resume= (through their entry points, in this process) refuse each bad checkpoint in one
     line, exit 2, and the run is left as it was."""
