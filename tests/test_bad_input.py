@@ -238,6 +238,32 @@ def test_resume_refuses_another_optimizer(trained_run: Path, tmp_path: Path, cap
     assert {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()} == before
 
 
+def test_resume_refuses_a_tampered_best_value(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A last.ckpt whose best value is NaN, infinite or not its history's (edited by hand) is refused in one line:
+    resuming would rank every later epoch against it (NaN: no epoch is ever better; best.ckpt stays stale)."""
+    import math
+    import shutil
+
+    run = tmp_path / "interrupted"
+    shutil.copytree(trained_run, run)
+    (run / "metrics.json").unlink()  # a run stopped before its end: resume= continues it
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    for value, message in [(math.nan, "best_value=nan is not a finite number"),
+                           (math.inf, "best_value=inf is not a finite number"),
+                           (0.123, f"best_value=0.123 is not the {state['monitor']} of its history at best_epoch=")]:
+        torch.save(dict(state, best_value=value), last)
+        before = snapshot_files(run)
+        cfg = composed("config", [f"resume={run}"])
+        code, err = refusal(lambda: run_section(cfg, tmp_path / "new"), capsys)
+        assert code == 2 and message in err and err.count("error:") == 1, err
+        assert snapshot_files(run) == before and not (tmp_path / "new").exists()
+
+
+def snapshot_files(run: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
 def test_a_group_choice_keeps_the_runs_own_settings_and_moves_the_root() -> None:
     """`evaluate.py ckpt=R data=image_folder data.root=NEW` (the group is needed to reach data.root): R's own
     image size, not the group's default, and the source reads NEW (it read R's root through ${..root})."""
