@@ -35,10 +35,21 @@ def save(fig: Any, path: Path | str) -> Path:
 
     try:
         with atomic(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Description": words(fig)})
     finally:
         plt.close(fig)
     return Path(path)
+
+
+def words(fig: Any) -> str:
+    """The figure's text (titles, axis labels, legends) in reading order: the PNG's `Description`, for a screen
+    reader and for checking that a figure speaks the report's language."""
+    texts = [fig._suptitle.get_text()] if fig._suptitle else []
+    for ax in fig.axes:
+        texts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        texts += [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else []
+    texts += [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    return " | ".join(t for t in texts if t)
 
 
 def colours(labels: Sequence[str], order: Sequence[str] | None = None) -> dict[str, Any]:
@@ -114,9 +125,9 @@ def line_figure(panels: dict[str, Series], xlabel: str, weight: float = 0.6, log
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     for ax, (ylabel, series) in zip(axes[0], panels.items()):
         if span is not None:
-            ax.axvspan(*span, color="0.85", zorder=0, label="stable window")
+            ax.axvspan(*span, color="0.85", zorder=0, label="fenêtre stable")
         if mark is not None:
-            ax.axvline(mark, color="k", linestyle="--", linewidth=1, label=f"suggested {mark:.3g}")
+            ax.axvline(mark, color="k", linestyle="--", linewidth=1, label=f"LR suggéré {mark:.3g}")
         draw_lines(ax, series, weight, logx, colour)
         if ylim is not None:
             ax.set_ylim(*ylim)
@@ -183,7 +194,7 @@ def history_curves(path: Path | str, history: list[dict[str, float]], metric: st
         return {f"{split}/{name}": (epochs, [row[f"{split}/{name}"] for row in history])
                 for split in ("train", "val") if f"{split}/{name}" in history[0]}
 
-    return line_plot(path, {"loss": pair("loss"), metric: pair(metric)}, "epoch", weight=0.0, title=title)
+    return line_plot(path, {"loss": pair("loss"), metric: pair(metric)}, "époque", weight=0.0, title=title)
 
 
 def optimization_history(path: Path | str, trials: Sequence[int], values: Sequence[float], maximize: bool,
@@ -192,9 +203,9 @@ def optimization_history(path: Path | str, trials: Sequence[int], values: Sequen
     y = np.asarray(values, dtype=float)
     best = np.maximum.accumulate(y) if maximize else np.minimum.accumulate(y)
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
-    ax.scatter(trials, y, color="C0", s=20, zorder=3, label="trial value")
-    ax.step(trials, best, where="post", color="C3", linewidth=1.8, label="best so far")
-    ax.set_xlabel("trial")
+    ax.scatter(trials, y, color="C0", s=20, zorder=3, label="valeur de l'essai")
+    ax.step(trials, best, where="post", color="C3", linewidth=1.8, label="meilleure jusqu'ici")
+    ax.set_xlabel("essai")
     ax.set_ylabel(ylabel)
     finish(ax, False, True)
     if title:

@@ -56,9 +56,9 @@ def spectrogram_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict
     high = max(float(s.max()) for s in rows.values())
 
     def draw(ax: Any, spec: np.ndarray) -> Any:
-        ax.set_xlabel("frame", fontsize=6)
+        ax.set_xlabel("trame", fontsize=6)
         if ax.get_subplotspec().is_first_col():  # one axis name per row
-            ax.set_ylabel("mel band", fontsize=6)
+            ax.set_ylabel("bande mel", fontsize=6)
         return ax.imshow(spec[0], origin="lower", aspect="auto", vmin=low, vmax=high, cmap="magma")
 
     fig, image = example_grid(rows, titles, draw, (2.6, 2.2))
@@ -82,12 +82,12 @@ def text_grid(path: Path | str, rows: dict[str, list[str]], titles: dict[str, li
 def series_grid(path: Path | str, rows: dict[str, np.ndarray], titles: dict[str, list[str]] | None = None,
                 channel_names: Sequence[str] | None = None) -> Path:
     """Series (N, C, T): one line plot per example, one line per channel (at most 9), one row per key."""
-    names = list(channel_names or [f"ch {i}" for i in range(9)])
+    names = list(channel_names or [f"canal {i}" for i in range(9)])
 
     def draw(ax: Any, series: np.ndarray) -> Any:
         for k, line in enumerate(series[:9]):
             ax.plot(line, linewidth=0.8, label=names[k])
-        ax.set_xlabel("step", fontsize=6)
+        ax.set_xlabel("pas", fontsize=6)
         return ax
 
     fig, _ = example_grid(rows, titles, draw, (2.6, 1.9))

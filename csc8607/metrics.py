@@ -134,6 +134,9 @@ class Scores:
             out["accuracy"] = ratio((tp + tn).sum(), confusion.sum()).item()
             f1 = ratio(2 * tp, 2 * tp + fp + fn)
             out["f1"] = f1.mean().item()
+            if self.task == "binary":  # macro over the two classes, as multiclass (an absent, unpredicted one left out)
+                both, seen = torch.cat([f1, ratio(2 * tn, 2 * tn + fn + fp)]), torch.cat([tp + fp + fn, tn + fn + fp]) > 0
+                out["f1"] = (both[seen].sum() / seen.sum().clamp(min=1)).item()
             if self.task == "multilabel":
                 out["f1_micro"] = ratio(2 * tp.sum(), 2 * tp.sum() + fp.sum() + fn.sum()).item()
             per_class = ratio(tp + tn, tp + tn + fp + fn)

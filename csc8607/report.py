@@ -85,6 +85,7 @@ class Context:
         self.runs, self.root, self.out, self.figures = runs, root, out, out / "figures"
         self.left_out = left_out or []  # latest runs not used because they are on other data (report_runs)
         self.memos: dict[Any, Any] = {}
+        self.written: set[str] = set()  # the figures this report wrote in figures/ (see prune_figures)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """`compute()` once per report: several sections quote the same files (renderers never modify them)."""
@@ -133,9 +134,14 @@ class Context:
         except (*UNREADABLE, ReportInputError):
             return HINTS[preset]
 
+    def figure_path(self, name: str) -> Path:
+        """Where the report writes a figure of its own, recorded as written by it."""
+        self.written.add(name)
+        return self.figures / name
+
     def figure(self, preset: str, name: str, caption: str) -> str:
         """Copy a run's PNG to figures/<preset>_<name> (atomically); the Markdown image linking it."""
-        target = self.figures / f"{preset}_{name}"
+        target = self.figure_path(f"{preset}_{name}")
         with checkpoint.atomic(target) as tmp:
             self.read(self.runs[preset] / name, lambda path: shutil.copyfile(path, tmp))
         return f"![{caption}](figures/{target.name})"
@@ -158,6 +164,14 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(num(c).replace("|", "/") for c in row) + " |" for row in rows])
 
 
+def number(text: str) -> Any:
+    """A summary.csv cell as the number it holds (a table writes it the French way: `0,003`), else as it is."""
+    try:
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        return text
+
+
 def sweep_rows(c: Context, preset: str) -> list[dict[str, str]]:
     """The rows of a sweep's summary.csv (best first, failed jobs last)."""
     with open(c.runs[preset] / "summary.csv", newline="") as f:
@@ -168,8 +182,8 @@ def sweep_table(c: Context, preset: str) -> str:
     """A sweep's summary as the template's grid table (one row per job)."""
     rows = sweep_rows(c, preset)
     job = sweep_job_config(c, preset)
-    body = [[r["run"], r["lr"], r["wd"], r.get("A", ""), r.get("B", ""), int(r["params"]) if r.get("params") else "",
-             r["val_metric"] and f"{float(r['val_metric']):.4f}", r["val_loss"] and f"{float(r['val_loss']):.4f}",
+    body = [[r["run"], number(r["lr"]), number(r["wd"]), number(r.get("A", "")), number(r.get("B", "")),
+             int(r["params"]) if r.get("params") else "", number(r["val_metric"]), number(r["val_loss"]),
              f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
     return table(["Run (nom explicite)", "LR", "WD", f"Hyp-{axes.label(job, 'A')}", f"Hyp-{axes.label(job, 'B')}",
                   "#Paramètres", f"Val metric (nom={sweep_monitor(c, preset)})", "Val loss", "Notes"], body)

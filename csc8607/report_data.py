@@ -29,11 +29,16 @@ def per_channel(values: list[float]) -> str:
     return shown if len(values) == 1 else f"({shown})"
 
 
+TRUNCATION = {"head": "`head` (les max_length premiers jetons gardés)",
+              "head_tail": "`head_tail` (la première et la dernière moitié de max_length gardées)"}
+PADDING = {"batch_longest": "chaque batch complété jusqu'à son texte le plus long (pas jusqu'à max_length)"}
+
+
 def dataset(c: Context) -> str:
     d = c.json("data")["dataset"]
     facts = d.get("input") or {}
     kind = {"audio": f"audio (log-mel {facts.get('n_mels')} bandes × {facts.get('frames')} trames, "
-                     f"{facts.get('sample_rate')} Hz, {facts.get('duration_s')} s)",
+                     f"{facts.get('sample_rate')} Hz, {num(facts.get('duration_s'))} s)",
             "series": f"séries temporelles ({plural(facts.get('channels') or 0, 'canal', 'canaux')} × "
                       f"{plural(facts.get('length') or 0, 'pas', 'pas')})",
             "text": f"texte (suites d'identifiants de jetons, au plus {facts.get('max_length')} ; vocabulaire de "
@@ -43,7 +48,8 @@ def dataset(c: Context) -> str:
     return (f"- **Source** : {d['source']} (`data={c.choice('data', 'data')}`)\n- **Type d’entrée** : {kind}\n"
             f"- **Tâche** : {TASKS.get(d['task'], d['task'])}\n"
             f"- **Dimensions d’entrée attendues** (`meta[\"input_shape\"]`) : "
-            f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {num(d['num_classes'])}")
+            f"`{tuple(d['input_shape'])}`\n- **Nombre de classes** (`meta[\"num_classes\"]`) : {num(d['num_classes'])}"
+            + (" (régression : une valeur prédite par exemple, pas de classes)" if d["task"] == "regression" else ""))
 
 
 def input_length(d: dict, split: str = "train") -> str:
@@ -60,11 +66,27 @@ def input_length(d: dict, split: str = "train") -> str:
     return ""
 
 
+STATS = {"mean": "Moyenne", "std": "Écart-type", "min": "Min", "q25": "1er quartile", "median": "Médiane",
+         "q75": "3e quartile", "max": "Max"}
+
+
+def target_text(t: dict) -> str:
+    """A split's regression target in prose: mean, std and range."""
+    return f"cible : moyenne {num(t['mean'])}, écart-type {num(t['std'])}, de {num(t['min'])} à {num(t['max'])}"
+
+
+def balance(j: dict, split: str) -> str:
+    """D2's particularity of a split: its classes' sizes and their ratio, or (regression) its target's distribution."""
+    if j.get("target_summary"):
+        return target_text(j["target_summary"][split])
+    n = j["class_counts"][split]
+    return f"classes de {num(min(n))} à {num(max(n))} exemples (ratio {num(round(max(n) / max(min(n), 1), 2))})"
+
+
 def splits(c: Context) -> str:
     j = c.json("data")
-    rows = [[s.capitalize(), j["split_sizes"][s], f"classes de {num(min(n))} à {num(max(n))} exemples (ratio "
-             f"{num(round(max(n) / max(min(n), 1), 2))}){input_length(j['dataset'], s)}"]
-            for s, n in j["class_counts"].items()]
+    rows = [[s.capitalize(), j["split_sizes"][s], balance(j, s) + input_length(j["dataset"], s)]
+            for s in j["class_counts"]]
     return table(["Split", "#Exemples", "Particularités (déséquilibre, longueur moyenne, etc.)"], rows)
 
 
@@ -73,10 +95,10 @@ def preprocess(c: Context) -> str:
     p, modality = j["preprocess"], j["dataset"].get("modality", "image")
     norm = f"normalize = (mean = {per_channel(p['mean'])}, std = {per_channel(p['std'])})"
     if modality == "audio":
-        return (f"- Audio : mono, resample à {p['sample_rate']} Hz, durée fixe {p['duration']} s (début conservé si plus "
+        return (f"- Audio : mono, resample à {p['sample_rate']} Hz, durée fixe {num(p['duration'])} s (début conservé si plus "
                 f"long, silence ajouté à la fin si plus court), log-mel n_mels = {p['n_mels']}, n_fft = {p['n_fft']}, hop_length = "
                 f"{p['hop_length']} (fenêtre {p['window']}, échelle {p['mel_scale']}), en dB (plancher max − "
-                f"{p['top_db']} dB), {norm} (statistiques de train)")
+                f"{num(p['top_db'])} dB), {norm} (statistiques de train)")
     if modality == "series":
         windows = f"fenêtres de {p['window']} pas (décalage {p['stride'] or p['window']})" if p["window"] else \
             "sans fenêtrage"
@@ -86,8 +108,13 @@ def preprocess(c: Context) -> str:
         f = j["dataset"]["input"]
         vocab = (f"vocabulaire du split train seul ({p['vocab_size']} jetons au plus, fréquence ≥ {p['min_freq']}, "
                  "`<pad>` = 0, `<unk>` = 1)") if p["tokenizer"] == "word" else "vocabulaire du tokenizer"
-        return (f"- Texte : tokenizer `{f['tokenizer']}`, {vocab} → {f['vocab_size']} jetons ; max_length = "
-                f"{p['max_length']}, troncature {p['truncation']} ; padding : {p['padding']} (masqué par le modèle)")
+        tokenizer = f"`{f['tokenizer']}`" + (" (NFKC, mots et ponctuation en minuscules)" if f["tokenizer"] == "word"
+                                             else "")
+        return (f"- Texte : tokenizer {tokenizer}, {vocab} → {f['vocab_size']} jetons ; max_length = "
+                f"{p['max_length']}, troncature {TRUNCATION.get(p['truncation'], p['truncation'])} ; padding : "
+                f"{PADDING.get(p['padding'], p['padding'])}"
+                + (", batchs de train tirés parmi des textes de longueurs voisines" if p.get("length_buckets") else "")
+                + " (masqué par le modèle)")
     size = shape(p["image_size"]) if isinstance(p["image_size"], list) else \
         (j["dataset"]["notes"].get("decoding") or {}).get("image_size") or \
         f"aucun (taille de la source, {shape(j['dataset']['input_shape'][1:])})"
@@ -117,6 +144,10 @@ def augment(c: Context) -> str:
 
 def class_answer(c: Context) -> str:
     j = c.json("data")
+    if j.get("target_summary"):  # regression: the target's distribution, not classes
+        stats = j["target_summary"]
+        return (c.figure("data", "class_distribution.png", "D4 histogramme de la cible (train, val, test)") + "\n\n"
+                + table(["Cible", *stats], [[name, *(stats[s][k] for s in stats)] for k, name in STATS.items()]))
     rows = [[name, *(j["class_counts"][s][i] for s in j["class_counts"])] for i, name in enumerate(j["class_names"])]
     return (c.figure("data", "class_distribution.png", "D4 distribution des classes") + "\n\n"
             + table(["Classe", *j["class_counts"]], rows[:50])
@@ -142,8 +173,9 @@ def particularities(c: Context) -> str:
     if cardinality:
         grey += ("- Cardinalité multi-label (attributs positifs par exemple, en moyenne) : "
                  + ", ".join(f"{s} : {num(round(v, 2))}" for s, v in cardinality.items()) + "\n")
-    return (f"- {notes}\n{grey}- Tailles décodées : {sizes}\n"
-            f"- Déséquilibre train (max/min) : {num(round(j['imbalance_ratio_train'], 3))}")
+    ratio = j["imbalance_ratio_train"]
+    return (f"- {notes}\n{grey}- Tailles décodées : {sizes}"
+            + ("" if ratio is None else f"\n- Déséquilibre train (max/min) : {num(round(ratio, 3))}"))
 
 
 def texts_read(c: Context) -> str:

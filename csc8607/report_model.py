@@ -39,7 +39,7 @@ def baselines(c: Context) -> str:
                f"R² = `{got['r2']:.4f}` (attendu {num(exp['r2'])}), loss ({j.get('loss', 'mse')}) = `{got['loss']:.4f}`"
                for split in splits for got, exp in [(j[split]["measured"]["train_mean"],
                                                      j[split]["expected"]["train_mean"])]]
-        return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 baseline")
+        return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 référence : moyenne de train")
     labels = {"majority": "Classe majoritaire", "uniform_random": "Prédiction aléatoire uniforme"}
     metric = "accuracy"
     if "attributes" in j:  # multi-label: per attribute, F1 says more than accuracy
@@ -58,11 +58,11 @@ def baselines(c: Context) -> str:
     if "attributes" in j:
         split = splits[0]
         m = j[split]["measured"]
-        rows = [[a, *(f"{m[n]['per_class_accuracy'][i]:.3f} / {m[n]['per_class_f1'][i]:.3f}"
+        rows = [[a, *(f"{num(round(m[n]['per_class_accuracy'][i], 3))} / {num(round(m[n]['per_class_f1'][i], 3))}"
                       for n in ("always_0", "always_1", "majority"))] for i, a in enumerate(j["attributes"])]
         out.append(f"\nPar attribut ({split}, accuracy / F1) :\n\n"
                    + table(["Attribut", "Toujours 0", "Toujours 1", "Majorité"], rows))
-    return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 baselines")
+    return "\n".join(out) + "\n\n" + c.figure("baselines", "baselines.png", "M0 références")
 
 
 def architecture(c: Context) -> str:

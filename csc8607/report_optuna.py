@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import figures
-from csc8607.report import Context, fmt, sweep_monitor, sweep_table, table
+from csc8607.report import Context, fmt, num, sweep_monitor, sweep_table, table
 from csc8607.report_runs import command
 
 STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")  # always counted; any other state is counted when present
@@ -107,11 +107,11 @@ def trials_table(study: Any, monitor: str) -> str:
     names = list(dict.fromkeys(k for t in trials for k in t.params))
     rows = []
     for t in trials:
-        values = "" if t.values is None else ", ".join(f"{v:.4f}" for v in t.values)
+        values = "" if t.values is None else " ; ".join(num(v) for v in t.values)
         start = t.datetime_start.strftime("%Y-%m-%d %H:%M:%S") if t.datetime_start else ""
         took = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and start else None
         rows.append([t.number, t.state.name, values, *(t.params.get(k, "") for k in names), start,
-                     "" if took is None else f"{took:.1f}"])
+                     "" if took is None else round(took, 1)])
     return table(["Essai", "État", monitor, *names, "Début", "Durée (s)"], rows)
 
 
@@ -136,8 +136,8 @@ def history(c: Context, study: Any, monitor: str) -> str:
     if not done or len(study.directions) > 1:
         return ""
     png = figures.optimization_history(
-        c.figures / "optuna_history.png", [t.number for t in done], [t.value for t in done],
-        study.direction.name == "MAXIMIZE", monitor, title=f"Optuna study {study.study_name}")
+        c.figure_path("optuna_history.png"), [t.number for t in done], [t.value for t in done],
+        study.direction.name == "MAXIMIZE", monitor, title=f"Étude Optuna {study.study_name}")
     return f"\n\n![M8 historique d'optimisation Optuna](figures/{png.name})"
 
 

@@ -11,9 +11,11 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from csc8607 import axes, checkpoint, figures
+from csc8607.config import LOWER
 from csc8607.report import (UNREADABLE, Context, Renderer, ReportInputError, first_line, fmt, num, plural,
-                            sweep_job_config, sweep_rows, sweep_table, table)
-from csc8607.report_data import augment, class_answer, dataset, particularities, preprocess, splits, texts_read
+                            sweep_job_config, sweep_monitor, sweep_rows, sweep_table, table)
+from csc8607.report_data import (augment, class_answer, dataset, particularities, preprocess, splits, target_text,
+                                 texts_read)
 from csc8607.report_model import architecture, baselines, initial_loss, numeric_first, overfit, word_vectors
 from csc8607.report_optuna import commands as optuna_commands, optuna
 from csc8607.report_runs import HINTS, RESULTS, command  # RESULTS: the presets in the report's order
@@ -36,6 +38,16 @@ RULES = {  # M4's rule (lr_finder.json "rule", English as logged) in the report'
     "the steepest slope": "LR suggéré = pente la plus négative de la loss lissée en fonction de log10(LR), entre les "
     "skip_start premiers points et le minimum de la loss lissée ; fenêtre stable = la plage contiguë de LR autour de "
     "lui où la loss descend au moins moitié aussi vite qu'au point le plus raide"}
+
+
+def kinds(c: Context) -> str:
+    """D2's "nombre de classes": the count, or for a regression its target's train distribution."""
+    j = c.json("data")
+    if j.get("target_summary"):
+        return f"régression, pas de classes ; train : {target_text(j['target_summary']['train'])}"
+    return plural(j["dataset"]["num_classes"], "classe")
+
+
 def general(c: Context) -> str:
     train_run = next((p for p in ("full", "grid", "optuna") if p in c.runs), None)
     if train_run is None:
@@ -79,7 +91,7 @@ def sweep_figure(c: Context, preset: str) -> str:
         epochs = [row["epoch"] for row in m["history"]]
         for tag in ("val/loss", m["monitor"]):
             panels.setdefault(tag, {})[m["run_name"]] = (epochs, [row[tag] for row in m["history"]])
-    png = figures.line_plot(c.figures / f"{preset}_runs.png", panels, "époque", weight=0.0,
+    png = figures.line_plot(c.figure_path(f"{preset}_runs.png"), panels, "époque", weight=0.0,
                             title=f"{preset} : courbes de validation par run (du meilleur au moins bon)")
     return f"![{preset} : courbes de validation par run](figures/{png.name})"
 
@@ -98,6 +110,29 @@ def grid(c: Context) -> str:
             + "\n\n" + sweep_figure(c, "grid"))
 
 
+BASELINE_NAMES = {"majority": "classe majoritaire", "train_mean": "moyenne de train"}
+
+
+def against_baseline(c: Context, preset: str) -> str:
+    """M5: the sweep's best val value beside M0's constant prediction (majority class, train mean) on val, and a
+    warning when it is no better: the runs have not learned more than the label distribution."""
+    rows = [r for r in sweep_rows(c, preset) if r["status"] == "ok"]
+    if "baselines" not in c.runs or not rows:
+        return ""
+    monitor = sweep_monitor(c, preset)
+    metric = monitor.split("/")[-1]
+    measured = c.json("baselines").get("val", {}).get("measured", {})
+    name = next((n for n in BASELINE_NAMES if metric in measured.get(n, {})), None)
+    if name is None:
+        return ""
+    best, base = float(rows[0]["val_metric"]), float(measured[name][metric])
+    better = best < base if metric in LOWER else best > base
+    text = f" Référence M0 sur val ({BASELINE_NAMES[name]}) : {metric} {num(base)} ; meilleur run : {num(best)}."
+    return text + ("" if better else f"\n\n> **Attention** : le meilleur run de la grille ne fait pas mieux que la "
+                   f"référence M0 ({BASELINE_NAMES[name]}) : il n'a rien appris de plus qu'une prédiction constante ; "
+                   "revoir le LR (M4), le nombre d'époques ou le modèle avant d'interpréter la grille.")
+
+
 def full(c: Context) -> str:
     cfg, j = c.config("full"), c.json("full")
     origin = j.get("from_sweep")
@@ -113,7 +148,15 @@ def full(c: Context) -> str:
 
 def compare(c: Context) -> str:
     j = c.json("compare")
-    return "\n\n".join(c.figure("compare", v["png"], f"M7 comparaison par {k}") for k, v in j["comparisons"].items())
+    return "\n\n".join([c.figure("compare", v["png"], f"M7 comparaison par {k}") for k, v in j["comparisons"].items()]
+                       + [single_values(j)]).strip()
+
+
+def single_values(j: dict) -> str:
+    """The axes M7 drew no figure for: every compared run had the same value."""
+    same = j.get("single_value") or {}
+    return (f"Sans figure (une seule valeur parmi les {plural(len(j['runs']), 'run')} comparés, rien à comparer) : "
+            + ", ".join(f"`{k}={v}`" for k, v in same.items()) + ".") if same else ""
 
 
 def test_metrics(c: Context) -> str:
@@ -181,8 +224,7 @@ BODIES: dict[str, Renderer] = {  # heading number -> (runs needed, renderer of i
 ANSWERS: dict[str, Renderer] = {
     "D1": (("data",), lambda c: f"Dataset `{c.json('data')['dataset']['name']}` : voir 1.1."),
     "D2": (("data",), lambda c: "Tailles : "
-           + ", ".join(f"{s} {num(n)}" for s, n in c.json("data")["split_sizes"].items())
-           + f" ; {plural(c.json('data')['dataset']['num_classes'], 'classe')}."),
+           + ", ".join(f"{s} {num(n)}" for s, n in c.json("data")["split_sizes"].items()) + " ; " + kinds(c) + "."),
     "D3": (("data",), lambda c: "\n".join(f"- {k} : {v}" for k, v in c.json("data")["split_protocol"].items())),
     "D4": (("data",), class_answer), "D5": (("data",), particularities),
     "D7": (("data",), lambda c: "Les prétraitements ci-dessus sont appliqués à l'identique à train, val et test "
@@ -197,10 +239,12 @@ ANSWERS: dict[str, Renderer] = {
            + word_vectors(c.json("sanity"))),
     "M2": (("sanity",), lambda c: f"Loss initiale `{c.json('sanity')['initial_loss']:.4f}` ; batch "
            f"`{tuple(c.json('sanity')['batch_shape'])}` → sortie `{tuple(c.json('sanity')['output_shape'])}`."),
-    "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."),
-    "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + " ; ".join(
-        f"{k} {', '.join(f'{x} → {num(y)}' for x, y in v['best_by_value'].items())}"
-        for k, v in c.json("compare")["comparisons"].items())),
+    "M5": (("grid",), lambda c: "Meilleure combinaison (validation) : `" + sweep_rows(c, "grid")[0]["run"] + "`."
+           + against_baseline(c, "grid")),
+    "M7": (("compare",), lambda c: "Meilleure valeur de validation par valeur : " + (" ; ".join(
+        ", ".join(f"`{k}={x}` → {num(y)}" for x, y in v["best_by_value"].items())
+        for k, v in c.json("compare")["comparisons"].items()) or "aucune comparaison") + "."
+        + (" " + single_values(c.json("compare"))).rstrip()),
     "M9": (("evaluate",), lambda c: f"Écart val − test : `{gap_text(c.json('evaluate').get('val_minus_test'))}`."
            + against_train_mean(c)),
 }

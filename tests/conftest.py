@@ -21,7 +21,8 @@ def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int
     """
     extra = env or {}
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env.update(CSC8607_CACHE=str(cwd / "cache"), PYTHONUNBUFFERED="1", HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    env.update(CSC8607_CACHE=str(cwd / "cache"), PYTHONUNBUFFERED="1", HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1",
+               HF_HOME=str(cwd / "hf"))  # the HF `datasets` arrow cache stays in the test's dir, not ~/.cache
     # launcher subprocesses (submitit, joblib) import csc8607 by name: make it this checkout's
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
@@ -46,6 +47,14 @@ def app_config(*overrides: str, multirun: bool = False):
             "config", list(overrides), run_mode=RunMode.MULTIRUN if multirun else RunMode.RUN)
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hf_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """HF `datasets` keeps an arrow copy of every local file it loads: in the tests' tmp dir, not ~/.cache
+    (set before any test imports `datasets`, which reads it once)."""
+    os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
+    os.environ.pop("HF_DATASETS_CACHE", None)
 
 
 @pytest.fixture(autouse=True)
@@ -97,10 +106,16 @@ def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     sigint, handlers, level = signal.getsignal(signal.SIGINT), logging.root.handlers[:], logging.root.level
     threads, hydra_config = torch.get_num_threads(), HydraConfig.instance().cfg  # Hydra leaves the last job's set
 
+    def forget_test_modules() -> None:
+        """Drop the modules imported from the test's dir (a student's model file), as a new process would."""
+        for name, module in list(sys.modules.items()):
+            if str(getattr(module, "__file__", None) or "").startswith(str(tmp_path)):
+                del sys.modules[name]
+
     def run(script: str, *args: str, exit_code: int = 0, cwd: Path = tmp_path) -> str:
         """Run the script from `cwd` as a fresh process would import the student's module; its stderr."""
         sys.argv, sys.path[:] = [script, *args], path
-        sys.modules.pop("mynet", None)
+        forget_test_modules()
         monkeypatch.chdir(cwd)
         capsys.readouterr()
         try:
@@ -118,4 +133,4 @@ def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     logging.root.setLevel(level)
     torch.set_num_threads(threads)
     HydraConfig.instance().cfg = hydra_config
-    sys.modules.pop("mynet", None)
+    forget_test_modules()

@@ -126,3 +126,16 @@ def test_readme_says_where_runs_and_the_cache_go_and_how_to_install_for_cpu() ->
                                      "train.py\n")
     assert "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu && pip install -e ." \
         in readme
+
+
+def test_readme_group_table_lists_every_data_and_model_option() -> None:
+    """README's config-group table names every `data=` and `model=` option there is a YAML for (text, audio and
+    series ones included), and its model table has a row for each model."""
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| group | options | notes |"):readme.index("| `optim` |")]
+    models = readme[readme.index("| config | what | axes (A, B) |"):]
+    for group in ("data", "model"):
+        for option in sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml")):
+            assert f"`{option}`" in table, (group, option)
+    for option in sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml")):
+        assert f"| `model={option}" in models, option

@@ -2,8 +2,12 @@
 markers without an x axis of one value (matplotlib objects, in-process)."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 from matplotlib.colors import to_hex
+from PIL import Image
 
 from csc8607 import figures
 
@@ -77,3 +81,28 @@ def test_comparison_of_one_epoch_runs_is_a_strip_by_value() -> None:
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["lr=0.001 (2 runs)", "lr=0.003 (1 run)"]
     finally:
         plt.close(fig)
+
+
+# a figure's text in English (as the sections wrote it before they spoke the report's language)
+ENGLISH_FIGURE = re.compile(r"\b(the|of|and|by|in|on|after|epochs?|training|comparison|suggested|window|learning|"
+                            r"rate|trial|best|examples|norms|baselines?|step|frame|band|"
+                            r"overfit|images|study)\b", re.I)
+
+
+def english_figures(root: Path) -> dict[str, str]:
+    """The PNGs below `root` whose text (titles, axis labels, legends: the PNG's Description) has English words."""
+    found = {}
+    for png in sorted(root.rglob("*.png")):
+        with Image.open(png) as image:
+            words = image.text["Description"]
+        if ENGLISH_FIGURE.search(words) or re.search(r"\(1 \w+s\)", words):
+            found[png.name] = words
+    return found
+
+
+def test_a_figure_carries_its_words(tmp_path: Path) -> None:
+    png = figures.history_curves(tmp_path / "curves.png", [{"epoch": 1, "train/loss": 1.0, "val/loss": 1.2}],
+                                 metric="loss", title="M6 : entraînement complet, 1 époque")
+    with Image.open(png) as image:
+        assert image.text["Description"] == "M6 : entraînement complet, 1 époque | époque 1 | loss | train/loss | val/loss"
+    assert not english_figures(tmp_path)

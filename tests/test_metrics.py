@@ -19,13 +19,21 @@ def reference(task: str, n: int) -> dict[str, object]:
         if n > 10:
             metrics["top5"] = tmc.MulticlassAccuracy(n, top_k=5, average="micro")
         return metrics
-    if task == "binary":
-        return {"accuracy": tmc.BinaryAccuracy(), "f1": tmc.BinaryF1Score(), "confusion_matrix": tmc.BinaryConfusionMatrix()}
+    if task == "binary":  # f1: macro over the two classes, like multiclass (the positive class's F1 alone was not)
+        return {"accuracy": tmc.BinaryAccuracy(), "f1": ClassesOfOneLogit(2, average="macro"),
+                "confusion_matrix": tmc.BinaryConfusionMatrix()}
     return {"accuracy": tmc.MultilabelAccuracy(n, average="micro"), "f1": tmc.MultilabelF1Score(n, average="macro"),
             "f1_micro": tmc.MultilabelF1Score(n, average="micro"),
             "per_class_accuracy": tmc.MultilabelAccuracy(n, average=None),
             "per_class_f1": tmc.MultilabelF1Score(n, average=None),
             "confusion_matrix": tmc.MultilabelConfusionMatrix(n)}
+
+
+class ClassesOfOneLogit(tmc.MulticlassF1Score):
+    """torchmetrics' multiclass F1 on one logit's classes (logit > 0: class 1)."""
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        super().update((preds > 0).long(), target)
 
 
 def batches(task: str, n: int, seed: int, skew: bool):

@@ -11,11 +11,13 @@ import torch
 
 from conftest import run_cli
 from input_fixtures import run_sections, write_celeba
+from test_figures import english_figures
 from csc8607.data import ImageData
 from csc8607.data.celeba import load_celeba
 from csc8607.data.digits import load_digits
 from csc8607.errors import UserError
 from csc8607.metrics import Scores
+from csc8607.report import num
 
 FAST = ["model.width=8", "model.depth=1", "trainer.max_epochs=1", "trainer.batch_size=8"]
 
@@ -114,6 +116,13 @@ def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path, in
     report = results["report"]
     assert "**Moyenne de train**" in report and "Métrique : `rmse`" in report and "Loss function** : L1Loss" in report
     assert "la moyenne de train (M0) fait RMSE" in report and "BCEWithLogits" not in report
+    assert not english_figures(tmp_path / "multirun")  # M0, M2, M4, M6 figures speak French, no "(1 epochs)"
+    # D2/D4 describe the target's distribution, not classes (a max/min ratio of histogram bins)
+    summary = results["data"]["target_summary"]["train"]
+    assert summary["min"] == 0 and summary["max"] == 9 and summary["q25"] <= summary["median"] <= summary["q75"]
+    assert f"; régression, pas de classes ; train : cible : moyenne {num(summary['mean'])}, écart-type " in report
+    assert "| Médiane |" in report and "D4 histogramme de la cible" in report
+    assert "classes de" not in report and "Déséquilibre" not in report and "classe." not in report
 
 
 def test_overfit_on_regression_passes_relative_to_the_target_scale(tmp_path: Path, in_process) -> None:
@@ -192,7 +201,7 @@ def test_regression_grid_compare_and_optuna_fill_m5_m7_m8(tmp_path: Path, in_pro
     from csc8607.report import UNREADABLE_SECTION, Context, render
     from csc8607.report_runs import find_runs
     from csc8607.report_sections import ANSWERS, BODIES
-    from test_report import TEMPLATE, section
+    from test_report import TEMPLATE, decimal_slips, section
 
     tiny = ["data.task=regression", "model.depth=1", "trainer.max_epochs=1", "trainer.batch_size=32",
             "trainer.threads=1"]
@@ -214,3 +223,5 @@ def test_regression_grid_compare_and_optuna_fill_m5_m7_m8(tmp_path: Path, in_pro
         assert "_Aucun run" not in section(report, heading), heading
     assert "val/rmse" in section(report, "## 5)") and "val/rmse" in section(report, "## 8)")
     assert "![M7 comparaison par lr](figures/compare_compare_lr.png)" in section(report, "## 7)")
+    assert not english_figures(tmp_path)  # M7's and M8's figures too
+    assert not decimal_slips(report)  # M5's and M8's tables write numbers the French way, M7 its values as typed

@@ -147,6 +147,15 @@ def generated_prose(report: str) -> str:
     return re.sub(r"`[^`]*`", "", re.sub(r"!\[[^]]*\]\([^)]*\)", "", text))
 
 
+def decimal_slips(report: str) -> list[str]:
+    """Numbers written against the report's rule: a decimal point in prose or a table (`2.7814`; an identifier
+    such as `wd=0.0001` or `features.0.conv` is not a number), a decimal comma in a value's code span (`2,87`)."""
+    prose = generated_prose(report)
+    points = re.findall(r"(?<![\w=./-])\d+\.\d+(?![\w.])", prose)
+    commas = re.findall(r"`-?\d[\d\u202f]*,\d+`", report)
+    return points + commas
+
+
 def test_report_is_french_prose_without_reprs(project: Path) -> None:
     """The report in its template's language: no English sentence, no Python repr, numbers grouped as French
     writes them; D3 on digits says it is one pool (it has no train split); a grid job run without its test
@@ -154,6 +163,7 @@ def test_report_is_french_prose_without_reprs(project: Path) -> None:
     report = (project / "report" / "report.md").read_text()
     prose = generated_prose(report)
     assert len(prose) > 3000 and "Tailles : train 1\u202f257, val 270, test 270 ; 10 classes." in prose
+    assert not decimal_slips(report)
     for pattern in (ENGLISH, REPR, UNGROUPED):
         found = [line for line in prose.splitlines() if pattern.search(line)]
         assert not found, (pattern.pattern, found[:5])

@@ -133,6 +133,8 @@ def test_lr_finder_section(section_jobs: dict[str, Path]) -> None:
         assert all(b > a for a, b in zip(curve["lr"], curve["lr"][1:]))
     assert_pngs(run_dir, ["lr_finder.png"])
     assert {"lr_finder/lr", "lr_finder/loss"} <= tb_tags(run_dir / "tb" / "wd=0")[0]
+    log = (run_dir / "train.log").read_text()  # progress names the curve it is on: three curves are not one
+    assert "lr range test (wd=0): step 1/30" in log and "lr range test (wd=0.001): step 1/30" in log
 
 
 def test_lr_finder_rule_on_known_curves() -> None:
@@ -224,13 +226,55 @@ def test_compare_section(grid_sweep: Path, tmp_path: Path) -> None:
     run_cli("train.py", "experiment=compare", f"compare.runs={grid_sweep}", "trainer.monitor=val/loss", cwd=tmp_path)
     (run_dir,) = job_dirs(tmp_path / "outputs")
     result = read_json(run_dir / "compare.json")
-    assert len(result["runs"]) == 2 and set(result["comparisons"]) == {"lr", "wd", "width", "depth"}
+    # the runs differ only by width (the lr=-1 jobs failed): one figure, the other axes listed without one
+    assert len(result["runs"]) == 2 and set(result["comparisons"]) == {"width"}
+    assert result["single_value"] == {"lr": 0.003, "wd": 0.0, "depth": 1}
     values = [r["best_value"] for r in result["runs"]]
-    assert len(set(values)) == 2 and list(result["comparisons"]["lr"]["best_by_value"].values()) == [max(values)]
+    assert len(set(values)) == 2 and max(result["comparisons"]["width"]["best_by_value"].values()) == max(values)
     assert set(result["comparisons"]["width"]["best_by_value"]) == {"4", "8"}
-    assert_pngs(run_dir, [f"compare_{key}.png" for key in ("lr", "wd", "width", "depth")])
-    assert "compare/lr" in tb_tags(run_dir / "tb")[1]
+    assert_pngs(run_dir, ["compare_width.png"])
+    assert not (run_dir / "compare_lr.png").exists() and "compare/width" in tb_tags(run_dir / "tb")[1]
 
+
+def test_compare_refuses_mixed_experiments_and_the_report_drops_stale_figures(grid_sweep: Path, tmp_path: Path,
+                                                                             in_process) -> None:
+    """compare.runs of two datasets is one error naming the runs on each side; a report after a comparison that
+    draws fewer figures removes the figures it wrote before (never a file put in report/figures by hand)."""
+    jobs = [p.parents[1] for p in sorted(grid_sweep.glob("*/checkpoints/best.ckpt"))]
+    other = tmp_path / "other" / jobs[1].name
+    shutil.copytree(jobs[1], other)
+    config = other / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("task: null", "task: regression"))
+    err = in_process("train.py", "experiment=compare", f"compare.runs=['{jobs[0]}','{other}']", exit_code=2)
+    assert err.count("error:") == 1 and f"data.task=null ({jobs[0].name}) vs data.task=regression ({other.name})" in err
+    in_process("train.py", "experiment=compare", f"compare.runs={grid_sweep}", "compare.by=[width]")
+    in_process("report.py")
+    figures = tmp_path / "report" / "figures"
+    assert (figures / "compare_compare_width.png").is_file()
+    (figures / "mine.png").write_bytes(b"a screenshot of TensorBoard")
+    in_process("train.py", "experiment=compare", f"compare.runs={grid_sweep}", "compare.by=[depth]")
+    in_process("report.py")
+    assert not (figures / "compare_compare_width.png").exists() and (figures / "mine.png").is_file()
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Sans figure (une seule valeur parmi les 2 runs comparés, rien à comparer) : `depth=1`." in report
+
+
+
+def test_m5_says_when_the_grids_best_is_no_better_than_m0(grid_sweep: Path, tmp_path: Path) -> None:
+    """M5 beside M0: the grid's best val accuracy and the majority class's on val; a warning when the grid does
+    not beat it (a run that learned nothing beyond the class prior)."""
+    from csc8607.report import Context, fill
+    from csc8607.report_sections import ANSWERS
+
+    best = float(next(csv.DictReader(open(grid_sweep / "summary.csv")))["val_metric"])
+    (tmp_path / "baselines").mkdir()
+    for majority, warned in ((0.0, False), (best, True), (min(best + 0.1, 1.0), True)):
+        checkpoint.write_json(tmp_path / "baselines" / "baselines.json",
+                              {"val": {"measured": {"majority": {"accuracy": majority, "loss": 2.3}}}})
+        c = Context({"grid": grid_sweep, "baselines": tmp_path / "baselines"}, tmp_path, tmp_path / "report")
+        m5 = fill(c, ANSWERS["M5"])
+        assert "Référence M0 sur val (classe majoritaire) : accuracy " in m5
+        assert ("ne fait pas mieux que la référence M0 (classe majoritaire)" in m5) == warned, (majority, m5)
 
 
 def test_full_trains_the_sweeps_winner(grid_sweep: Path, tmp_path: Path) -> None:
@@ -331,15 +375,18 @@ def test_grid_lr_from_a_finder_of_another_experiment_is_refused(tmp_path: Path, 
 
 
 def test_binary_majority_baseline_has_an_expected_accuracy_and_f1() -> None:
-    """One logit: the majority predicts positive when the train prior is above 1/2, else negative (M0 showed NaN)."""
+    """One logit: the majority predicts positive when the train prior is above 1/2, else negative (M0 showed NaN);
+    its F1 is the macro F1 over the two classes, as the model's val/f1 (the predicted class's F1, the other's 0)."""
     import torch
 
     from csc8607.sections.baselines import expected
 
     positive = expected("binary", torch.tensor([0.7]), torch.tensor([0.6]))["majority"]
     negative = expected("binary", torch.tensor([0.5]), torch.tensor([0.6]))["majority"]
-    assert positive["accuracy"] == pytest.approx(0.6) and positive["f1"] == pytest.approx(0.75)
-    assert negative["accuracy"] == pytest.approx(0.4) and negative["f1"] == 0.0
+    assert positive["accuracy"] == pytest.approx(0.6) and positive["f1"] == pytest.approx(0.75 / 2)
+    assert negative["accuracy"] == pytest.approx(0.4) and negative["f1"] == pytest.approx(0.8 / 1.4 / 2)
+    only_positives = expected("binary", torch.tensor([0.7]), torch.tensor([1.0]))["majority"]
+    assert only_positives["f1"] == pytest.approx(1.0)  # no negative in the split, none predicted: not counted
 
 
 def test_worst_classes_leave_out_perfect_ones_and_examples_are_of_distinct_classes() -> None:

@@ -233,7 +233,10 @@ def test_text_models_train_and_evaluate_through_the_cli(tmp_path: Path, monkeypa
     report = next((tmp_path / "cnn").rglob("report.md")).read_text()
     assert "texte (suites d'identifiants de jetons" in report and "longueur en jetons : moyenne" in report  # D1, D2
     assert "- val (neg) : « " in report or "- val (pos) : « " in report  # D10: decoded texts with their class
-    assert "des textes tronqués à max_length, taux de `<unk>`" in report and "tokenizer `word" in report  # D5, D6
+    assert "des textes tronqués à max_length, taux de `<unk>`" in report and "tokenizer `word` (NFKC, mots et " \
+        "ponctuation en minuscules)" in report  # D5, D6
+    assert "padding : chaque batch complété jusqu'à son texte le plus long (pas jusqu'à max_length), batchs de " \
+        "train tirés parmi des textes de longueurs voisines" in report and "lower-cased" not in report  # D6 in French
     from csc8607.report import num
 
     found = f"fichier `glove.txt`) : 5 mots du vocabulaire sur {num(vocab_size)} trouvés ({num(500 / vocab_size, 3)} %)"

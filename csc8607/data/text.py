@@ -98,8 +98,8 @@ class TextData(Dataset):
         # the keys a text model's constructor names (vocab_size, pad_id, max_length) come from here
         self.meta.update(vocab_size=facts["vocab_size"], pad_id=facts["pad_id"], max_length=facts["max_length"],
                          vocabulary=self.vocabulary())  # in every checkpoint; pretrained word vectors match it
-        self.meta["preprocess"]["padding"] = ("each batch trimmed to its longest text"
-                                              + (", train batches drawn from length buckets" if self.bucket else ""))
+        # padded to each batch's longest text (not max_length); train batches drawn from buckets of similar lengths
+        self.meta["preprocess"].update(padding="batch_longest", length_buckets=self.bucket)
 
     def decode(self, part: Any, name: str, workers: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Texts stay Python strings until the splits are final: the inputs are their indices in `self.texts`."""
@@ -145,7 +145,7 @@ class TextData(Dataset):
 
     def facts(self) -> dict[str, Any]:
         s = self.settings
-        return {"tokenizer": "word (lower-cased words and punctuation)" if s["tokenizer"] == "word" else s["tokenizer"],
+        return {"tokenizer": s["tokenizer"],  # word: NFKC, lower-cased words and punctuation (tokenize.py)
                 "vocab_size": self.info["vocab_size"], "vocab_sha256": self.info["vocab_sha256"],
                 "pad_id": self.info["pad_id"], "unk_id": self.info["unk_id"], "max_length": s["max_length"],
                 "truncation": s["truncation"], "per_split": self.info["text"]}

@@ -48,11 +48,16 @@ def expected(task: str, prior: torch.Tensor, share: torch.Tensor) -> dict[str, d
         prior = prior.clamp(1e-6, 1 - 1e-6)
         bce = -(share * prior.log() + (1 - share) * (1 - prior).log()).mean().item()
         majority = {"loss": bce}
+        random_f1 = (share / (share + 0.5)).mean().item()  # precision = share, recall = 1/2 (in expectation)
         if task == "binary":  # positive predicted when the train prior is above 1/2 (logit > 0), else negative
             positive = bool(prior[0] > 0.5)
             q = share[0].item()
-            majority.update(accuracy=q if positive else 1 - q, f1=2 * q / (1 + q) if positive else 0.0)
-        random_f1 = (share / (share + 0.5)).mean().item()  # precision = share, recall = 1/2 (in expectation)
+            # macro F1 over the two classes, as the model's: the predicted class scores 2s / (1 + s) (s: its share),
+            # the other 0; a class neither present nor predicted does not count
+            f1 = [2 * q / (1 + q) if positive else 0.0, 0.0 if positive else 2 * (1 - q) / (2 - q)]
+            seen = [positive or q > 0, not positive or q < 1]
+            majority.update(accuracy=q if positive else 1 - q, f1=sum(f for f, s in zip(f1, seen) if s) / sum(seen))
+            random_f1 = (q / (q + 0.5) + (1 - q) / (1.5 - q)) / 2
         return {"majority": majority, "uniform_random": {"loss": math.log(2.0), "accuracy": 0.5, "f1": random_f1}}
     p = share[prior.argmax()].item()
     chance = 1.0 / c
@@ -79,7 +84,7 @@ def regression(s: Any, cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                          "expected": {"train_mean": {"loss": loss, "rmse": math.sqrt(mse), "mae": (y - mean).abs().mean(
                          ).item(), "r2": 1.0 - mse / max(y.var(unbiased=False).item(), 1e-12)}}}
     rmse = {split: [result[split]["measured"]["train_mean"]["rmse"]] for split in cfg.baselines.splits}
-    bars = figures.bar_chart(run_dir / "baselines.png", rmse, ["train_mean"], "RMSE", title="M0 baseline")
+    bars = figures.bar_chart(run_dir / "baselines.png", rmse, ["train_mean"], "RMSE", title="M0 : moyenne de train")
     result["figures"] = [bars.name]
     checkpoint.write_json(run_dir / "baselines.json", result)
     for split in cfg.baselines.splits:
@@ -142,7 +147,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     names = list(baselines)
     metric = "f1" if task == "multilabel" else "accuracy"  # multi-label: always-0 has a high accuracy, F1 0
     scores = {split: [result[split]["measured"][n][metric] for n in names] for split in cfg.baselines.splits}
-    bars = figures.bar_chart(run_dir / "baselines.png", scores, names, metric, title="M0 baselines")
+    bars = figures.bar_chart(run_dir / "baselines.png", scores, names, metric, title="M0 : références")
     result["figures"] = [bars.name]
     figures.to_tensorboard(writer, f"baselines/{metric}", bars)
     writer.close()

@@ -2,7 +2,9 @@
 per hyperparameter (LR, weight decay, the model's A and B as its config declares them), each run coloured and
 labelled by that value.
 
-`compare.runs` is a sweep dir (every job below it with a metrics.json) or a list of run dirs.
+`compare.runs` is a sweep dir (every job below it with a metrics.json) or a list of run dirs, all of one dataset
+and model (else refused). An axis on which every run has the same value has nothing to compare: no figure, it is
+listed under `single_value` in compare.json.
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ from csc8607.errors import UserError
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
+# what makes two runs different experiments (curves of two datasets or models are not a comparison of one axis)
+EXPERIMENT = ("data._target_", "data.source._target_", "data.name", "data.root", "data.task", "model._target_",
+              "model.name")
 
 
 def find_runs(runs: Any, root: Path) -> list[Path]:
@@ -38,6 +43,20 @@ def find_runs(runs: Any, root: Path) -> list[Path]:
     return found
 
 
+def one_experiment(runs: list[dict[str, Any]]) -> None:
+    """Refuse runs of different datasets or models, naming the first key that differs and the runs on each side."""
+    for key in EXPERIMENT:
+        groups: dict[str, list[str]] = {}
+        for r in runs:
+            value = r["experiment"][key]
+            groups.setdefault("null" if value is None else str(value), []).append(Path(r["dir"]).name)
+        if len(groups) > 1:
+            sides = " vs ".join(f"{key}={value} ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})"
+                                for value, names in groups.items())
+            raise UserError(f"compare.runs: the runs are of different experiments ({sides}); compare runs of one "
+                            "dataset and model")
+
+
 def by_key(asked: str, runs: list[dict[str, Any]]) -> str:
     """A `compare.by` item as lr, wd, A or B; the model key an axis names (`width`) is accepted for its letter."""
     if asked in axes.NAMES:
@@ -48,8 +67,8 @@ def by_key(asked: str, runs: list[dict[str, Any]]) -> str:
     raise UserError(f"compare.by: {asked} is not one of {', '.join(axes.NAMES)} nor a model axis of the runs")
 
 
-def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
-    run_dir = Path(run_dir)
+def read_runs(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Each compared run's history, monitor, best value, axis values and experiment; a damaged one: one error."""
     runs = []
     for path in find_runs(cfg.compare.runs, Path(cfg.paths.root)):
         try:
@@ -58,7 +77,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
             run = {"dir": str(path), "name": metrics["run_name"], "history": metrics["history"],
                    "monitor": metrics["monitor"],
                    "mode": monitor_mode(conf.trainer, (metrics.get("meta") or {}).get("task")),  # monitor: auto
-                   "best_value": float(metrics["best_value"]), **axes.values(conf), "keys": axes.keys(conf)}
+                   "best_value": float(metrics["best_value"]), **axes.values(conf), "keys": axes.keys(conf),
+                   "experiment": {k: OmegaConf.select(conf, k, default=None, throw_on_resolution_failure=False)
+                                  for k in EXPERIMENT}}
             rows = [[row["epoch"], row["train/loss"], row["val/loss"], row[run["monitor"]]] for row in run["history"]]
         except Exception as err:  # noqa: BLE001 - a damaged run's records: one line naming it
             raise UserError(f"compare.runs: the records of {path} cannot be read ({type(err).__name__}: "
@@ -66,25 +87,37 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         if not rows:
             raise UserError(f"compare.runs: {path} has no epoch in its history; leave that run out")
         runs.append(run)
+    return runs
+
+
+def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    runs = read_runs(cfg)
+    one_experiment(runs)
     monitor, mode = runs[0]["monitor"], runs[0]["mode"]  # the compared runs' own metric and direction
     if {(r["monitor"], r["mode"]) for r in runs} != {(monitor, mode)}:
         raise UserError(f"compare.runs: the runs monitor different metrics "
                         f"{sorted({(r['monitor'], r['mode']) for r in runs})}; compare runs of one monitor")
     panels = {"train/loss": "train/loss", "val/loss": "val/loss", monitor: monitor}
-    result: dict[str, Any] = {"runs": [{k: v for k, v in r.items() if k != "history"} for r in runs], "comparisons": {}}
+    result: dict[str, Any] = {"runs": [{k: v for k, v in r.items() if k not in ("history", "experiment")} for r in runs],
+                              "comparisons": {}, "single_value": {}}
     writer = open_writer(run_dir)
     for asked in cfg.compare.by:
         key = by_key(str(asked), runs)
         dotted = ", ".join(sorted({r["keys"].get(key, "?") for r in runs}))
         name = dotted.removeprefix("model.") if key in ("A", "B") and "," not in dotted else key
+        if len({str(r[key]) for r in runs}) == 1:  # one value: a one-series figure compares nothing
+            result["single_value"][name] = runs[0][key]
+            log.info("compare by %s: every run has %s=%s, no figure", key, name, runs[0][key])
+            continue
         groups: dict[str, dict[str, list]] = {panel: {} for panel in panels}
         numeric = all(isinstance(r[key], (int, float)) for r in runs)
         for r in sorted(runs, key=lambda r: (r[key] if numeric else str(r[key]), r["name"])):
             epochs = [row["epoch"] for row in r["history"]]
             for panel, tag in panels.items():
                 groups[panel].setdefault(f"{name}={r[key]}", []).append((epochs, [row[tag] for row in r["history"]]))
-        png = figures.grouped_plot(run_dir / f"compare_{name}.png", groups, "epoch",
-                                   title=f"M7 comparison by {key} ({dotted}), {len(runs)} runs")
+        png = figures.grouped_plot(run_dir / f"compare_{name}.png", groups, "époque",
+                                   title=f"M7 : comparaison par {key} ({dotted}), {len(runs)} runs")
         figures.to_tensorboard(writer, f"compare/{name}", png)
         by_value: dict[str, list[float]] = {}
         for r in runs:
@@ -93,6 +126,6 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
             v: max(b) if mode == "max" else min(b) for v, b in by_value.items()}}
     writer.close()
     checkpoint.write_json(run_dir / "compare.json", result)
-    log.info("compared %d runs by %s -> %s", len(runs), ", ".join(cfg.compare.by),
-             ", ".join(c["png"] for c in result["comparisons"].values()))
+    log.info("compared %d runs by %s -> %s", len(runs), ", ".join(map(str, cfg.compare.by)),
+             ", ".join(c["png"] for c in result["comparisons"].values()) or "no figure")
     return result

@@ -40,6 +40,14 @@ def target_bins(targets: torch.Tensor, bins: int = 10) -> tuple[torch.Tensor, li
     return edges, [f"{a:.3g}..{b:.3g}" for a, b in zip(edges[:-1].tolist(), edges[1:].tolist())]
 
 
+def target_summary(targets: torch.Tensor) -> dict[str, float]:
+    """Regression: a split's target distribution (D2, D4) as mean, std, min, quartiles and max."""
+    y = targets.double().flatten()
+    q = torch.quantile(y, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
+    return {"mean": y.mean().item(), "std": y.std(unbiased=False).item(), "min": y.min().item(), "q25": q[0],
+            "median": q[1], "q75": q[2], "max": y.max().item()}
+
+
 def examples_figure(s: Any, path: Path, shown: dict[str, tuple[torch.Tensor, torch.Tensor]],
                     titles: dict[str, list[str]]) -> Path:
     """Examples as the input type is read: images, log-mel spectrograms with axes, or series per channel."""
@@ -119,7 +127,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     counts = {split: class_counts(part.targets, meta["task"], meta["num_classes"], edges)
               for split, part in splits.items()}
     train = counts["train"]
-    imbalance = max(train) / min(train) if min(train) > 0 else float("inf")
+    regression = meta["task"] == "regression"  # bins of a histogram, not classes: no imbalance ratio
+    imbalance = None if regression else max(train) / min(train) if min(train) > 0 else float("inf")
     # decoded input sizes and pixel statistics (source sizes, when they vary, are in meta["notes"])
     sizes = {split: dict(zip(("channel_mean", "channel_std"), s.data.statistics(part.inputs)),
                          shape=list(part.inputs.shape[1:])) for split, part in splits.items()}
@@ -133,8 +142,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     shown = {split: examples(s, split, per_split, int(cfg.seed)) for split in ("train", "val", "test")}
     grid = examples_figure(s, run_dir / "examples.png", shown,
                            {split: [label_of(meta, y) for y in ys] for split, (_, ys) in shown.items()})
-    bars = figures.bar_chart(run_dir / "class_distribution.png", counts, names, "examples",
-                             title=f"{meta['name']}: class distribution (train imbalance {imbalance:.2f})")
+    bars = figures.bar_chart(run_dir / "class_distribution.png", counts, names, "exemples",
+                             title=f"{meta['name']} : histogramme de la cible" if regression else
+                             f"{meta['name']} : distribution des classes (déséquilibre train {imbalance:.2f})")
     result = {
         "dataset": {k: meta[k] for k in ("name", "source", "modality", "task", "num_classes", "input_shape", "input",
                                          "notes")},
@@ -143,7 +153,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "split_seed": meta["split_seed"],
         "class_names": names,
         "class_counts": counts,
-        "imbalance_ratio_train": imbalance,  # largest / smallest train class
+        "imbalance_ratio_train": imbalance,  # largest / smallest train class (regression: None)
+        "target_summary": {split: target_summary(part.targets) for split, part in splits.items()}
+        if regression else None,  # D2, D4: the target's distribution per split
         "input_sizes": sizes,
         "grey_images": {split: grey_count(part.inputs) for split, part in splits.items()}
         if meta["modality"] == "image" else None,  # D5
@@ -168,7 +180,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     figures.to_tensorboard(writer, "data/class_distribution", bars)
     writer.close()
     table = "\n".join(f"  {n:>12}  " + "  ".join(f"{counts[sp][i]:>6}" for sp in counts) for i, n in enumerate(names))
-    log.info("splits %s; imbalance %.2f; train batch %s (meta %s)\n  %12s  %s\n%s", meta["split_sizes"], imbalance,
+    log.info("splits %s; imbalance %s; train batch %s (meta %s)\n  %12s  %s\n%s", meta["split_sizes"],
+             "-" if imbalance is None else f"{imbalance:.2f}",
              batch_shape, meta["input_shape"], "class", "  ".join(f"{sp:>6}" for sp in counts), table)
     if not shape_ok:
         raise UserError(f"train batch shape {batch_shape} does not match meta input_shape {meta['input_shape']}")

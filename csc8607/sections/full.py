@@ -71,7 +71,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
     name = metrics["monitor"].split("/", 1)[-1]
     png = figures.history_curves(run_dir / "curves.png", metrics["history"],
                                  metric=name if name != "loss" else headline(metrics["meta"]["task"]),
-                                 title=f"M6 full training, {len(metrics['history'])} epoch"
+                                 title=f"M6 : entraînement complet, {len(metrics['history'])} époque"
                                  + ("s" if len(metrics["history"]) > 1 else ""))
     writer = open_writer(run_dir)
     figures.to_tensorboard(writer, "full/curves", png)

@@ -76,7 +76,8 @@ def range_test(s: Any, optimizer: torch.optim.Optimizer, opts: DictConfig, write
         lrs.append(lr)
         losses.append(value)
         if i % every == 0 or i == steps - 1:  # progress in train.log: a long curve is never silent
-            log.info("lr range test: step %d/%d  lr %.3g  loss %.4f", i + 1, steps, lr, value)
+            log.info("lr range test (wd=%g): step %d/%d  lr %.3g  loss %.4f",
+                     optimizer.param_groups[0].get("weight_decay", 0.0), i + 1, steps, lr, value)
         smoothed.append(float(figures.smooth(losses, float(opts.smoothing))[-1]) if math.isfinite(value) else math.inf)
         writer.add_scalar("lr_finder/lr", lr, i)
         writer.add_scalar("lr_finder/loss", value, i)
@@ -130,9 +131,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         s.engine.step = step
     first = next(iter(curves.values()))["suggestion"]
     png = figures.line_plot(run_dir / "lr_finder.png",
-                            {"train loss": {k: finite_points(c["lr"], c["loss"]) for k, c in curves.items()}},
-                            "learning rate (log scale)", weight=float(opts.smoothing), logx=True,
-                            title="M4 LR range test", mark=first["lr"],
+                            {"loss (train)": {k: finite_points(c["lr"], c["loss"]) for k, c in curves.items()}},
+                            "taux d'apprentissage (échelle log)", weight=float(opts.smoothing), logx=True,
+                            title="M4 : LR finder, loss selon le LR", mark=first["lr"],
                             span=(first["window_low"], first["window_high"]), ylim=useful_range(curves))
     result = {"rule": RULE, "suggested_lr": first["lr"], "stable_window": [first["window_low"], first["window_high"]],
               "smoothing": float(opts.smoothing), "skip_start": int(opts.skip_start),

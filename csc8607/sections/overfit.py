@@ -54,7 +54,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
             run_dir / "overfit_loss.png",
             {"loss": {"train/loss": (epochs, [r["train/loss"] for r in history]),
                       "val/loss": (epochs, [r["val/loss"] for r in history])}},
-            "epoch", weight=0.0, title=f"M3 overfit on {n} train examples (threshold {threshold:.4g})")
+            "époque", weight=0.0, title=f"M3 : surapprentissage de {n} exemples de train (seuil "
+                                        f"{threshold:.4g})".replace(".", ","))
         figures.to_tensorboard(writer, "overfit/loss", curve)
     finally:
         writer.close()

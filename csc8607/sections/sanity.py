@@ -117,8 +117,9 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "checks": checks,
         "verdict": "PASS" if all(checks.values()) else "FAIL",
     }
-    bars = figures.bar_chart(run_dir / "grad_norms.png", {"grad L2 norm": list(norms.values())}, list(norms),
-                             "gradient L2 norm", title=f"M2 gradient norms after one backward (loss {loss.item():.3f})")
+    bars = figures.bar_chart(run_dir / "grad_norms.png", {"norme L2": list(norms.values())}, list(norms),
+                             "norme L2 du gradient",
+                             title=f"M2 : normes des gradients après une rétropropagation (loss {loss.item():.3f})")
     result["figures"] = [bars.name]
     checkpoint.write_json(run_dir / "sanity.json", result)
     writer = open_writer(run_dir)
