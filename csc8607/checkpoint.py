@@ -139,10 +139,10 @@ def check_recorded_best(state: dict[str, Any], path: Path) -> None:
     best, epoch, history, monitor = (state.get(k) for k in ("best_value", "best_epoch", "history", "monitor"))
     if best is None and not history:
         return  # stopped before its first epoch ended: no best yet
+    row = history[epoch - 1] if isinstance(epoch, int) and 1 <= epoch <= len(history or []) else None
     if isinstance(best, bool) or not isinstance(best, (int, float)) or not math.isfinite(best):
         problem = f"best_value={best!r} is not a finite number"
-    elif monitor is not None and not (isinstance(epoch, int) and 1 <= epoch <= len(history or [])
-                                      and history[epoch - 1].get(monitor) == best):
+    elif monitor is not None and not (isinstance(row, dict) and row.get(monitor) == best):
         problem = f"best_value={best!r} is not the {monitor} of its history at best_epoch={epoch}"
     else:
         return

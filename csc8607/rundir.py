@@ -150,7 +150,7 @@ def nesting(directory: Path, sweep: bool) -> str | None:
     outputs/); None when it does not. Only a run's own records count here, never a bare folder name."""
     path = Path(os.path.abspath(directory))
     for parent in path.parents:
-        if (parent / ".hydra" / "config.yaml").is_file() or any((parent / "checkpoints").glob("*.ckpt")):
+        if (parent / ".hydra" / "config.yaml").is_file():  # a run's record (not a bare checkpoints/ folder)
             return f"it is inside the run dir {parent}"
         if (parent / "multirun.yaml").is_file():
             return f"it is inside the sweep dir {parent}"
