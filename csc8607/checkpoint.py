@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import pickle
 import tempfile
@@ -130,6 +131,23 @@ def check_fields(state: dict[str, Any], path: Path) -> None:
     if problems:
         raise UserError(f"checkpoint {path} is incomplete or damaged ({'; '.join(problems)}): use a checkpoint "
                         "written by train.py")
+
+
+def check_recorded_best(state: dict[str, Any], path: Path) -> None:
+    """resume= goes on choosing best.ckpt against the best value a last.ckpt recorded: refuse one that is not a
+    finite number or not the monitored value its history holds at `best_epoch` (an edited file, a diverged run)."""
+    best, epoch, history, monitor = (state.get(k) for k in ("best_value", "best_epoch", "history", "monitor"))
+    if best is None and not history:
+        return  # stopped before its first epoch ended: no best yet
+    row = history[epoch - 1] if isinstance(epoch, int) and 1 <= epoch <= len(history or []) else None
+    if isinstance(best, bool) or not isinstance(best, (int, float)) or not math.isfinite(best):
+        problem = f"best_value={best!r} is not a finite number"
+    elif monitor is not None and not (isinstance(row, dict) and row.get(monitor) == best):
+        problem = f"best_value={best!r} is not the {monitor} of its history at best_epoch={epoch}"
+    else:
+        return
+    raise UserError(f"checkpoint {path}: {problem} (edited, or a run that diverged): resume= would rank every later "
+                    "epoch against it; train a new run")
 
 
 def write_text(path: Path | str, text: str) -> Path:

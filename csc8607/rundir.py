@@ -138,6 +138,9 @@ def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> Non
     reason = unwritable_reason(str(directory))
     if reason:
         fail(f"cannot write the output dir {directory} ({reason}): set {key} to a writable path")
+    nested = nesting(directory, sweep)
+    if nested:
+        fail(f"{key}={directory}: {nested}; a run needs a dir of its own: leave {key} unset or choose a new path")
     if config.get("resume") or config.get("skip_finished"):
         return  # the job itself decides (same config kept, different config refused)
     dirs = sorted(p.parent.parent for p in directory.glob("*/.hydra/config.yaml")) if sweep else [directory]
@@ -145,6 +148,23 @@ def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> Non
     if held:
         more = f" (and {len(held) - 1} more job dirs)" if len(held) > 1 else ""
         fail(refusal(held[0][0], held[0][1]) + more)
+
+
+def nesting(directory: Path, sweep: bool) -> str | None:
+    """Why `directory` cannot be a new run's (or sweep's) dir although it holds no run itself: it lies inside
+    another run's or sweep's dir (its checkpoints/, tb/, ...), or it holds other runs below it (a date folder,
+    outputs/); None when it does not. Only a run's own records count here, never a bare folder name."""
+    path = Path(os.path.abspath(directory))
+    for parent in path.parents:
+        if (parent / ".hydra" / "config.yaml").is_file():  # a run's record (not a bare checkpoints/ folder)
+            return f"it is inside the run dir {parent}"
+        if (parent / "multirun.yaml").is_file():
+            return f"it is inside the sweep dir {parent}"
+    for depth in range(2 if sweep else 1, 4):  # a sweep dir holds its own jobs one level down
+        found = next(path.glob("*/" * depth + ".hydra/config.yaml"), None) if path.is_dir() else None
+        if found is not None:
+            return f"it holds other runs ({found.parents[1]})"
+    return None
 
 
 class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]
@@ -190,8 +210,38 @@ def discard_unclaimed() -> None:
     entries = list(directory.iterdir())
     if all(p.name == PENDING or (p.suffix == ".log" and p.is_file()) for p in entries):
         shutil.rmtree(directory, ignore_errors=True)
-        cwd = Path.cwd().resolve()
-        for parent in directory.resolve().parents:  # outputs/<date>/ left empty by it, up to the launch dir
-            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
-                break
-            parent.rmdir()
+        sweep_dir = hydra_sweep_dir()
+        if sweep_dir is not None:
+            discard_sweep_record(sweep_dir)  # the first job refused: the sweep ran nothing
+        remove_empty_parents(directory)
+
+
+def remove_empty_parents(directory: Path) -> None:
+    """Remove the folders above a removed `directory` that it left empty (outputs/<date>/), up to the launch dir."""
+    cwd = Path.cwd().resolve()
+    for parent in directory.resolve().parents:
+        if not parent.exists():
+            continue
+        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
+
+
+def hydra_sweep_dir() -> Path | None:
+    """The sweep dir of this job's multirun (None in a single run or outside a Hydra app)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra = HydraConfig.get()
+    except ValueError:  # not inside a Hydra app
+        return None
+    return Path(str(hydra.sweep.dir)) if hydra.mode == RunMode.MULTIRUN and hydra.sweep.dir else None
+
+
+def discard_sweep_record(sweep_dir: Path) -> None:
+    """Remove a sweep dir that holds only the multirun.yaml the summary callback recorded when the sweep started:
+    a sweep refused before any job left a record (its error was printed), nothing else."""
+    if sweep_dir.is_dir() and [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        remove_empty_parents(sweep_dir)

@@ -174,6 +174,7 @@ class SweepLRFromFinder(Callback):
         if not isinstance(factors, (list, ListConfig)):
             stop_sweep(f"grid.lr_factors={factors} must be a list of numbers > 0, e.g. [0.3, 1.0, 3.0]")
         values = lr_axis(Path(str(source)).expanduser(), list(factors))
+        refuse_other_experiment(Path(str(source)).expanduser(), config)
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.sweeper.params["optim.lr"] = ",".join(values)
         log.info("grid LR axis from M4 (%s): %s", source, ", ".join(values))
@@ -197,6 +198,26 @@ def lr_axis(run_dir: Path, factors: list[float]) -> list[str]:
     if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0 for f in factors):
         stop_sweep(f"grid.lr_factors={factors} must list numbers > 0")
     return [repr(float(f"{suggested * f:.3g}")) for f in factors]  # always a float to Hydra: "1.0", not "1"
+
+
+def refuse_other_experiment(run_dir: Path, config: DictConfig) -> None:
+    """An LR suggested on other data or for another model says nothing of this grid's: exit 2 naming what differs
+    (the data and model keys that tell two experiments apart in the report, csc8607.report_runs)."""
+    from csc8607.report_runs import DATA_KEYS, MODEL_KEYS, experiment_in, experiment_of
+
+    recorded = experiment_of(run_dir, "lr_finder")
+    try:
+        now = experiment_in(config, "grid")
+    except Exception:  # noqa: BLE001 - a key that resolves only inside a job: not judged here
+        return
+    if recorded is None:
+        return
+    changed = [f"{key}: {before} -> {after}" for key, before, after in zip(DATA_KEYS + MODEL_KEYS, recorded, now)
+               if before != after]
+    if changed:
+        what = " and ".join(sorted({"other data" if c.startswith("data") else "another model" for c in changed}))
+        stop_sweep(f"grid.lr_from={run_dir}: that LR finder ran on {what} ({'; '.join(changed)}): run "
+                   "experiment=lr_finder on this experiment, or set optim.lr=...")
 
 
 def empty_axes(config: DictConfig) -> list[str]:

@@ -68,6 +68,19 @@ def test_train_bad_input(args: list[str], code: int, message: str, in_process) -
         assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
 
 
+def test_a_sweep_refused_before_any_job_leaves_nothing(in_process, tmp_path: Path) -> None:
+    """A grid whose every job is refused (a monitor contradiction, a misspelt key) exits 2 in one line and leaves
+    no sweep dir (it left one holding only multirun.yaml); so does an Optuna sweep refused by its sweeper."""
+    for args, message in [(["experiment=grid", "trainer.monitor=val/loss", "trainer.monitor_mode=max"],
+                           "trainer.monitor_mode=max contradicts trainer.monitor=val/loss"),
+                          (["-m", "model.width=4,8", "+trainer.max_epoch=3"], "did you mean trainer.max_epochs?"),
+                          (["experiment=optuna", "hydra.sweeper.direction=sideways"],
+                           "hydra.sweeper.direction=sideways must be auto, maximize or minimize")]:
+        err = in_process("train.py", *args, "trainer.max_epochs=1", exit_code=2)
+        assert message in err and err.count("error:") == 1, (args, err)
+        assert list(tmp_path.iterdir()) == [], args
+
+
 def test_bad_checkpoints_leave_the_run_untouched(trained_run: Path, tmp_path: Path, in_process) -> None:
     """evaluate.py and resume= (through their entry points, in this process) refuse each bad checkpoint in one
     line, exit 2, and the run is left as it was."""
@@ -223,6 +236,32 @@ def test_resume_refuses_another_optimizer(trained_run: Path, tmp_path: Path, cap
         code, err = refusal(lambda: run_section(cfg, tmp_path / "run"), capsys)
         assert code == 2 and message in err, err
     assert {p: p.stat().st_mtime_ns for p in trained_run.rglob("*") if p.is_file()} == before
+
+
+def test_resume_refuses_a_tampered_best_value(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A last.ckpt whose best value is NaN, infinite or not its history's (edited by hand) is refused in one line:
+    resuming would rank every later epoch against it (NaN: no epoch is ever better; best.ckpt stays stale)."""
+    import math
+    import shutil
+
+    run = tmp_path / "interrupted"
+    shutil.copytree(trained_run, run)
+    (run / "metrics.json").unlink()  # a run stopped before its end: resume= continues it
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    for value, message in [(math.nan, "best_value=nan is not a finite number"),
+                           (math.inf, "best_value=inf is not a finite number"),
+                           (0.123, f"best_value=0.123 is not the {state['monitor']} of its history at best_epoch=")]:
+        torch.save(dict(state, best_value=value), last)
+        before = snapshot_files(run)
+        cfg = composed("config", [f"resume={run}"])
+        code, err = refusal(lambda: run_section(cfg, tmp_path / "new"), capsys)
+        assert code == 2 and message in err and err.count("error:") == 1, err
+        assert snapshot_files(run) == before and not (tmp_path / "new").exists()
+
+
+def snapshot_files(run: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
 def test_a_group_choice_keeps_the_runs_own_settings_and_moves_the_root() -> None:

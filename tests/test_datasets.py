@@ -178,7 +178,8 @@ def test_cache_hit_miss_and_invalidation(folder: Path, tmp_path: Path) -> None:
     first = folder_data(folder, cache)
     assert first.meta["cache"]["hit"] is False
     entry = Path(first.meta["cache"]["path"])
-    assert (entry / "key.json").is_file() and [p for p in cache.iterdir() if not p.name.startswith(".")] == [entry]
+    assert (entry / "key.json").is_file()
+    assert [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")] == [entry]  # beside CACHEDIR.TAG
     second = folder_data(folder, cache)
     assert second.meta["cache"]["hit"] is True and second.meta["cache"]["path"] == str(entry)
     assert second.meta == {**first.meta, "cache": second.meta["cache"]}
@@ -192,7 +193,7 @@ def test_cache_hit_miss_and_invalidation(folder: Path, tmp_path: Path) -> None:
     assert smaller.meta["cache"]["hit"] is False and smaller.meta["input_shape"] == [3, 32, 32]
     reseeded = folder_data(folder, cache, split_seed=1)
     assert reseeded.meta["cache"]["hit"] is False
-    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 3
+    assert len([p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]) == 3
     # an entry whose recorded key does not match is rebuilt
     key = json.loads((entry / "key.json").read_text())
     key["settings"]["image_size"] = [1, 1]
@@ -415,6 +416,56 @@ def test_image_size_and_channels_default_to_the_sources(tmp_path: Path) -> None:
     data = ImageData(partial(load_image_folder, root=str(mixed)), decode_workers=0, mixed_size=[24, 24])
     assert data.meta["input_shape"] == [3, 24, 24]
     assert "toutes les images ramenées à 24 × 24" in data.meta["notes"]["decoding"]["image_size"]
+
+
+def test_a_split_of_another_size_under_auto_is_resized_and_said(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """image_size=auto keeps the first split's size; a test split of another size is resized to it (a batch has one
+    size): a warning in the log, at each load (a cached one too), and a note in meta (report D5/D6)."""
+    import logging
+
+    rng = np.random.default_rng(3)
+    big = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "RGB") for _ in range(12)]
+    small = [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), "RGB") for _ in range(4)]
+    root = tmp_path / "two_sizes"
+    write_parquet(root / "data" / "train-00000-of-00001.parquet", big, [i % 2 for i in range(12)], ["x", "y"])
+    write_parquet(root / "data" / "test-00000-of-00001.parquet", small, [0, 1, 0, 1], ["x", "y"])
+    source = partial(load_hf, path=None, root=str(root), splits={"train": "auto", "val": "auto", "test": "auto"})
+    for load in ("decoded", "cached"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="csc8607.data.image"):
+            data = ImageData(source, decode_workers=0, cache_dir=str(tmp_path / "cache"))
+        assert data.meta["cache"]["hit"] is (load == "cached")
+        assert data.splits["test"].inputs.shape[1:] == (3, 32, 32) and data.meta["input_shape"] == [3, 32, 32]
+        note = data.meta["notes"]["decoding"]["two_sizes test"]["image_size"]
+        assert note == "16 × 16 → 32 × 32 (taille de two_sizes train, data.image_size=auto)", note
+        assert any("two_sizes test" in r.getMessage() and "32 × 32" in r.getMessage() for r in caplog.records), load
+    assert "image_size" not in data.meta["notes"]["decoding"]  # nothing said of the train split, kept as it is
+    from csc8607.report import Context
+    from csc8607.report_data import preprocess
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "data.json").write_text(json.dumps({"preprocess": data.meta["preprocess"], "dataset": {
+        k: data.meta[k] for k in ("modality", "input_shape", "input", "notes")}}))
+    d6 = preprocess(Context({"data": tmp_path / "run"}, tmp_path, tmp_path / "report"))
+    assert "resize = aucun (taille de la source, 32 × 32) ; redimensionnés : two_sizes test : 16 × 16 → 32 × 32" in d6
+
+
+def test_a_cache_or_hidden_folder_in_the_image_folder_is_not_a_class(tmp_path: Path) -> None:
+    """paths.cache placed under data.root/train: the class scan skips it (it refused every run, the cache being
+    made before the scan); hidden folders (.ipynb_checkpoints) are neither classes nor sources of images."""
+    root = write_image_folder(tmp_path / "pets")
+    for hidden in (root / "test" / ".ipynb_checkpoints", root / "train" / "cat" / ".thumbs"):
+        hidden.mkdir()
+        shutil.copy(root / "train" / "cat" / "1.png", hidden / "1.png")
+    cache = root / "train" / "cache"
+    for size, cached in (([16, 16], False), ([12, 12], False), ([12, 12], True)):  # a new size scans the source again
+        data = ImageData(partial(load_image_folder, root=str(root)), decode_workers=0, image_size=size,
+                         cache_dir=str(cache))
+        assert data.class_names == ["cat", "dog"] and data.meta["cache"]["hit"] is cached, size
+        assert data.meta["split_sizes"]["train"] + data.meta["split_sizes"]["val"] == 12
+        assert data.meta["split_sizes"]["test"] == 4
+    assert (cache / "CACHEDIR.TAG").is_file()
 
 
 def test_mirrors_are_on_only_where_they_keep_the_class() -> None:

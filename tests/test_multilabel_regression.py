@@ -125,6 +125,28 @@ def test_regression_sections_train_on_digits_best_by_val_rmse(tmp_path: Path, in
     assert "classes de" not in report and "Déséquilibre" not in report and "classe." not in report
 
 
+def test_overfit_on_regression_passes_relative_to_the_target_scale(tmp_path: Path, in_process) -> None:
+    """M3 on a regression: PASS below overfit.loss_threshold x the loss of predicting the train mean (for MSE the
+    target variance, ~8 on digits' 0..9), not an absolute loss whose meaning depends on the target's units; said in
+    overfit.json and in the report's M3 line."""
+    from conftest import read_json
+    from csc8607.report import Context
+    from csc8607.report_model import overfit
+
+    in_process("train.py", "experiment=overfit", "data.task=regression", *FAST[:2], "overfit.num_samples=8",
+               "overfit.val_samples=20", "overfit.max_epochs=40", "overfit.loss_threshold=0.2", "optim.lr=0.01",
+               "trainer.threads=1")
+    (run,) = [p.parent for p in (tmp_path / "outputs").rglob("overfit.json")]
+    result = read_json(run / "overfit.json")
+    variance = ImageData(load_digits, 0.15, 0.15, split_seed=42, task="regression").meta["target_stats"]["variance"]
+    scale = result["threshold_scale"]
+    assert scale["fraction"] == 0.2 and abs(scale["mean_prediction_loss"] - variance) < 1e-4
+    assert abs(result["loss_threshold"] - 0.2 * variance) < 1e-4 and result["verdict"] == "PASS"
+    assert result["final_train_loss"] < result["loss_threshold"]
+    line = overfit(Context({"overfit": run}, tmp_path, tmp_path / "report"))
+    assert "< seuil 0,2 × " in line and "(loss de la prédiction constante par la moyenne de train, M0) = " in line
+
+
 def test_monitor_follows_the_task_and_an_explicit_one_wins() -> None:
     """trainer.monitor=auto (the default) becomes the task's metric with its direction once the data is known;
     a monitor typed by the user stays; a regression run cannot be ranked by accuracy."""

@@ -40,6 +40,29 @@ def test_a_dir_holding_a_run_is_refused_before_anything_is_written(args: tuple[s
     assert snapshot(run) == before
 
 
+def test_a_dir_inside_a_run_or_holding_runs_is_refused_before_anything_is_written(trained_run: Path, tmp_path: Path,
+                                                                                   in_process) -> None:
+    """hydra.run.dir / hydra.sweep.dir inside another run's dir (checkpoints/, tb/...) or a sweep's, or at a date
+    folder that holds runs: one line, exit 2, nothing written (they were taken, mixing two runs' records)."""
+    run = tmp_path / "outputs" / "2026-11-30" / "12-00-00"
+    shutil.copytree(trained_run, run)
+    (tmp_path / "multirun" / "sweep").mkdir(parents=True)
+    (tmp_path / "multirun" / "sweep" / "multirun.yaml").write_text("hydra: {}\n")
+    before, paths = snapshot(tmp_path), set(tmp_path.rglob("*"))
+    for args, message in [(["hydra.run.dir=outputs/2026-11-30/12-00-00/checkpoints"],
+                           f"it is inside the run dir {run}"),
+                          (["hydra.run.dir=outputs/2026-11-30/12-00-00/tb/new"], f"it is inside the run dir {run}"),
+                          (["hydra.run.dir=outputs/2026-11-30"], f"it holds other runs ({run})"),
+                          (["hydra.run.dir=outputs"], f"it holds other runs ({run})"),
+                          (["hydra.run.dir=multirun/sweep/new"], "it is inside the sweep dir"),
+                          (["-m", "hydra.sweep.dir=outputs/2026-11-30/12-00-00/tb", "model.width=4,8"],
+                           f"it is inside the run dir {run}"),
+                          (["-m", "hydra.sweep.dir=outputs", "model.width=4,8"], f"it holds other runs ({run})")]:
+        err = in_process("train.py", *args, *TINY, exit_code=2)
+        assert err.count("error:") == 1 and message in err and "a run needs a dir of its own" in err, (args, err)
+        assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths, args  # no dir made either
+
+
 def test_skip_finished_keeps_only_runs_of_the_same_config(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     command = ["experiment=grid", "optim.lr=1e-3", "optim.weight_decay=0.0", "model.width=4,6", "model.depth=1",

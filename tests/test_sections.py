@@ -356,6 +356,34 @@ def test_grid_lr_from_a_run_without_lr_finder_json_is_one_line(tmp_path: Path, c
         assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_grid_lr_from_a_finder_of_another_experiment_is_refused(tmp_path: Path, in_process) -> None:
+    """M4's LR feeds M5 only on the same data and model: a finder run on another task or model is refused in one
+    line before any job runs (it was taken silently)."""
+    from omegaconf import OmegaConf, open_dict
+
+    from conftest import app_config
+    from csc8607.sweep import SweepLRFromFinder
+
+    finder = tmp_path / "finder"
+    recorded = app_config("experiment=lr_finder")
+    with open_dict(recorded):
+        del recorded["hydra"]
+    (finder / ".hydra").mkdir(parents=True)
+    OmegaConf.save(recorded, finder / ".hydra" / "config.yaml")
+    (finder / "lr_finder.json").write_text('{"suggested_lr": 0.01}')
+    same = app_config("experiment=grid", f"grid.lr_from={finder}", multirun=True)
+    SweepLRFromFinder().on_multirun_start(same)
+    assert same.hydra.sweeper.params["optim.lr"] == "0.003,0.01,0.03"
+    small = ["grid.lr_factors=[1.0]", "optim.weight_decay=0.0", "trainer.max_epochs=1"]  # accepted: 1 short job
+    for overrides, message in [(["data.task=regression", "model.width=4", "model.depth=1"],
+                                "that LR finder ran on other data (data.task: None -> regression)"),
+                               (["model=resnet", "model.width=4", "model.blocks=1", "model.stages=1"],
+                                "that LR finder ran on another model (model._target_: ")]:
+        err = in_process("train.py", "experiment=grid", f"grid.lr_from={finder}", *overrides, *small, exit_code=2)
+        assert message in err and err.count("error:") == 1, err
+    assert not (tmp_path / "multirun").exists()
+
+
 def test_binary_majority_baseline_has_an_expected_accuracy_and_f1() -> None:
     """One logit: the majority predicts positive when the train prior is above 1/2, else negative (M0 showed NaN);
     its F1 is the macro F1 over the two classes, as the model's val/f1 (the predicted class's F1, the other's 0)."""

@@ -27,6 +27,23 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 FORMAT = 3  # bump when the layout or the decoding changes: every older entry is rebuilt
+TAG = "CACHEDIR.TAG"  # marks the cache dir (the Cache Directory Tagging convention): folder scans skip it
+SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+
+
+def tag(cache_dir: Path) -> None:
+    """Mark `cache_dir` as a cache, so that a dataset scan that reaches it (a cache placed under data.root/train)
+    does not take it for a class folder; backup tools and `tar --exclude-caches` skip it too."""
+    if not (cache_dir / TAG).is_file():
+        (cache_dir / TAG).write_text(f"{SIGNATURE}\n# decoded datasets of csc8607 (safe to delete)\n")
+
+
+def is_cache(folder: Path) -> bool:
+    """Does `folder` hold a tagged cache (ours or another program's)?"""
+    try:
+        return (folder / TAG).read_text(errors="replace").startswith(SIGNATURE)
+    except OSError:
+        return False
 
 
 def plain_value(value: Any) -> Any:
@@ -210,6 +227,7 @@ def building(path: Path) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    tag(path.parent)
     with open(path.parent / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

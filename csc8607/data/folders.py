@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from csc8607.data.cache import is_cache
 from csc8607.data.core import SourceData
 from csc8607.data.decode import open_path
 from csc8607.data.split import Encoded
@@ -24,8 +25,14 @@ def existing_root(root: str | None, config: str, layout: str) -> Path:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files below `folder` (any depth), sorted, hidden files skipped."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    """Image files below `folder` (any depth), sorted; hidden files and those in hidden folders skipped."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def subfolders(folder: Path) -> list[str]:
+    """The names of `folder`'s class folders: its folders, less hidden ones and a cache dir placed there."""
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and not is_cache(p))
 
 
 def class_folders(folder: Path, classes: list[str]) -> Encoded:
@@ -95,13 +102,13 @@ def load_image_folder(root: str | None = None, name: str = "image_folder") -> So
     train_dir = base / "train"
     if not train_dir.is_dir():
         raise UserError(f"{train_dir} is missing: an ImageFolder dataset needs train/<class>/ folders")
-    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = subfolders(train_dir)
     if not classes:
         raise UserError(f"{train_dir} has no class folders")
     splits = {"train": class_folders(train_dir, classes)}
     for split in ("val", "test"):
         if (base / split).is_dir():
-            extra = sorted(p.name for p in (base / split).iterdir() if p.is_dir() and p.name not in classes)
+            extra = [name for name in subfolders(base / split) if name not in classes]
             if extra:
                 raise UserError(f"{base / split} has class folders that train/ lacks: {', '.join(extra[:5])}")
             splits[split] = class_folders(base / split, classes)

@@ -2,6 +2,7 @@
 (crop and flips in one pass, cutout, brightness/contrast) applied to whole uint8 batches."""
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 import numpy as np
@@ -15,6 +16,7 @@ from csc8607.errors import UserError
 
 AUGMENTS = {"crop_padding", "hflip", "vflip", "cutout", "brightness", "contrast"}
 MIXED = "images of different sizes"  # how decoding says that a split's images differ in size
+log = logging.getLogger(__name__)
 
 
 def draw_augment(n: int, augment: dict, shape: tuple[int, ...], generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -157,12 +159,14 @@ class ImageData(Dataset):
         image_size = image_size if image_size in (None, "auto") else [int(v) for v in image_size]
         mixed_size = [int(v) for v in mixed_size or (64, 64)]
         self.auto_size: list[int] | None = None  # image_size=auto: the size the first decoded split settled on
+        self.auto_from = ""  # ... and that split's name
         if channels not in ("auto", None) and (isinstance(channels, bool) or not isinstance(channels, int)):
             raise UserError(f"data.channels={channels!r} must be auto, 1 or 3")
         settings = {"channels": "auto" if channels in ("auto", None) else int(channels), "image_size": image_size,
                     "resize": resize, "mixed_size": mixed_size}
         super().__init__(source, val_fraction, test_fraction, split_seed, normalize, augment, root, cache_dir,
                          decode_workers, task, name, settings, **source_keys)
+        self.say_resized()
 
     def check_augment(self, augment: dict) -> None:
         for key, value in augment.items():
@@ -192,22 +196,46 @@ class ImageData(Dataset):
     def sized(self, decode: Callable[[list[int] | None], torch.Tensor], name: str) -> torch.Tensor:
         """`decode(size)` at `image_size`; `auto`: the first split at its images' own size when they share one (a
         32x32 source stays 32x32), else at `mixed_size` (said in the notes, report D5/D6), the next ones at the
-        first's size."""
+        first's size (resized if theirs differs, and said)."""
         if self.settings["image_size"] != "auto":
             return decode(self.settings["image_size"])
-        if self.auto_size is not None:
+        if self.auto_size is not None and "image_size" in self.found:  # mixed: all at mixed_size, said once
             return decode(self.auto_size)
         try:
             images = decode(None)
         except UserError as err:
             if not str(err).startswith(MIXED):
                 raise
+            if self.auto_size is not None:
+                return self.resized(decode(self.auto_size), None, name)
             self.auto_size = self.settings["mixed_size"]
             self.found["image_size"] = (f"tailles variées dans {name} : toutes les images ramenées à "
                                         f"{self.auto_size[0]} × {self.auto_size[1]} (data.mixed_size)")
             return decode(self.auto_size)
-        self.auto_size = list(images.shape[-2:])
+        if self.auto_size is None:
+            self.auto_size, self.auto_from = list(images.shape[-2:]), name
+        elif list(images.shape[-2:]) != self.auto_size:
+            return self.resized(fit_size(images, self.auto_size, self.settings["resize"]), list(images.shape[-2:]), name)
         return images
+
+    def resized(self, images: torch.Tensor, own: list[int] | None, name: str) -> torch.Tensor:
+        """A later split whose images are not of the first split's size under `auto` (`own`: theirs, None when
+        mixed), resized to it since a batch has one size: said in the log and in the data's notes (report D5/D6)."""
+        size, theirs = " × ".join(map(str, images.shape[-2:])), " × ".join(map(str, own or []))
+        log.warning("%s: images of %s resized to %s, the size of %s (data.image_size=auto keeps the first split's; "
+                    "set data.image_size=[H,W] to choose one)", name, theirs or "mixed sizes", size, self.auto_from)
+        self.found[name] = {"image_size": f"{theirs or 'variées'} → {size} (taille de {self.auto_from}, "
+                                          "data.image_size=auto)"}
+        return images
+
+    def say_resized(self) -> None:
+        """Loaded from the cache: the log's warning for each split that was resized when decoded (from the notes)."""
+        if not (self.meta.get("cache") or {}).get("hit"):
+            return  # decoded now: `resized` said it
+        for name, found in (self.meta["notes"].get("decoding") or {}).items():
+            if isinstance(found, dict) and found.get("image_size"):
+                log.warning("%s: images resized when decoded: %s; set data.image_size=[H,W] to choose one size",
+                            name, found["image_size"])
 
     def harmonize(self, splits: dict[str, Split]) -> dict[str, Split]:
         """`channels=auto`: a grey split beside a colour one (e.g. a grey test set) repeated on three channels."""

@@ -120,6 +120,9 @@ def preprocess(c: Context) -> str:
         f"aucun (taille de la source, {shape(j['dataset']['input_shape'][1:])})"
     if p.get("resize"):
         size = f"côté court à {num(p['resize'])} px puis center-crop {size}"
+    resized = [f"{split} : {found['image_size']}" for split, found in  # other splits resized to the first's (auto)
+               (j["dataset"]["notes"].get("decoding") or {}).items() if isinstance(found, dict) and "image_size" in found]
+    size += f" ; redimensionnés : {' ; '.join(resized)}" if resized else ""
     have = j["dataset"]["input"]["channels"]
     channels = (f"{plural(have, 'canal', 'canaux')} comme la source ({'niveaux de gris' if have == 1 else 'RGB'}, "
                 "aucune conversion)" if p["channels"] in (None, "auto") else

@@ -114,11 +114,19 @@ def initial_loss(c: Context) -> str:
             + c.figure("sanity", "grad_norms.png", "Normes des gradients par couche"))
 
 
+def threshold(j: dict) -> str:
+    """M3's pass threshold; in regression, relative to the target's scale (the train mean's loss, M0)."""
+    scale = j.get("threshold_scale")
+    return num(j["loss_threshold"]) if not scale else (
+        f"{num(scale['fraction'])} × {num(scale['mean_prediction_loss'])} (loss de la prédiction constante par la "
+        f"moyenne de train, M0) = {num(j['loss_threshold'])}")
+
+
 def overfit(c: Context) -> str:
     j = c.json("overfit")
     return (f"- **Sous-ensemble train** : `N = {num(j['num_samples'])}` exemples (sans augmentation)\n"
             f"- **Hyperparamètres modèle utilisés** : {model_axes(c.config('overfit'))}\n- **Optimisation** : LR = `{fmt(j['lr'])}`, weight decay = "
             f"`{j['weight_decay']}`\n- **Nombre d’époques** : `{j['epochs_run']}` (train/loss finale "
-            f"`{j['final_train_loss']:.4f}` < seuil {num(j['loss_threshold'])} : "
+            f"`{j['final_train_loss']:.4f}` < seuil {threshold(j)} : "
             f"**{VERDICTS.get(j['verdict'], j['verdict'])}**)\n\n"
             + c.figure("overfit", "overfit_loss.png", "M3 train/loss sur le petit échantillon"))

@@ -56,11 +56,15 @@ def experiment_of(run: Path, preset: str) -> tuple[str, ...] | None:
     """What a run was about: its data (source, name, root, task) and, for the sections that train, its model
     (`_target_`, name), as configured; None: cannot tell."""
     try:
-        cfg = OmegaConf.load(trained_config(run, preset))
-        keys = DATA_KEYS + (MODEL_KEYS if preset in MODEL_PRESETS else ())
-        return tuple(str(OmegaConf.select(cfg, key, default=None)) for key in keys)
+        return experiment_in(OmegaConf.load(trained_config(run, preset)), preset)
     except Exception:  # noqa: BLE001 - an unreadable or unresolvable record: that run is not judged
         return None
+
+
+def experiment_in(cfg: Any, preset: str) -> tuple[str, ...]:
+    """The values of DATA_KEYS (and MODEL_KEYS for a preset that trains) in a config, as strings."""
+    keys = DATA_KEYS + (MODEL_KEYS if preset in MODEL_PRESETS else ())
+    return tuple(str(OmegaConf.select(cfg, key, default=None)) for key in keys)
 
 
 def same_experiment(ours: tuple[str, ...] | None, reference: tuple[str, ...] | None) -> bool:

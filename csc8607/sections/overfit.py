@@ -1,5 +1,6 @@
-"""M3 — overfit a small sample: N train images, no augmentation, weight decay 0, train until the train loss
-falls below a threshold (verdict PASS) or the epoch budget runs out (FAIL). Same engine and `fit` as training."""
+"""M3 — overfit a small sample: N train examples, no augmentation, weight decay 0, train until the train loss
+falls below a threshold (verdict PASS; regression: relative to the target's scale) or the epoch budget runs out
+(FAIL). Same engine and `fit` as training."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from csc8607 import checkpoint, figures
@@ -34,7 +36,7 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     optimizer = s.optimizer()
     for group in optimizer.param_groups:
         group["weight_decay"] = 0.0  # the point is to memorize: no regularization
-    threshold = float(opts.loss_threshold)
+    threshold, scale = pass_threshold(float(opts.loss_threshold), s, train.targets)
     writer = open_writer(run_dir)
     try:
         # no checkpoints (a memorized sample is not a model to keep); val/loss on a fixed val sample shows the gap
@@ -52,7 +54,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
             run_dir / "overfit_loss.png",
             {"loss": {"train/loss": (epochs, [r["train/loss"] for r in history]),
                       "val/loss": (epochs, [r["val/loss"] for r in history])}},
-            "époque", weight=0.0, title=f"M3 : surapprentissage de {n} exemples de train (seuil {threshold})")
+            "époque", weight=0.0, title=f"M3 : surapprentissage de {n} exemples de train (seuil "
+                                        f"{threshold:.4g})".replace(".", ","))
         figures.to_tensorboard(writer, "overfit/loss", curve)
     finally:
         writer.close()
@@ -66,7 +69,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "lr": optimizer.param_groups[0]["lr"],
         "model": {k: v for k, v in cfg.model.items() if k != "_target_"},
         "params": count_parameters(s.model),
-        "loss_threshold": threshold,
+        "loss_threshold": threshold,  # regression: overfit.loss_threshold x the mean prediction's loss (scale)
+        "threshold_scale": scale,
         "max_epochs": int(opts.max_epochs),
         "epochs_run": len(history),
         "final_train_loss": final["train/loss"],
@@ -78,9 +82,23 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
         "figures": [curve.name],
     }
     checkpoint.write_json(run_dir / "overfit.json", summary)
-    log.info("overfit %d images: train/loss %.4f after %d epochs (threshold %.4f): %s", n, final["train/loss"],
+    log.info("overfit %d examples: train/loss %.4f after %d epochs (threshold %.4f): %s", n, final["train/loss"],
              len(history), threshold, summary["verdict"])
     if not reached:
-        raise UserError(f"overfit failed: train/loss {final['train/loss']:.4f} is still above {threshold} after "
-                        f"{len(history)} epochs (raise overfit.max_epochs or optim.lr); see {run_dir / 'overfit.json'}")
+        rule = f" ({opts.loss_threshold} x {scale['mean_prediction_loss']:.4g}, the loss of predicting the train " \
+               "mean)" if scale else ""
+        raise UserError(f"overfit failed: train/loss {final['train/loss']:.4f} is still above {threshold:.4g}{rule} "
+                        f"after {len(history)} epochs (raise overfit.max_epochs or optim.lr); see "
+                        f"{run_dir / 'overfit.json'}")
     return summary
+
+
+def pass_threshold(fraction: float, s: Any, targets: torch.Tensor) -> tuple[float, dict[str, float] | None]:
+    """The train loss that passes: overfit.loss_threshold itself for classification (losses of one scale, ln C at
+    the start); for regression, that fraction of the loss of predicting the train targets' mean (M0's baseline:
+    their variance for MSE), since a loss in the target's units says nothing without its scale."""
+    if s.data.task != "regression":
+        return fraction, None
+    y = targets.float().view(len(targets), -1)
+    baseline = float(s.engine.loss(y.mean(0, keepdim=True).expand_as(y), targets))
+    return fraction * baseline, {"fraction": fraction, "mean_prediction_loss": baseline}

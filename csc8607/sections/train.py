@@ -28,6 +28,7 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
     ckpt = (path / "checkpoints" / "last.ckpt" if path.is_dir() else path).absolute()
     state = checkpoint.load(ckpt)
     checkpoint.check_fields(state, ckpt)
+    checkpoint.check_recorded_best(state, ckpt)
     run_dir = ckpt.parent.parent  # the dir the checkpoint is in, not where a link points: that run continues
     if ckpt.name != "last.ckpt" or ckpt.parent.name != "checkpoints" or not (run_dir / ".hydra").is_dir():
         raise UserError(f"resume={cfg.resume}: not a run's checkpoints/last.ckpt; resume takes a run dir (or its "

@@ -64,12 +64,10 @@ class StudySweeper(OptunaSweeper):
 def refuse(config: Any, message: str) -> None:
     """One `error:` line, exit 2, before any trial; the sweep dir goes if it holds only the multirun.yaml that
     the summary callback recorded a moment ago (a refused command leaves nothing)."""
-    import shutil
     from pathlib import Path
 
     from csc8607.errors import fail
+    from csc8607.rundir import discard_sweep_record
 
-    sweep_dir = Path(str(config.hydra.sweep.dir))
-    if sweep_dir.is_dir() and [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
-        shutil.rmtree(sweep_dir, ignore_errors=True)
+    discard_sweep_record(Path(str(config.hydra.sweep.dir)))
     fail(message)
