@@ -202,8 +202,8 @@ def lr_axis(run_dir: Path, factors: list[float]) -> list[str]:
 
 def refuse_other_experiment(run_dir: Path, config: DictConfig) -> None:
     """An LR suggested on other data or for another model says nothing of this grid's: exit 2 naming what differs
-    (the data and model keys that tell two experiments apart in the report, csc8607.report_runs)."""
-    from csc8607.report_runs import DATA_KEYS, MODEL_KEYS, experiment_in, experiment_of
+    (the data and model keys that tell two experiments apart in the report, csc8607.report.runs)."""
+    from csc8607.report.runs import DATA_KEYS, MODEL_KEYS, experiment_in, experiment_of
 
     recorded = experiment_of(run_dir, "lr_finder")
     try:

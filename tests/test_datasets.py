@@ -442,7 +442,7 @@ def test_a_split_of_another_size_under_auto_is_resized_and_said(tmp_path: Path,
         assert any("two_sizes test" in r.getMessage() and "32 × 32" in r.getMessage() for r in caplog.records), load
     assert "image_size" not in data.meta["notes"]["decoding"]  # nothing said of the train split, kept as it is
     from csc8607.report import Context
-    from csc8607.report_data import preprocess
+    from csc8607.report.data import preprocess
 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "data.json").write_text(json.dumps({"preprocess": data.meta["preprocess"], "dataset": {

@@ -131,7 +131,7 @@ def test_overfit_on_regression_passes_relative_to_the_target_scale(tmp_path: Pat
     overfit.json and in the report's M3 line."""
     from conftest import read_json
     from csc8607.report import Context
-    from csc8607.report_model import overfit
+    from csc8607.report.model import overfit
 
     in_process("train.py", "experiment=overfit", "data.task=regression", *FAST[:2], "overfit.num_samples=8",
                "overfit.val_samples=20", "overfit.max_epochs=40", "overfit.loss_threshold=0.2", "optim.lr=0.01",
