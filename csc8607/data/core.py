@@ -189,7 +189,7 @@ class Dataset:
             raise UserError(f"dataset {raw.name} has no train split (it has: {', '.join(raw.splits)})")
         check_classes(raw)
         if not {"test", "val"} <= set(raw.splits):
-            prefetch_carve()  # scikit-learn's import overlaps the decoding
+            prefetch_carve()  # scikit-learn's import overlaps an in-process decoding
         splits: dict[str, Split] = {}
         for name, part in raw.splits.items():
             inputs, targets = self.decode(part, f"{raw.name} {name}", workers)
