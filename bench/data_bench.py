@@ -1,14 +1,18 @@
 #!/usr/bin/env python
 """Data-path benchmark on Tiny-ImageNet-shaped data (64x64x3, 200 classes, default cnn, batch 128).
 
-    python bench/data_bench.py [--rounds 3] [--steps 4]
+    python bench/data_bench.py [--rounds 3] [--steps 3] [--quick]
 
 Prints, side by side: (a) our BatchLoader alone; (b) a plain torchvision pipeline (PIL images, RandomCrop +
 flip + ToTensor + Normalize, DataLoader with 0 and 2 workers) alone; (c) the model step alone on a pre-made
 batch; (d) training with our loader; (e) training with (b) at fp32; and (d) at the best CPU settings
-(channels_last + bf16 autocast + tune_malloc). Then the cache build rate and the time from a fresh process to
-the first batch with a warm cache. Every figure is the median over rounds; the rounds alternate the
-reference and ours, each round in fresh processes (allocator tuning cannot be undone in a process).
+(channels_last + bf16 autocast where it is faster + tune_malloc), alternated with (c) at the same settings.
+Every figure is the median over rounds; the rounds alternate the reference and ours, each round in fresh
+processes (allocator tuning cannot be undone in a process). Then, alternated: the cache build (decode, carve,
+statistics, write) against decoding alone; a fresh `python train.py` to its first batch (warm cache) against a
+plain PyTorch script; the default digits run for `--digits-epochs` against a plain loop training the same
+ConvNet. Last, the issue's table: each figure beside its reference, the ratio and the goal.
+`--quick` runs everything at a tiny size (< 2 min on 2 idle cores) to show that it works.
 Not a test: the numbers depend on the machine.
 """
 from __future__ import annotations
@@ -19,20 +23,16 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# bench/ is on sys.path (this script's folder); subprocess_env is also used by gpu_bench.py
+from run_bench import CLASSES, SIZE, cache_figures, digits_figures, subprocess_env  # noqa: E402,F401
 
-BATCH, CLASSES, SIZE = 128, 200, 64
+BATCH = 128
 MEAN, STD = [0.480, 0.448, 0.398], [0.277, 0.269, 0.282]
-
-
-def subprocess_env() -> dict[str, str]:
-    """This environment with the repo first on PYTHONPATH (kept: what was there, e.g. carried packages)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
 def synthetic(n: int, seed: int = 0):
@@ -161,89 +161,48 @@ def round_best(steps: int) -> dict[str, float]:
            "c_step_cl_bf16_tuned": train_rate(repeat(batch), steps, "bf16", True, budget_s=5.0)}
     precision = "bf16" if out["c_step_cl_bf16_tuned"] > out["c_step_cl_fp32_tuned"] else "32"
     out["c_step_best"] = max(out["c_step_cl_bf16_tuned"], out["c_step_cl_fp32_tuned"])
-    out["d_train_ours_best"] = train_rate(our_loader(images, labels, channels_last=True), steps, precision, True)
+    # (d) and (c) at the best settings, alternated within the round (a few steps each: medians of 3 pairs)
+    steps_c, steps_d = [], []
+    for _ in range(3):
+        steps_d.append(train_rate(our_loader(images, labels, channels_last=True), steps, precision, True))
+        steps_c.append(train_rate(repeat(batch), steps, precision, True))
+    out["d_train_ours_best"], out["c_step_best_paired"] = statistics.median(steps_d), statistics.median(steps_c)
     out["best_is_bf16"] = float(precision == "bf16")
     return out
 
 
-def write_folder(root: Path, per_class: int, val_per_class: int) -> int:
-    """A Stanford-layout Tiny-ImageNet of random JPEGs (200 classes); returns the number of images."""
-    import numpy as np
-    from PIL import Image
+def default_precision() -> str:
+    """What `trainer.precision=auto` picks on this CPU, and why."""
+    import torch
 
-    rng = np.random.default_rng(0)
-    wnids = [f"n{i:08d}" for i in range(CLASSES)]
-    (root / "val" / "images").mkdir(parents=True)
-    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    lines, count = [], 0
-    for c, wnid in enumerate(wnids):
-        folder = root / "train" / wnid / "images"
-        folder.mkdir(parents=True)
-        for i in range(per_class + val_per_class):
-            pixels = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-            if i < per_class:
-                Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG", quality=90)
-            else:
-                name = f"val_{c}_{i}.JPEG"
-                Image.fromarray(pixels).save(root / "val" / "images" / name, quality=90)
-                lines.append(f"{name}\t{wnid}\t0\t0\t63\t63")
-            count += 1
-    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-    return count
+    from csc8607.runtime import pick_precision
+
+    precision, why = pick_precision("auto", torch.device("cpu"))
+    return f"{'fp32' if precision == '32' else precision} ({why})"
 
 
-REFERENCE_FIRST_BATCH = """
-import time
-started = time.time()
-import sys
-import torch, torchvision
-from torchvision import transforms
-t = transforms.Compose([transforms.RandomCrop(64, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-                        transforms.Normalize([0.48, 0.448, 0.398], [0.277, 0.269, 0.282])])
-batches = torch.utils.data.DataLoader(torchvision.datasets.ImageFolder(sys.argv[1], transform=t), batch_size=128,
-                                      shuffle=True)
-model = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                            torch.nn.Flatten(), torch.nn.Linear(32, 200))
-optimizer = torch.optim.AdamW(model.parameters())
-x, y = next(iter(batches))
-print(time.time() - started)
-torch.nn.functional.cross_entropy(model(x), y).backward()
-optimizer.step()
-"""
-
-
-def cache_figures(per_class: int) -> dict[str, float]:
-    """Cache build rate through ImageData; then, alternated three times, the time from the start of a fresh
-    `python train.py data=tiny_imagenet_folder ...` (warm cache; its first import) to its first train batch,
-    and the same for a plain PyTorch script (torchvision ImageFolder + DataLoader, a one-layer model, AdamW)."""
-    from hydra import compose, initialize_config_dir
-
-    from csc8607.config import build
-
-    env = subprocess_env()
-    with tempfile.TemporaryDirectory() as tmp:
-        root, cache = Path(tmp) / "tiny-imagenet-200", Path(tmp) / "cache"
-        count = write_folder(root, per_class, max(1, per_class // 10))
-        overrides = ["data=tiny_imagenet_folder", f"data.root={root}", f"paths.cache={cache}", "trainer.device=cpu"]
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-        start = time.perf_counter()
-        assert build(cfg.data, "data").meta["cache"]["hit"] is False
-        build_rate = count / (time.perf_counter() - start)
-        ours, reference = [], []
-        for i in range(3):
-            run_dir = Path(tmp) / f"run{i}"
-            subprocess.run([sys.executable, str(REPO / "train.py"), *overrides, "trainer.max_epochs=1",
-                            "model.width=8", f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
-                           cwd=tmp, check=True, env=env)
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-            assert metrics["meta"]["cache"]["hit"] is True
-            ours.append(metrics["first_batch_after_s"])
-            proc = subprocess.run([sys.executable, "-c", REFERENCE_FIRST_BATCH, str(root / "train")],
-                                  capture_output=True, text=True, check=True, env=env)
-            reference.append(float(proc.stdout.split()[0]))
-    return {"cache_build_img_s": build_rate, "cache_images": count, "first_batch_s": statistics.median(ours),
-            "first_batch_reference_s": statistics.median(reference)}
+def ratio_rows(r: dict[str, float]) -> list[tuple[str, str, str, float, str]]:
+    """(figure, ours, reference, ours / reference, goal) of one round's figures: the issue's table, in order."""
+    better_b = max(r["b_ref_w0"], r["b_ref_w2"])
+    better_e = max(r["e_train_ref_w0_fp32"], r["e_train_ref_w2_fp32"])
+    return [
+        ("(a) our loader / better torchvision pipeline, img/s", f"{r['a_ours']:,.0f}", f"{better_b:,.0f}",
+         r["a_ours"] / better_b, ">= 10"),
+        ("(d)/(c) training / model step, fp32, img/s", f"{r['d_train_ours_fp32']:.1f}", f"{r['c_step_fp32']:.1f}",
+         r["d_train_ours_fp32"] / r["c_step_fp32"], ">= 0.95"),
+        ("(d)/(c) training / model step, best settings, img/s", f"{r['d_train_ours_best']:.1f}",
+         f"{r['c_step_best_paired']:.1f}", r["d_train_ours_best"] / r["c_step_best_paired"], ">= 0.97"),
+        ("(d) best settings / better (e) students' pipeline fp32", f"{r['d_train_ours_best']:.1f}", f"{better_e:.1f}",
+         r["d_train_ours_best"] / better_e, ">= 3"),
+        ("(d) fp32 / better (e) fp32", f"{r['d_train_ours_fp32']:.1f}", f"{better_e:.1f}",
+         r["d_train_ours_fp32"] / better_e, ""),
+        ("channels_last fp32 / fp32 step (tuned)", f"{r['c_step_cl_fp32_tuned']:.1f}",
+         f"{r['c_step_fp32_tuned']:.1f}", r["c_step_cl_fp32_tuned"] / r["c_step_fp32_tuned"], ""),
+        ("bf16 / fp32 step (channels_last, tuned)", f"{r['c_step_cl_bf16_tuned']:.1f}",
+         f"{r['c_step_cl_fp32_tuned']:.1f}", r["c_step_cl_bf16_tuned"] / r["c_step_cl_fp32_tuned"], ""),
+        ("tune_malloc: fp32 step tuned / plain", f"{r['c_step_fp32_tuned']:.1f}", f"{r['c_step_fp32']:.1f}",
+         r["c_step_fp32_tuned"] / r["c_step_fp32"], ""),
+    ]
 
 
 def main() -> None:
@@ -251,12 +210,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per training figure")
     parser.add_argument("--per-class", type=int, default=50, help="images per class for the cache build")
+    parser.add_argument("--digits-epochs", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="every figure at a tiny size (< 2 min): proves it runs")
     parser.add_argument("--role", choices=["plain", "best"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role:
         result = (round_plain if args.role == "plain" else round_best)(args.steps)
         print(json.dumps(result))
         return
+    repeats = 3
+    if args.quick:
+        args.rounds, args.steps, args.per_class, args.digits_epochs, repeats = 1, 1, 3, 2, 1
     print(f"load average at start: {os.getloadavg()}", flush=True)
     rows: dict[str, list[float]] = {}
     for r in range(args.rounds):
@@ -271,28 +235,27 @@ def main() -> None:
           f"{CLASSES} classes, medians of {args.rounds} rounds (images/s)")
     for key, values in rows.items():
         print(f"  {key:<22} {med[key]:>10.1f}   rounds: {', '.join(f'{v:.1f}' for v in values)}")
-    ratios = {
-        "(a) / best (b)  [goal >= 5]": lambda r: r["a_ours"] / max(r["b_ref_w0"], r["b_ref_w2"]),
-        "(d) / (c) fp32  [goal >= 0.95]": lambda r: r["d_train_ours_fp32"] / r["c_step_fp32"],
-        "(d) / (c) best settings": lambda r: r["d_train_ours_best"] / r["c_step_best"],
-        "channels_last fp32 / fp32 step (tuned)": lambda r: r["c_step_cl_fp32_tuned"] / r["c_step_fp32_tuned"],
-        "bf16 / fp32 step (channels_last, tuned)": lambda r: r["c_step_cl_bf16_tuned"] / r["c_step_cl_fp32_tuned"],
-        "(d) best / best (e) fp32  [goal >= 3]":
-            lambda r: r["d_train_ours_best"] / max(r["e_train_ref_w0_fp32"], r["e_train_ref_w2_fp32"]),
-        "(d) fp32 / best (e) fp32":
-            lambda r: r["d_train_ours_fp32"] / max(r["e_train_ref_w0_fp32"], r["e_train_ref_w2_fp32"]),
-        "tune_malloc: fp32 step tuned / plain": lambda r: r["c_step_fp32_tuned"] / r["c_step_fp32"],
-    }
+    cache = cache_figures(args.per_class, repeats)
+    digits = digits_figures(args.digits_epochs, repeats)
     per_round = [{key: values[i] for key, values in rows.items()} for i in range(args.rounds)]
-    print("ratios: median over rounds of the ratio within each round (rounds in brackets)")
-    for name, ratio in ratios.items():
-        values = [ratio(r) for r in per_round]
-        print(f"  {name:<42} {statistics.median(values):6.2f}x  [{', '.join(f'{v:.2f}' for v in values)}]")
-    cache = cache_figures(args.per_class)
-    print(f"  cache build: {cache['cache_build_img_s']:.0f} img/s ({cache['cache_images']} JPEGs, decode + split"
-          f" + stats + write)\n  process start to first train batch: `python train.py data=tiny_imagenet_folder` with a"
-          f" warm cache {cache['first_batch_s']:.2f} s; plain PyTorch (ImageFolder + DataLoader + AdamW)"
-          f" {cache['first_batch_reference_s']:.2f} s; medians of 3 alternated")
+    print("\nfigure (ours vs its reference; ratio: median over rounds of the ratio within a round)")
+    print(f"  {'figure':<56} {'ours':>9} {'reference':>10} {'ratio':>7}  goal")
+    for n, (name, ours, reference, _, goal) in enumerate(ratio_rows(med)):
+        ratio = statistics.median(ratio_rows(r)[n][3] for r in per_round)
+        print(f"  {name:<56} {ours:>9} {reference:>10} {ratio:>6.2f}x  {goal}")
+    more = [
+        (f"cache build / decode alone, img/s ({cache['cache_images']} JPEGs)", f"{cache['cache_build_img_s']:,.0f}",
+         f"{cache['decode_alone_img_s']:,.0f}", cache["cache_build_img_s"] / cache["decode_alone_img_s"], ">= 0.8"),
+        ("fresh process -> first train batch, warm cache / plain, s", f"{cache['first_batch_s']:.2f}",
+         f"{cache['first_batch_reference_s']:.2f}", cache["first_batch_s"] / cache["first_batch_reference_s"],
+         "<= 1.0"),
+        (f"digits {args.digits_epochs} epochs, wall / plain loop, s", f"{digits['digits_s']:.1f}",
+         f"{digits['digits_plain_s']:.1f}", digits["digits_s"] / digits["digits_plain_s"], "<= 1.0"),
+    ]
+    for name, ours, reference, ratio, goal in more:
+        print(f"  {name:<56} {ours:>9} {reference:>10} {ratio:>6.2f}x  {goal}")
+    print(f"  digits final val accuracy: ours {digits['digits_acc']:.4f}, plain loop {digits['digits_plain_acc']:.4f}")
+    print(f"  default precision on this CPU: {default_precision()}")
     print(f"load average at end: {os.getloadavg()}")
 
 

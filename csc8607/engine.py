@@ -93,6 +93,7 @@ class Engine:
         self.task, self.num_classes = task, num_classes
         self.device, self.precision = device, precision
         self.precision_why = "set by the caller"  # run.setup records why auto chose it
+        self.compiled, self.compile_why = False, "set by the caller"  # run.setup: whether torch.compile ran, why
         self.grad_clip = grad_clip
         self.progress = progress
         self.loss_fn = loss_function(task, loss)  # meta["loss"]; None: the task's default

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,10 @@ class Setup:
         return build(node, "scheduler", _partial_=False, optimizer=optimizer) if node and node.get("_target_") else None
 
 
-def setup(cfg: DictConfig) -> Setup:
-    """Validate the config, prepare the process, and build data, model and engine (model from data.meta)."""
+def setup(cfg: DictConfig, train_steps: int | None = None) -> Setup:
+    """Validate the config, prepare the process, and build data, model and engine (model from data.meta).
+    `train_steps`: the optimizer steps the section will take (trainer.compile=auto weighs them against the
+    compile time); None = trainer.max_epochs epochs of the train split."""
     validate(cfg)
     trainer = cfg.trainer
     if trainer.get("tune_malloc", True):
@@ -64,11 +67,18 @@ def setup(cfg: DictConfig) -> Setup:
     runtime.seed_everything(cfg.seed)  # model init does not depend on how much randomness the data used
     model = build_model(cfg.model, meta, trainer.batch_size, device)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    steps = train_steps if train_steps is not None else \
+        trainer.max_epochs * math.ceil(meta["split_sizes"].get("train", 0) / trainer.batch_size)
+    compiled, compile_why = runtime.pick_compile(trainer.get("compile", False), device, steps)
+    if compiled:
+        model.compile()  # in place: state_dict keys stay the module's own, so checkpoints never see the compiler
+    log.info("compile %s (%s)", "on" if compiled else "off", compile_why)
     progress = trainer.progress_bar
     progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
     engine = Engine(meta["task"], meta["num_classes"], device, precision, trainer.get("grad_clip"), progress,
                     meta.get("loss"))
     engine.precision_why = why
+    engine.compiled, engine.compile_why = compiled, compile_why
     return Setup(cfg, data, model, engine, bool(channels_last))
 
 

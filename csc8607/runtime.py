@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import platform
 import random
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,50 @@ def pick_precision(name: str | int, device: torch.device, cpuinfo: str | None = 
     if name == "16" and device.type != "cuda":
         raise UserError("trainer.precision=16 (fp16 AMP) needs CUDA; on CPU use trainer.precision=bf16")
     return name, "set by trainer.precision"
+
+
+# trainer.compile=auto compiles a run of at least this many optimizer steps on these devices. Not on CPU:
+# bench/compile_bench.py measured no steady-state gain for the 64x64 cnn (its convolutions already run oneDNN's
+# kernels) and, on digits, a break-even near the whole default run; a cold compile costs 1-3 min of 2 cores.
+# CUDA: not measured here (no GPU); compiling pays on a GPU where launch overhead dominates short kernels.
+COMPILE_AUTO_MIN_STEPS = {"cuda": 1000}
+
+
+def compile_unavailable(device: torch.device) -> str | None:
+    """Why torch.compile cannot run on `device` here (inductor's compiler missing), or None."""
+    if device.type == "mps":
+        return "inductor's MPS backend is experimental and not used here"
+    if device.type == "cuda":
+        import importlib.util
+
+        return None if importlib.util.find_spec("triton") else "inductor needs triton for CUDA and it is not installed"
+    compiler = os.environ.get("CXX", "cl" if sys.platform == "win32" else "clang++" if sys.platform == "darwin"
+                              else "g++")  # the C++ compiler inductor looks for (torch._inductor.config.cpp.cxx)
+    return None if shutil.which(compiler) else f"inductor compiles C++ with `{compiler}`, which is not on PATH " \
+        "(install g++, or set CXX)"
+
+
+def pick_compile(value: Any, device: torch.device, steps: int) -> tuple[bool, str]:
+    """Resolve trainer.compile (false | true | auto) for a run of `steps` optimizer steps: whether to compile the
+    model, and why (for the log and metrics.json). `auto` compiles only where the compile time is paid back
+    within the run (COMPILE_AUTO_MIN_STEPS) and the backend can run here."""
+    if not (isinstance(value, bool) or value == "auto"):
+        raise UserError(f"trainer.compile={value} must be false, true or auto")
+    if value is False:
+        return False, "set by trainer.compile"
+    missing = compile_unavailable(device)
+    if value is True:
+        if missing:
+            raise UserError(f"trainer.compile=true cannot run here: {missing}; use trainer.compile=false")
+        return True, "set by trainer.compile"
+    needed = COMPILE_AUTO_MIN_STEPS.get(device.type)
+    if needed is None:
+        return False, f"auto: off on {device.type} (bench/compile_bench.py measured no gain there); trainer.compile=true forces it"
+    if steps < needed:
+        return False, f"auto: {steps} steps < {needed}, too few to pay back the compile time on {device.type}"
+    if missing:
+        return False, f"auto: {missing}"
+    return True, f"auto: {steps} steps >= {needed} on {device.type}, the compile time is paid back"
 
 
 def available_memory(device: torch.device) -> int | None:

@@ -1,6 +1,9 @@
 """The array dataset: splits, normalization, batched augmentation."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +110,54 @@ def test_skipped_batches_replay_the_same_stream() -> None:
     assert len(rest) == len(full) - 4
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full[4:], rest))
     assert len(list(loader)) == len(full)  # the skip applies to one pass only
+
+
+def test_the_decode_pool_never_forks_while_scikit_learn_is_imported(tmp_path: Path) -> None:
+    """A process forked while a thread holds an import lock can hang on it: the decode pool waits for the
+    prefetch thread (a fresh interpreter, where scikit-learn is not imported yet)."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for i in range(8):
+        Image.new("L", (4, 4), i).save(tmp_path / f"{i}.png")
+    script = f"""
+import sys, numpy as np
+from PIL import Image
+from csc8607.data.decode import decode_all
+from csc8607.data.split import Encoded, prefetch_carve
+paths = sorted(__import__("glob").glob({str(tmp_path)!r} + "/*.png"))
+thread = prefetch_carve()
+out = decode_all(Encoded(paths, np.zeros(8), Image.open), 1, None, workers=2)
+assert tuple(out.shape) == (8, 1, 4, 4) and not thread.is_alive(), thread.is_alive()
+print("sklearn" if "sklearn.model_selection" in sys.modules else "not yet")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0 and done.stdout.strip() == "sklearn", done.stderr[-2000:]
+
+
+def test_carved_splits_are_pinned_and_scikit_learn_is_imported_while_decoding() -> None:
+    """The carved indices are those of every existing cache and checkpoint (pinned: a change of the carving would
+    silently move examples between splits); prefetch_carve imports scikit-learn on a thread, which carve uses."""
+    import hashlib
+    import sys
+
+    from csc8607.data.split import carve, prefetch_carve
+
+    thread = prefetch_carve()
+    assert thread is None if "sklearn.model_selection" in sys.modules else thread.name == "import-sklearn"
+    if thread is not None:
+        thread.join(60)
+    assert "sklearn.model_selection" in sys.modules
+    labels = torch.tensor(np.arange(500) % 7 + (np.arange(500) % 3 == 0))
+    split = Split(torch.arange(500), labels)
+    pinned = {True: ("5c7d563f24e24f90", [1, 3, 4, 7, 9, 25, 26, 31]),
+              False: ("8fa082a70c8eb3d4", [14, 15, 16, 27, 37, 40, 43, 51])}
+    for stratify, (digest, first) in pinned.items():
+        rest, carved, _ = carve(split, 0.2, 3, stratify, 0.2)
+        assert (len(rest), len(carved)) == (400, 100)
+        assert hashlib.sha256(carved.inputs.numpy().tobytes()).hexdigest()[:16] == digest
+        assert carved.inputs[:8].tolist() == first
+        assert sorted(rest.inputs.tolist() + carved.inputs.tolist()) == list(range(500))

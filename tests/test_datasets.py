@@ -243,6 +243,10 @@ def test_cache_built_from_files_that_changed_is_rebuilt(folder: Path, tmp_path: 
     removed = folder_data(root, cache)
     assert removed.meta["cache"]["hit"] is False
     assert sum(removed.meta["split_sizes"].values()) == sum(first.meta["split_sizes"].values()) - 1
+    shutil.copy(sorted((root / "train").rglob("*.JPEG"))[0], image)  # added (a copy of another under its name)
+    added = folder_data(root, cache)
+    assert added.meta["cache"]["hit"] is False
+    assert sum(added.meta["split_sizes"].values()) == sum(first.meta["split_sizes"].values())
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -1,6 +1,7 @@
 """The engine on each task type, the model over input sizes, checkpoints."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -158,3 +159,63 @@ def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(trained_
     assert m["precision"] == pick_precision("auto", cpu)[0] and m["precision_why"] == pick_precision("auto", cpu)[1]
     assert f"precision {'fp32' if m['precision'] == '32' else m['precision']} on cpu ({m['precision_why']})" in \
         (trained_run / "train.log").read_text()
+
+
+def test_compile_choice_its_record_and_one_line_refusals(trained_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """trainer.compile: false | true | auto (off on CPU, on for long enough CUDA runs); a missing C++ compiler
+    refuses `true`; the default run records what it chose and why."""
+    from csc8607.runtime import COMPILE_AUTO_MIN_STEPS, pick_compile
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # pick_compile only names the device
+    enough = COMPILE_AUTO_MIN_STEPS["cuda"]
+    assert pick_compile(False, cpu, 10**6) == (False, "set by trainer.compile")
+    assert pick_compile(True, cpu, 1) == (True, "set by trainer.compile")
+    assert pick_compile("auto", cpu, 10**6) == (False, "auto: off on cpu (bench/compile_bench.py measured no gain "
+                                                       "there); trainer.compile=true forces it")
+    assert pick_compile("auto", cuda, enough - 1) == (False, f"auto: {enough - 1} steps < {enough}, too few to pay "
+                                                             "back the compile time on cuda")
+    has_triton = importlib.util.find_spec("triton") is not None
+    assert pick_compile("auto", cuda, enough)[0] is has_triton
+    for bad in ("yes", 1, "on", None):
+        with pytest.raises(UserError, match=f"trainer.compile={bad} must be false, true or auto"):
+            pick_compile(bad, cpu, enough)
+    m = json.loads((trained_run / "metrics.json").read_text())
+    steps = m["history"][-1]["step"]
+    assert (m["compile"], m["compile_why"]) == pick_compile("auto", cpu, steps) == (False, m["compile_why"])
+    assert f"compile off ({m['compile_why']})" in (trained_run / "train.log").read_text()
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with pytest.raises(UserError, match="trainer.compile=true cannot run here: inductor compiles C.. with "
+                                        "`no-such-compiler-here`, which is not on PATH"):
+        pick_compile(True, cpu, enough)
+
+
+def test_a_compiled_model_saves_and_loads_its_own_state_dict(trained_run: Path) -> None:
+    """model.compile() compiles in place: a checkpoint of a compiled model has the module's keys (no
+    `_orig_mod.`), so it loads into an uncompiled model and the other way round."""
+    state = checkpoint.load(trained_run / "checkpoints" / "best.ckpt")["model"]
+    model = ConvNet(input_shape=[1, 8, 8], num_outputs=10)
+    model.compile()
+    model.load_state_dict(state)
+    assert list(model.state_dict()) == list(state)
+    assert not any(key.startswith("_orig_mod.") for key in model.state_dict())
+
+
+def test_compile_refusals_are_one_line(in_process, monkeypatch: pytest.MonkeyPatch) -> None:
+    err = in_process("train.py", "trainer.compile=yes", "trainer.max_epochs=1", exit_code=2)
+    assert err.strip() == "error: trainer.compile=yes must be false, true or auto"
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    err = in_process("train.py", "trainer.compile=true", "trainer.max_epochs=1", exit_code=2)
+    assert err.strip().startswith("error: trainer.compile=true cannot run here") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # a cold inductor compile of train and eval graphs: about a minute on 2 cores
+def test_a_compiled_run_evaluates_and_resumes(in_process, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    in_process("train.py", "trainer.compile=true", "trainer.max_epochs=1", "model.width=4", "model.depth=1",
+               f"hydra.run.dir={run_dir}")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["compile"] is True and m["compile_why"] == "set by trainer.compile"
+    in_process("evaluate.py", f"ckpt={run_dir}/checkpoints/best.ckpt", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert json.loads((tmp_path / "eval" / "test_metrics.json").read_text())["metrics"]["accuracy"] > 0.2
+    in_process("train.py", f"resume={run_dir}", "trainer.max_epochs=2")
+    assert [row["epoch"] for row in json.loads((run_dir / "metrics.json").read_text())["history"]] == [1, 2]

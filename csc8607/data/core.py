@@ -14,7 +14,7 @@ import torch
 
 from csc8607.data import cache
 from csc8607.data.loader import BatchLoader, Standardize
-from csc8607.data.split import Split, carve, check_classes, fingerprint, numeric_targets
+from csc8607.data.split import Split, carve, check_classes, fingerprint, numeric_targets, prefetch_carve
 from csc8607.errors import UserError
 from csc8607.metrics import loss_name
 
@@ -188,6 +188,8 @@ class Dataset:
         if "train" not in raw.splits:
             raise UserError(f"dataset {raw.name} has no train split (it has: {', '.join(raw.splits)})")
         check_classes(raw)
+        if not {"test", "val"} <= set(raw.splits):
+            prefetch_carve()  # scikit-learn's import overlaps an in-process decoding
         splits: dict[str, Split] = {}
         for name, part in raw.splits.items():
             inputs, targets = self.decode(part, f"{raw.name} {name}", workers)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from csc8607.data.split import Encoded
+from csc8607.data.split import Encoded, settle_prefetch
 from csc8607.errors import UserError
 
 CHUNK = 256  # images per task sent to a decoding worker
@@ -157,6 +157,8 @@ def decode_all(split: Encoded, channels: int | None, size: list[int] | None, res
     task = partial(decode_chunk, opener=split.opener, channels=channels, size=size, resize=resize)
     out: np.ndarray | None = None
     filled = 0
+    if workers > 1:
+        settle_prefetch()  # never fork while a thread imports
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=single_thread) if workers > 1 else None
     try:
         results = pool.imap(task, chunks(split.items, n)) if pool else map(task, chunks(split.items, n))

@@ -1,7 +1,11 @@
 """Split (inputs + targets), carving a split off another, and target checks; Encoded, a split not decoded yet."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -38,6 +42,33 @@ class Encoded:
 
     def __len__(self) -> int:
         return len(self.targets)
+
+
+_PREFETCH: list[threading.Thread] = []  # the import thread prefetch_carve started, until settled
+
+
+def prefetch_carve() -> threading.Thread | None:
+    """Start importing scikit-learn (`carve`'s train_test_split pulls in scipy: ~1 s) on a background thread, so
+    that it runs while the splits are decoded in this process (image decoders release the GIL); `carve` then finds
+    it imported. The splits are sklearn's, unchanged. Returns the thread (None when it is already imported)."""
+    if "sklearn.model_selection" in sys.modules:
+        return None
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # carve's own import reports a missing or broken scikit-learn
+            importlib.import_module("sklearn.model_selection")
+
+    thread = threading.Thread(target=load, name="import-sklearn", daemon=True)
+    thread.start()
+    _PREFETCH.append(thread)
+    return thread
+
+
+def settle_prefetch() -> None:
+    """Wait for the import thread: a process forked while it holds an import or loader lock could hang on it
+    (decode's process pool forks; with the pool's workers on every core, the overlap would gain nothing)."""
+    while _PREFETCH:
+        _PREFETCH.pop().join()
 
 
 def carve(split: Split, fraction: float, seed: int, stratify: bool, of_pool: float,

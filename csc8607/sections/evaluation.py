@@ -33,7 +33,7 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
     check_added_keys(composed, overrides)
     cfg = with_overrides(state["config"], composed, overrides, skip=EVAL_KEYS, source=f"checkpoint {path}")
     check_same_split(state["config"], cfg, "evaluate.py evaluates")
-    s = setup(cfg)
+    s = setup(cfg, train_steps=0)  # one pass: trainer.compile=auto does not compile
     check_same_data(state.get("meta") or {}, s.data.meta, path)
     check_same_vocabulary(state.get("meta") or {}, s.data.meta, path)
     check_matches(state, s.model, path, cfg)
@@ -54,6 +54,7 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
         "val_minus_" + split: gap,
         "precision": s.engine.precision,  # a bf16-trained checkpoint evaluated at fp32 can differ in the 3rd digit
         "precision_why": s.engine.precision_why,
+        "compile": s.engine.compiled,
         "meta": s.data.meta,
     }
     out_dir = Path(out_dir)

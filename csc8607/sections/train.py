@@ -118,6 +118,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> float:
             "device": str(s.engine.device),
             "precision": s.engine.precision,
             "precision_why": s.engine.precision_why,  # auto's choice and its reason, or "set by trainer.precision"
+            "compile": s.engine.compiled,  # torch.compile of the model (trainer.compile)
+            "compile_why": s.engine.compile_why,
             "meta": meta,
             "versions": extra["versions"],
             "history": result["history"],
