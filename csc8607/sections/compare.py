@@ -17,12 +17,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from csc8607 import axes, checkpoint, figures
 from csc8607.config import monitor_mode
 from csc8607.errors import UserError
+from csc8607.report.runs import DATA_KEYS, MODEL_KEYS
 from csc8607.tb import open_writer
 
 log = logging.getLogger(__name__)
 # what makes two runs different experiments (curves of two datasets or models are not a comparison of one axis)
-EXPERIMENT = ("data._target_", "data.source._target_", "data.name", "data.root", "data.task", "model._target_",
-              "model.name")
+EXPERIMENT = DATA_KEYS + MODEL_KEYS
 
 
 def find_runs(runs: Any, root: Path) -> list[Path]:
