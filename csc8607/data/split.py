@@ -58,7 +58,9 @@ def prefetch_carve() -> threading.Thread | None:
         with contextlib.suppress(Exception):  # carve's own import reports a missing or broken scikit-learn
             importlib.import_module("sklearn.model_selection")
 
-    thread = threading.Thread(target=load, name="import-sklearn", daemon=True)
+    # not a daemon: a process that ends mid-import (an error line, exit 2) would tear scipy's C++ down under the
+    # thread ("terminate called without an active exception", SIGABRT); the exit waits for the import instead
+    thread = threading.Thread(target=load, name="import-sklearn", daemon=False)
     thread.start()
     _PREFETCH.append(thread)
     return thread
