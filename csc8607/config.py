@@ -271,14 +271,26 @@ def with_overrides(saved: Any, composed: DictConfig, overrides: list[str], skip:
             continue
         if isinstance(old, str) and "." in key:
             group = key.split(".", 1)[0]
-            for other, value in flatten(cfg[group], f"{group}.").items():
-                if value == old and other != key and OmegaConf.select(composed, other) == new:
+            copies = [other for other, value in flatten(cfg[group], f"{group}.").items() if value == old and other != key]
+            if copies and isinstance(composed.get(group), DictConfig):
+                refuse_other_option(override, group, targets(cfg[group]), targets(composed[group]))
+            for other in copies:
+                if OmegaConf.select(composed, other) == new:
                     OmegaConf.update(cfg, other, new, merge=False)
         OmegaConf.update(cfg, key, new, merge=False, force_add=True)
     from csc8607.trust import check_targets
 
     check_targets(cfg, source, overrides)
     return cfg
+
+
+def refuse_other_option(override: str, group: str, theirs: dict[str, str], ours: dict[str, str]) -> None:
+    """A key the run copied elsewhere (data.source.root = data.root) follows only through the run's own option:
+    over another (evaluate.py's default data), the copy would silently keep the old value."""
+    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if differ:
+        raise UserError(f"{override}: the run's {group}.{differ[0]} is {theirs.get(differ[0])}, not this command's "
+                        f"{ours.get(differ[0])}; name its option first ({group}=<its option> {override})")
 
 
 def targets(node: DictConfig) -> dict[str, str]:

@@ -275,6 +275,18 @@ def test_a_group_choice_keeps_the_runs_own_settings_and_moves_the_root() -> None
     assert result.data.image_size == [16, 16] and result.data.root == "/new" and result.data.source.root == "/new"
 
 
+def test_a_data_key_over_another_data_option_is_refused_not_dropped() -> None:
+    """`evaluate.py ckpt=R data.root=NEW` of an image-folder run composes the default data (digits): its source has
+    no root to follow, so NEW was silently ignored (the run's data evaluated, NEW recorded). Now: one line."""
+    saved = {"seed": 1, "data": {"_target_": "csc8607.data.ImageData", "root": "/old", "image_size": [16, 16],
+                                 "source": {"_target_": "csc8607.data.folders.load_image_folder", "root": "/old"}}}
+    cfg = composed("eval", ["ckpt=x", "data.root=/new"])
+    with pytest.raises(UserError, match=r"^data.root=/new: the run's data.source._target_ is csc8607.data.folders."
+                                        r"load_image_folder, not this command's csc8607.data.digits.load_digits; name "
+                                        r"its option first \(data=<its option> data.root=/new\)$"):
+        with_overrides(saved, cfg, ["ckpt=x", "data.root=/new"], skip=("ckpt",), source="a test checkpoint")
+
+
 @pytest.fixture
 def small_filesystem(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs (root only): a real full disk."""
