@@ -225,6 +225,19 @@ def test_cache_array_overwritten_with_zeros_is_rebuilt(folder: Path, tmp_path: P
         assert folder_data(folder, tmp_path / "cache").meta["cache"]["hit"] is True
 
 
+def test_cache_info_edited_is_rebuilt(folder: Path, tmp_path: Path) -> None:
+    """info.json holds what the arrays do not (class names, normalization statistics): an edit of it is caught
+    like an array's (it was served: wrong class names, a 1e-3 std)."""
+    first = folder_data(folder, tmp_path / "cache")
+    info = Path(first.meta["cache"]["path"]) / "info.json"
+    edited = json.loads(info.read_text())
+    edited["class_names"] = ["x"] * len(edited["class_names"])
+    info.write_text(json.dumps(edited))
+    again = folder_data(folder, tmp_path / "cache")
+    assert again.meta["cache"]["hit"] is False and again.meta["class_names"] == first.meta["class_names"]
+    assert folder_data(folder, tmp_path / "cache").meta["cache"]["hit"] is True
+
+
 def test_cache_built_from_files_that_changed_is_rebuilt(folder: Path, tmp_path: Path) -> None:
     """Files edited in place, added or removed under data.root after the build: the entry is not served (the
     data would silently be the old one); unchanged files are a hit."""
@@ -470,6 +483,11 @@ def test_a_cache_or_hidden_folder_in_the_image_folder_is_not_a_class(tmp_path: P
         assert data.meta["split_sizes"]["train"] + data.meta["split_sizes"]["val"] == 12
         assert data.meta["split_sizes"]["test"] == 4
     assert (cache / "CACHEDIR.TAG").is_file()
+    # another cache dir (a classmate's paths.cache) built, then ours again: the other cache is not data, so the
+    # source's stamp is unchanged and ours is still a hit (it was rebuilt as "built from files that changed")
+    other = partial(ImageData, partial(load_image_folder, root=str(root)), decode_workers=0, image_size=[12, 12])
+    assert other(cache_dir=str(root / "train" / "other")).meta["cache"]["hit"] is False
+    assert other(cache_dir=str(cache)).meta["cache"]["hit"] is True
 
 
 def test_mirrors_are_on_only_where_they_keep_the_class() -> None:

@@ -3,7 +3,7 @@
 A cache entry is a directory `<cache>/<name>-<hash>/` holding `key.json` (the full key, compared on load),
 `info.json` (class names, split protocol, train statistics, ...) and `<split>_inputs.npy` / `_targets.npy`.
 It is written to a temporary directory and renamed into place, so a half-written entry is never seen.
-`checksums.json` records, per array, a CRC-32 of its bytes, one of 64 evenly spaced rows, and the file's size
+`checksums.json` records the SHA-256 of info.json and, per array, a CRC-32 of its bytes, one of 64 evenly spaced rows, and the file's size
 and modification time: every load checks the rows' CRC (a few kB read), and the whole CRC when the file's size
 or time changed since the build; a mismatch rebuilds the entry.
 """
@@ -72,7 +72,7 @@ def source_identity(source: Any) -> dict[str, Any] | None:
 
 def files_stamp(identity: dict[str, Any], skip: Path | None = None) -> str | None:
     """A digest of the names, sizes and modification times of the files the source reads (the existing paths
-    among its arguments, walked recursively; `skip`: the cache dir itself): it changes when a file is added,
+    among its arguments, walked recursively; `skip`: the cache dir itself, and any tagged cache): it changes when a file is added,
     removed, replaced or edited in place, so an entry built from other files is not served. None: no files."""
     def paths(value: Any) -> list[Path]:
         if isinstance(value, dict):
@@ -91,7 +91,7 @@ def files_stamp(identity: dict[str, Any], skip: Path | None = None) -> str | Non
 
     def walk(folder: str) -> None:
         real = os.path.realpath(folder)
-        if real in seen or real == skip_dir:
+        if real in seen or real == skip_dir or is_cache(Path(folder)):  # any cache under data.root: not data
             return
         seen.add(real)
         with os.scandir(folder) as entries:
@@ -144,6 +144,10 @@ def fingerprint(file: Path, array: np.ndarray) -> dict[str, int]:
             "mtime_ns": stat.st_mtime_ns}
 
 
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def intact(file: Path, array: np.ndarray, recorded: dict[str, int]) -> bool:
     """The array still holds what was written at build time: its sampled rows always, all of it when the
     file was rewritten since (another size or modification time)."""
@@ -163,12 +167,16 @@ def load(path: Path, key: dict[str, Any], stamp: str | None = None
         if json.loads((path / "key.json").read_text()) != key:
             log.warning("cache %s does not match this config: rebuilding it", path)
             return None
-        info = json.loads((path / "info.json").read_text())
+        text = (path / "info.json").read_text()
+        sums = json.loads((path / "checksums.json").read_text())
+        if sums.get("info.json") != text_digest(text):  # class names, statistics: as used, as built
+            log.warning("cache %s: info.json differs from what was built: rebuilding it", path)
+            return None
+        info = json.loads(text)
         if info.get("files_stamp") != stamp:
             log.warning("cache %s was built from files that changed since (added, removed or edited): rebuilding it",
                         path)
             return None
-        sums = json.loads((path / "checksums.json").read_text())
         splits = {}
         for name, size in info["split_sizes"].items():
             arrays = []
@@ -204,8 +212,10 @@ def save(path: Path, key: dict[str, Any], splits: dict[str, tuple[torch.Tensor, 
                 array = np.ascontiguousarray(tensor.numpy())
                 np.save(tmp / f"{name}_{kind}.npy", array)
                 sums[f"{name}_{kind}.npy"] = fingerprint(tmp / f"{name}_{kind}.npy", array)
+        text = json.dumps(info)
+        sums["info.json"] = text_digest(text)
         (tmp / "checksums.json").write_text(json.dumps(sums, indent=1))
-        (tmp / "info.json").write_text(json.dumps(info))
+        (tmp / "info.json").write_text(text)
         (tmp / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1))
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
