@@ -6,6 +6,7 @@ import json
 import math
 import os
 import pickle
+import re
 import tempfile
 import shutil
 import zipfile
@@ -162,5 +163,20 @@ def write_json(path: Path | str, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def one_line(value: Any) -> Any:
+    """Every string of a record on one line (control characters -> a space): a name read back from a file (a
+    dataset's, a class's, a run's) cannot open a heading or break a table where the report or a log shows it."""
+    if isinstance(value, str):
+        return CONTROL.sub(" ", value)
+    if isinstance(value, dict):
+        return {one_line(k): one_line(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [one_line(v) for v in value]
+    return value
+
+
 def read_json(path: Path | str) -> Any:
-    return json.loads(Path(path).read_text())
+    return one_line(json.loads(Path(path).read_text()))

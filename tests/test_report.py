@@ -3,6 +3,7 @@ Tiny-ImageNet folder fixture), M8 from a real Optuna study resumed once."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import math
 import re
@@ -338,6 +339,16 @@ def test_one_damaged_file_spoils_only_its_sections(project: Path, tmp_path: Path
     text = report_of(lambda root: None, after=lambda runs: shutil.rmtree(runs["sanity"]))  # deleted while read
     assert "sanity.json` manque ; à refaire : `python train.py experiment=sanity`" in text
     assert "Nombre de classes" in text and "Métriques test" in text
+
+    def inject(root: Path) -> None:  # a dataset name and a class name with line breaks (a text label can be one)
+        path = section_run(root, "data") / "data.json"
+        data = json.loads(path.read_text())
+        data["dataset"]["name"] = "digits\n# INJECTED HEADING"
+        data.setdefault("class_names", ["0"])[0] = "a\n| b |\r\nc"
+        path.write_text(json.dumps(data))
+
+    text = report_of(inject)
+    assert "\n# INJECTED" not in text and "digits # INJECTED HEADING" in text and "\n| b" not in text
 
 
 def test_m6_from_the_sweep_shows_what_trained_and_m9_flags_an_older_export(project: Path, tmp_path: Path) -> None:
