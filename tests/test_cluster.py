@@ -199,5 +199,5 @@ def test_two_slurm_workers_fill_one_postgresql_study_and_a_killed_one_fails_its_
 
     report = run_cli("report.py", cwd=tmp_path, check=False)
     m8 = (tmp_path / "report" / "report.md").read_text() if (tmp_path / "report" / "report.md").exists() else ""
-    assert "COMPLETE = 4, FAIL = 1" in m8, report.stderr[-2000:]
+    assert "terminés = 4, en échec = 1" in m8, report.stderr[-2000:]
     assert "postgresql://optuna@127.0.0.1" in m8

@@ -181,7 +181,8 @@ def test_optuna_section_is_the_whole_study(project: Path) -> None:
     study = optuna.load_study(study_name="digits-cnn", storage=f"sqlite:///{project / 'optuna.db'}")
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]  # the RUNNING leftover became FAIL on resume
-    counts = ", ".join(f"{s} = {states.count(s)}" for s in ("COMPLETE", "FAIL", "PRUNED", "RUNNING"))
+    french = {"COMPLETE": "terminés", "FAIL": "en échec", "PRUNED": "élagués", "RUNNING": "en cours"}
+    counts = ", ".join(f"{french[s]} = {states.count(s)}" for s in french)
     assert f"- **Essais** (4, à maximiser) : {counts}\n" in m8
     best = study.best_trial
     assert f"meilleur essai #{best.number} : val/accuracy = `{best.value:.4f}`" in m8
@@ -191,7 +192,7 @@ def test_optuna_section_is_the_whole_study(project: Path) -> None:
     assert set(names) == set(study.trials[0].params) == {"optim.lr", "optim.weight_decay", "model.width"}
     assert len(rows) == len(study.trials)
     for row, trial in zip(rows, study.trials):
-        assert (int(row[0].strip("| ")), row[1]) == (trial.number, trial.state.name)
+        assert (int(row[0].strip("| ")), row[1]) == (trial.number, french[trial.state.name])
         if trial.value is None:
             assert row[2] == "" and trial.state.name == "FAIL"
         else:

@@ -9,6 +9,7 @@ and the answers (answers), M8 from the Optuna study (optuna), report.py's writin
 from __future__ import annotations
 
 import csv
+import math
 import re
 import shutil
 from pathlib import Path
@@ -61,6 +62,11 @@ def num(value: Any, digits: int = 4) -> str:
         return "—" if value != value else ("−∞" if value < 0 else "∞")
     text = f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:,.{digits}g}"
     return text.replace(",", NNBSP).replace(".", ",")
+
+
+def fixed(value: Any, decimals: int = 4) -> str:
+    """A score in a table column: always `decimals` decimals (`0,8000` beside `0,9444`), else as num()."""
+    return f"{value:.{decimals}f}".replace(".", ",") if isinstance(value, float) and math.isfinite(value) else num(value)
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:
@@ -190,7 +196,7 @@ def sweep_table(c: Context, preset: str) -> str:
     rows = sweep_rows(c, preset)
     job = sweep_job_config(c, preset)
     body = [[r["run"], number(r["lr"]), number(r["wd"]), number(r.get("A", "")), number(r.get("B", "")),
-             int(r["params"]) if r.get("params") else "", number(r["val_metric"]), number(r["val_loss"]),
+             int(r["params"]) if r.get("params") else "", fixed(number(r["val_metric"])), fixed(number(r["val_loss"])),
              f"meilleure époque {r['best_epoch']}" if r["status"] == "ok" else f"échec : {r['error']}"] for r in rows]
     return table(["Run (nom explicite)", "LR", "WD", f"Hyp-{axes.label(job, 'A')}", f"Hyp-{axes.label(job, 'B')}",
                   "#Paramètres", f"Val metric (nom={sweep_monitor(c, preset)})", "Val loss", "Notes"], body)

@@ -16,10 +16,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607 import figures
-from csc8607.report import Context, fmt, num, sweep_monitor, sweep_table, table
+from csc8607.report import Context, fixed, fmt, num, plural, sweep_monitor, sweep_table, table
 from csc8607.report.runs import command
 
 STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")  # always counted; any other state is counted when present
+STATE_NAMES = {"COMPLETE": "terminés", "FAIL": "en échec", "PRUNED": "élagués", "RUNNING": "en cours",
+               "WAITING": "en attente"}
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,10 @@ def trials_table(study: Any, monitor: str) -> str:
     names = list(dict.fromkeys(k for t in trials for k in t.params))
     rows = []
     for t in trials:
-        values = "" if t.values is None else " ; ".join(num(v) for v in t.values)
+        values = "" if t.values is None else " ; ".join(fixed(v) for v in t.values)
         start = t.datetime_start.strftime("%Y-%m-%d %H:%M:%S") if t.datetime_start else ""
         took = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and start else None
-        rows.append([t.number, t.state.name, values, *(t.params.get(k, "") for k in names), start,
+        rows.append([t.number, STATE_NAMES.get(t.state.name, t.state.name), values, *(t.params.get(k, "") for k in names), start,
                      "" if took is None else round(took, 1)])
     return table(["Essai", "État", monitor, *names, "Début", "Durée (s)"], rows)
 
@@ -147,8 +149,8 @@ def optuna(c: Context) -> str:
     counts = {s: len(list(s.glob("*/.hydra"))) for s in sweeps}
     runs = "\n".join(f"  - `{c.rel(s)}` ({n} essai{'s' if n > 1 else ''}) : `{command(s, 'optuna')}`"
                      for s, n in counts.items())
-    head = (f"- **Changement(s)** : recherche Optuna (TPE) sur l'espace de la grille ; étude `{where.name}` "
-            f"(stockage `{where.shown}`), {len(sweeps)} run(s) :\n{runs}\n")
+    head = (f"- **Changement(s)** : recherche Optuna (TPE) sur l'espace de `hydra.sweeper.params` (LR, WD, axes du modèle) ; étude `{where.name}` "
+            f"(stockage `{where.shown}`), {plural(len(sweeps), 'run')} :\n{runs}\n")
     study, why = load(where)
     if study is None:
         return (f"{head}\n> _Étude non lue ({why}) : seul le dernier run est résumé._\n\n"
@@ -159,6 +161,6 @@ def optuna(c: Context) -> str:
     direction = ", ".join({"MAXIMIZE": "à maximiser", "MINIMIZE": "à minimiser"}.get(d.name, d.name)
                           for d in study.directions)
     return (f"{head}- **Essais** ({sum(counts.values())}, {direction}) : "
-            + ", ".join(f"{s} = {counts.get(s, 0)}" for s in states)
+            + ", ".join(f"{STATE_NAMES.get(s, s)} = {counts.get(s, 0)}" for s in states)
             + f"\n- **Résultat** : {best_line(study, monitor)}\n\n" + trials_table(study, monitor)
             + history(c, study, monitor))
