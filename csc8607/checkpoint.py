@@ -99,6 +99,9 @@ def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str
     """Read a checkpoint written by `save`; any other file gets a one-line UserError saying why."""
     path = Path(path)
     if not path.is_file():
+        if path.is_dir() and (path / "multirun.yaml").is_file():  # a sweep: the student meant one of its jobs
+            raise UserError(f"checkpoint {path} is a sweep dir: name one of its jobs (its summary.csv ranks them), "
+                            f"e.g. ckpt={path}/<job>")
         raise UserError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is cut short or foreign
         raise UserError(f"checkpoint {path} is corrupt, truncated or not a PyTorch file")

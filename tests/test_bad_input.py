@@ -444,3 +444,18 @@ def test_slurm_launcher_without_sbatch_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "error: hydra/launcher=slurm submits with SLURM's sbatch, which is not on PATH (not on a cluster?): run the "
         "sweep here with hydra/launcher=local"]
+
+
+def test_a_sweep_dir_as_checkpoint_and_a_train_folder_as_root_say_what_was_meant(tmp_path: Path) -> None:
+    """Two slips of a first real run: `evaluate.py ckpt=<sweep dir>` (one of its jobs was meant) and
+    `data.root=<dataset>/train` (the dataset dir was meant): each one line naming the fix."""
+    from csc8607 import checkpoint
+    from csc8607.data.folders import load_image_folder
+
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "multirun.yaml").write_text("hydra: {}\n")
+    with pytest.raises(UserError, match=r"is a sweep dir: name one of its jobs .*ckpt=.*/sweep/<job>$"):
+        checkpoint.load(tmp_path / "sweep")
+    (tmp_path / "pets" / "train" / "cat").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"pets/train/train is missing: .* folders \(data.root=.*/pets\?\)$"):
+        load_image_folder(root=str(tmp_path / "pets" / "train"))

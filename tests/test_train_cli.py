@@ -93,6 +93,7 @@ def test_evaluate_a_run_dir_means_its_best_checkpoint(trained_run: Path, tmp_pat
     assert result["checkpoint"] == str((trained_run / "checkpoints" / "best.ckpt").resolve())
     assert result["epoch"] == read_json(trained_run / "metrics.json")["best_epoch"]
     assert "gap val - val" not in proc.stdout + proc.stderr  # no gap of a split with itself
+    assert f"written: {eval_dir / 'val_metrics.json'}" in proc.stdout  # where to find it (train.py says its dir)
 
 
 def test_multirun_grid_gives_one_complete_job_per_combination(tmp_path: Path) -> None:

@@ -101,7 +101,8 @@ def load_image_folder(root: str | None = None, name: str = "image_folder") -> So
     base = existing_root(root, "image_folder", "dataset-with-train-folder")
     train_dir = base / "train"
     if not train_dir.is_dir():
-        raise UserError(f"{train_dir} is missing: an ImageFolder dataset needs train/<class>/ folders")
+        hint = f" (data.root={base.parent}?)" if base.name in ("train", "val", "test") else ""
+        raise UserError(f"{train_dir} is missing: an ImageFolder dataset needs train/<class>/ folders{hint}")
     classes = subfolders(train_dir)
     if not classes:
         raise UserError(f"{train_dir} has no class folders")

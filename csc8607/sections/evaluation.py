@@ -65,6 +65,7 @@ def evaluate_checkpoint(composed: DictConfig, overrides: list[str], out_dir: Pat
             writer.add_scalar(f"{split}/{key}", value, state.get("epoch") or 0)
     writer.close()
     print(format_table(result, split))
+    print(f"written: {out_dir / f'{split}_metrics.json'}")
     return result
 
 
