@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -160,9 +161,10 @@ def validate(cfg: DictConfig) -> None:
     validate_trainer(cfg.trainer, cfg.data.get("task"))
     lr = cfg.optim.get("lr")
     check(is_number(lr), f"optim.lr={lr!r} must be a number")
-    check(lr > 0, f"optim.lr={lr} must be > 0")
+    check(0 < lr < math.inf, f"optim.lr={lr} must be > 0 and finite")
     weight_decay = cfg.optim.get("weight_decay", 0.0)
-    check(is_number(weight_decay) and weight_decay >= 0, f"optim.weight_decay={weight_decay} must be >= 0")
+    check(is_number(weight_decay) and 0 <= weight_decay < math.inf,
+          f"optim.weight_decay={weight_decay} must be >= 0 and finite")
     for key, seed in (("seed", cfg.seed), ("data.split_seed", cfg.data.get("split_seed", 0))):
         check(is_int(seed) and 0 <= seed < 2**32, f"{key}={seed!r} must be a whole number in [0, 2**32)")
     scheduler = cfg.get("scheduler") or {}

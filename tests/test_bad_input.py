@@ -27,6 +27,8 @@ CASES = [
     # (args, expected exit code, text the message must contain)
     (["optim.lr=0"], 2, "optim.lr=0 must be > 0"),
     (["optim.lr=-1e-3"], 2, "must be > 0"),
+    (["optim.lr=inf"], 2, "optim.lr=inf must be > 0 and finite"),  # it trained until 'loss became nan'
+    (["optim.weight_decay=nan"], 2, "optim.weight_decay=nan must be >= 0 and finite"),
     (["trainer.batch_size=0"], 2, "trainer.batch_size=0 must be a whole number >= 1"),
     (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0"),
     (["trainer.monitor_mode=up"], 2, "monitor_mode=up must be auto, max or min"),
@@ -46,7 +48,7 @@ CASES = [
                                   "trainer.max_epochs?)"),
     (["experiment=grid", "model.width="], 2, "sweep axis model.width has an empty value"),
     (["experiment=grid", "optim.lr=-1.0", "optim.weight_decay=0.0", "model.width=4", "model.depth=1"], 2,
-     "all 1 jobs of the sweep failed (first error: UserError: optim.lr=-1.0 must be > 0)"),
+     "all 1 jobs of the sweep failed (first error: UserError: optim.lr=-1.0 must be > 0 and finite)"),
     (["experiment=optuna", "hydra.sweeper.storage=null", "hydra.sweeper.n_trials=1", "model.width=0", "model.depth=1"],
      2, "all 1 jobs of the sweep failed (first error: UserError: cannot build model"),  # an in-memory study
     (["section=report"], 2, "section=report is not one of"),
