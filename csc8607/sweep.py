@@ -195,9 +195,13 @@ def lr_axis(run_dir: Path, factors: list[float]) -> list[str]:
         stop_sweep(f"grid.lr_from={run_dir}: lr_finder.json unreadable ({type(err).__name__}: {err})")
     if not math.isfinite(suggested) or suggested <= 0:
         stop_sweep(f"grid.lr_from={run_dir}: the LR finder suggested no usable LR ({suggested}); set optim.lr=...")
-    if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0 for f in factors):
-        stop_sweep(f"grid.lr_factors={factors} must list numbers > 0")
-    return [repr(float(f"{suggested * f:.3g}")) for f in factors]  # always a float to Hydra: "1.0", not "1"
+    if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < math.inf
+                          for f in factors):
+        stop_sweep(f"grid.lr_factors={factors} must list finite numbers > 0")
+    values = [repr(float(f"{suggested * f:.3g}")) for f in factors]  # always a float to Hydra: "1.0", not "1"
+    if len(set(values)) < len(values) or "inf" in values:
+        stop_sweep(f"grid.lr_factors={factors}: LRs {', '.join(values)} repeat a value or overflow (one job each)")
+    return values
 
 
 def refuse_other_experiment(run_dir: Path, config: DictConfig) -> None:

@@ -350,7 +350,9 @@ def test_grid_lr_from_a_run_without_lr_finder_json_is_one_line(tmp_path: Path, c
     (tmp_path / "lr_finder.json").write_text('{"suggested_lr": 0.99999}')
     assert lr_axis(tmp_path, [1.0, 1e-5]) == ["1.0", "1e-05"]  # floats to Hydra, never the int 1
     for run_dir, factors, message in [(tmp_path / "nope", [1.0], "no lr_finder.json there"),
-                                      (tmp_path, [0.0], "grid.lr_factors=[0.0] must list numbers > 0")]:
+                                      (tmp_path, [0.0], "grid.lr_factors=[0.0] must list finite numbers > 0"),
+                                      (tmp_path, [1, 1], "LRs 1.0, 1.0 repeat a value or overflow"),
+                                      (tmp_path, [math.inf], "must list finite numbers > 0")]:
         with pytest.raises(SystemExit) as stop:
             lr_axis(run_dir, factors)
         assert stop.value.code == 2 and message in capsys.readouterr().err
