@@ -99,3 +99,8 @@ def test_make_report_says_its_step_and_stops_at_the_first_failing_one(tmp_path: 
     assert proc.stderr.startswith(f"== make report: step 1/{len(REPORTED) + 1}: train.py experiment=data (D1–D11) (")
     assert proc.stderr.splitlines()[-1] == "error: trainer.max_epochs=0 must be a whole number >= 1"
     assert not (tmp_path / "report").exists()  # no later step ran
+    for bad in ("experiment=smoke", "-m", "--cfg", "hydra.run.dir=x"):  # every step would be that (minutes lost)
+        proc = subprocess.run(["bash", str(REPO / "scripts" / "report.sh"), bad], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"error: {bad}: make report passes its arguments"), bad
+        assert "== make report" not in proc.stderr and not (tmp_path / "outputs").exists()

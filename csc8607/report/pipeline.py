@@ -43,9 +43,28 @@ def steps(stamp: str, args: list[str]) -> list[tuple[str, list[str]]]:
     return [step(section, stamp, args) for section in REPORTED] + [("report.py", ["report.py"])]
 
 
+# what each step sets itself: the same key from the command line would turn every step into one section, one
+# sweep or one dir (they ran for minutes before the step that noticed)
+OWN_KEYS = ("experiment", "section", "resume", "hydra.run.dir", "hydra.sweep.dir", "hydra.mode")
+
+
+def refused(args: list[str]) -> str | None:
+    """Why these arguments cannot go to every step (a flag, or a key the steps set), or None."""
+    for arg in args:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if arg.startswith("-") or key in OWN_KEYS:
+            return (f"{arg}: make report passes its arguments to every section's train.py command, which sets that "
+                    "itself; give settings of the experiment (data=..., model=..., trainer.threads=...)")
+    return None
+
+
 def main(args: list[str]) -> int:
     """Each step in turn with a progress line on stderr; the first failing step (Ctrl-C included: the step stops
     with its own one-line error) ends the pipeline with its exit code."""
+    why = refused(args)
+    if why:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGINT, lambda _signum, _frame: None)  # the running step handles Ctrl-C and says so
     stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
     todo = steps(stamp, args or ["trainer.threads=1"])
