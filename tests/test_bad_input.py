@@ -260,6 +260,53 @@ def test_resume_refuses_a_tampered_best_value(trained_run: Path, tmp_path: Path,
         assert snapshot_files(run) == before and not (tmp_path / "new").exists()
 
 
+def without(state: dict, key: str) -> dict:
+    return {k: v for k, v in state.items() if k != key}
+
+
+def partial_epoch(**changes) -> dict:
+    return {"batches_done": 1, "loss_sum": 0.5, "seen": 8, "score_counts": {}, **changes}
+
+
+DAMAGED_LAST = [  # (edit of a real last.ckpt, the reason its one line gives)
+    (lambda s: without(s, "step"), "step=None is not a whole number >= 0"),
+    (lambda s: without(s, "rng"), "`rng` is not the python/numpy/torch random states"),
+    (lambda s: dict(s, rng={"python": 1, "numpy": 2, "torch": 3}), "`rng` is not the python/numpy/torch"),
+    (lambda s: without(s, "optimizer"), "`optimizer` is not an optimizer's state"),
+    (lambda s: dict(s, optimizer={"state": {}, "param_groups": []}), "`optimizer` is not an optimizer's state"),
+    (lambda s: dict(s, progress={"bogus": 1}), "`progress` is not a partial epoch"),
+    (lambda s: dict(s, progress=partial_epoch(batches_done=-3)), "`progress` is not a partial epoch"),
+    (lambda s: dict(s, epoch=-1), "epoch=-1 is not a whole number >= 0"),
+    (lambda s: dict(s, epoch=s["epoch"] - 1), "but its history holds"),
+    (lambda s: dict(s, best_epoch=True), "best_epoch=True is not a whole number >= 0"),
+    (lambda s: dict(s, history=["x", *s["history"][1:]]), "history[0] is not a row of numbers for epoch 1"),
+    # these two fit the checkpoint's types: the run's own loader and optimizer refuse them
+    (lambda s: dict(s, progress=partial_epoch(batches_done=10**9)), "progress.batches_done=1000000000 is more than"),
+    (lambda s: dict(s, optimizer={**s["optimizer"], "param_groups": s["optimizer"]["param_groups"] * 2}),
+     "its `optimizer` cannot be restored (ValueError"),
+]
+
+
+def test_resume_refuses_a_damaged_last_checkpoint(trained_run: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """resume= of a last.ckpt missing or mangling what it restores (step, RNG, optimizer, a partial epoch, the
+    history and its counters) is one line naming the field, not a traceback or a run continued from nonsense."""
+    import shutil
+
+    run = tmp_path / "interrupted"
+    shutil.copytree(trained_run, run)
+    (run / "metrics.json").unlink()
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    for edit, message in DAMAGED_LAST:
+        torch.save(edit(state), last)
+        before = snapshot_files(run / "checkpoints")
+        cfg = composed("config", [f"resume={run}"])
+        code, err = refusal(lambda: run_section(cfg, tmp_path / "new"), capsys)
+        assert code == 2 and message in err and err.count("error:") == 1 and "Traceback" not in err, err
+        assert snapshot_files(run / "checkpoints") == before and not (run / "metrics.json").exists()
+
+
 def snapshot_files(run: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
