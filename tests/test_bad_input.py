@@ -307,6 +307,26 @@ def test_resume_refuses_a_damaged_last_checkpoint(trained_run: Path, tmp_path: P
         assert snapshot_files(run / "checkpoints") == before and not (run / "metrics.json").exists()
 
 
+def test_full_from_sweep_takes_only_a_sweep_dir(trained_run: Path, tmp_path: Path) -> None:
+    """full.from_sweep= of a folder of single runs (outputs/DATE, runs/) exported its best run as M5's winner: it
+    is refused in one line, as is a multirun of another section; a grid's dir (multirun.yaml) is taken."""
+    import shutil
+
+    from conftest import app_config
+    from csc8607.sections.full import sweep_winner
+
+    day = tmp_path / "outputs" / "2026-01-01"
+    shutil.copytree(trained_run, day / "10-00-00")
+    cfg = app_config("experiment=full", f"full.from_sweep={day}")
+    with pytest.raises(UserError, match="is not a sweep dir \\(no multirun.yaml\\)"):
+        sweep_winner(cfg)
+    (day / "multirun.yaml").write_text("section: overfit\n")
+    with pytest.raises(UserError, match="is a multirun of section=overfit, not a grid or Optuna sweep"):
+        sweep_winner(cfg)
+    (day / "multirun.yaml").write_text("section: grid\n")
+    assert sweep_winner(cfg)[1]["job"] == str(day / "10-00-00")
+
+
 def snapshot_files(run: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
