@@ -327,6 +327,36 @@ def test_full_from_sweep_takes_only_a_sweep_dir(trained_run: Path, tmp_path: Pat
     assert sweep_winner(cfg)[1]["job"] == str(day / "10-00-00")
 
 
+def test_compare_and_the_sweep_table_refuse_mangled_metrics(trained_run: Path, tmp_path: Path) -> None:
+    """A metrics.json whose curve holds a dict or whose run name is a list crashed experiment=compare (TypeError
+    traceback, after making its run dir); a job whose best val/loss is a string crashed full.from_sweep's tie
+    break. Now: compare refuses in one line naming the run; the sweep table makes that job a failed row."""
+    import json
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from csc8607.sections.compare import read_runs
+    from csc8607.sweep import job_row
+
+    run = tmp_path / "runs" / "a"
+    shutil.copytree(trained_run, run)
+    metrics = read_json(run / "metrics.json")
+    cfg = OmegaConf.create({"compare": {"runs": str(run.parent)}, "paths": {"root": str(tmp_path)}})
+    assert read_runs(cfg)[0]["name"] == metrics["run_name"]
+    curve = [dict(metrics["history"][0], **{"train/loss": {"a": 1}}), *metrics["history"][1:]]
+    for damaged, reason in [({"history": curve}, "holds {'a': 1}, not a number"),
+                            ({"run_name": ["x"]}, "run_name=['x'] and monitor=")]:
+        (run / "metrics.json").write_text(json.dumps({**metrics, **damaged}))
+        with pytest.raises(UserError) as refused:
+            read_runs(cfg)
+        assert f"records of {run} cannot be read" in str(refused.value) and reason in str(refused.value)
+    history = [dict(row, **{"val/loss": "x"}) for row in metrics["history"]]
+    (run / "metrics.json").write_text(json.dumps({**metrics, "history": history}))
+    row = job_row(run)
+    assert row["status"] == "failed" and "val/loss='x' of the best epoch is not a number" in row["error"]
+
+
 def snapshot_files(run: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
