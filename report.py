@@ -22,7 +22,8 @@ def main(cfg: DictConfig) -> None:
 
     from csc8607.report.write import write_report
 
-    write_report(Path(cfg.root), cfg.out, cfg.template, OmegaConf.to_container(cfg.runs))
+    write_report(Path(cfg.root), cfg.out, cfg.template,
+                 OmegaConf.to_container(cfg.runs) if OmegaConf.is_config(cfg.runs) else cfg.runs)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,68 @@ def check_fields(state: dict[str, Any], path: Path) -> None:
                         "written by train.py")
 
 
+PROGRESS_FIELDS = {"batches_done", "loss_sum", "seen", "score_counts"}  # engine.EpochProgress, as asdict() writes it
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_count(value: Any) -> bool:
+    """A whole number >= 0 (True is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def resume_problems(state: dict[str, Any]) -> list[str]:
+    """What in a last.ckpt resume= cannot continue from: the counters, the history, the optimizer, RNG and
+    partial-epoch records it restores (types and ranges a run writes; an edited file gets a reason, not a crash)."""
+    history, epoch, best_epoch = state.get("history"), state.get("epoch"), state.get("best_epoch")
+    if not isinstance(history, list):
+        return ["no `history` list"]
+    problems = [f"{key}={state.get(key)!r} is not a whole number >= 0" for key in ("epoch", "step", "best_epoch")
+                if not is_count(state.get(key))]
+    for i, row in enumerate(history):
+        if not (isinstance(row, dict) and all(is_number(v) for v in row.values()) and row.get("epoch") == i + 1):
+            problems.append(f"history[{i}] is not a row of numbers for epoch {i + 1}")
+            break
+    if is_count(epoch) and epoch != len(history):
+        problems.append(f"epoch={epoch} but its history holds {len(history)} epochs")
+    if is_count(best_epoch) and not (best_epoch <= len(history) and (best_epoch >= 1) == bool(history)):
+        problems.append(f"best_epoch={best_epoch} is not an epoch of its history (1..{len(history)})")
+    optimizer, rng, progress = state.get("optimizer"), state.get("rng"), state.get("progress")
+    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("param_groups"), list) and optimizer["param_groups"]):
+        problems.append("`optimizer` is not an optimizer's state (state and param_groups)")
+    if not (isinstance(rng, dict) and isinstance(rng.get("python"), (list, tuple)) and len(rng["python"]) == 3
+            and isinstance(rng.get("numpy"), (list, tuple)) and len(rng["numpy"]) == 5
+            and isinstance(rng["numpy"][1], torch.Tensor) and isinstance(rng.get("torch"), torch.Tensor)):
+        problems.append("`rng` is not the python/numpy/torch random states")
+    if progress is not None and not (isinstance(progress, dict) and set(progress) == PROGRESS_FIELDS
+                                     and is_count(progress["batches_done"]) and is_count(progress["seen"])
+                                     and is_number(progress["loss_sum"]) and isinstance(progress["score_counts"], dict)):
+        problems.append(f"`progress` is not a partial epoch ({', '.join(sorted(PROGRESS_FIELDS))} >= 0)")
+    return problems
+
+
+def check_resumable(state: dict[str, Any], path: Path) -> None:
+    """Refuse, before anything runs, a last.ckpt that resume= cannot continue exactly (see resume_problems)."""
+    problems = resume_problems(state)
+    if problems:
+        raise UserError(f"checkpoint {path} cannot be resumed, it is damaged or edited ({'; '.join(problems)}): "
+                        "train a new run")
+
+
+@contextlib.contextmanager
+def restoring(path: Path | str, field: str) -> Iterator[None]:
+    """Turn a failure while loading a checkpoint's `field` into the model/optimizer/... into one line."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as err:
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"checkpoint {path}: its `{field}` cannot be restored ({type(err).__name__}: {reason}): "
+                        "damaged, edited, or written by another optimizer/scheduler; train a new run") from err
+
+
 def check_recorded_best(state: dict[str, Any], path: Path) -> None:
     """resume= goes on choosing best.ckpt against the best value a last.ckpt recorded: refuse one that is not a
     finite number or not the monitored value its history holds at `best_epoch` (an edited file, a diverged run)."""

@@ -204,6 +204,30 @@ def repair_best(ckpt_dir: Path, resume: dict[str, Any]) -> None:
         checkpoint.duplicate(last, best)
 
 
+def restore(resume: dict[str, Any], engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Any, train_batches: Any, source: Path | str) -> EpochProgress | None:
+    """Load a last.ckpt's states into the run's objects (checkpoint.check_resumable vetted their types); what
+    still does not fit them (another optimizer's groups, a scheduler's keys) is one line naming the field."""
+    with checkpoint.restoring(source, "model"):
+        model.load_state_dict(resume["model"])
+    with checkpoint.restoring(source, "optimizer"):
+        optimizer.load_state_dict(resume["optimizer"])
+    if scheduler is not None and resume.get("scheduler"):
+        with checkpoint.restoring(source, "scheduler"):
+            scheduler.load_state_dict(resume["scheduler"])
+    with checkpoint.restoring(source, "rng"):
+        set_rng_state(resume["rng"])
+    if not resume.get("progress"):
+        return None
+    with checkpoint.restoring(source, "progress"):
+        progress = EpochProgress(**resume["progress"])
+        Scores(engine.task, engine.num_classes, engine.device, top5=False).load(progress.score_counts)
+    if hasattr(train_batches, "__len__") and progress.batches_done > len(train_batches):
+        raise UserError(f"checkpoint {source}: progress.batches_done={progress.batches_done} is more than the "
+                        f"{len(train_batches)} batches of an epoch (damaged or edited): train a new run")
+    return progress
+
+
 def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, train_batches: Any, val_batches: Batches,
         *, max_epochs: int, run_dir: Path | None, monitor: str = "val/accuracy", mode: str = "max", writer: Any = None,
         scheduler: Any = None, log_every: int = 10, checkpoint_extra: dict | None = None,
@@ -220,14 +244,10 @@ def fit(engine: Engine, model: nn.Module, optimizer: torch.optim.Optimizer, trai
     history: list[dict[str, Any]] = []
     best, best_epoch, done_epochs, progress = None, 0, 0, None
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        if scheduler is not None and resume.get("scheduler"):
-            scheduler.load_state_dict(resume["scheduler"])
+        progress = restore(resume, engine, model, optimizer, scheduler, train_batches,
+                           ckpt_dir / "last.ckpt" if ckpt_dir is not None else "resume")
         history, best, best_epoch = list(resume["history"]), resume["best_value"], resume["best_epoch"]
         done_epochs, engine.step = resume["epoch"], resume["step"]
-        progress = EpochProgress(**resume["progress"]) if resume.get("progress") else None
-        set_rng_state(resume["rng"])
         if ckpt_dir is not None:
             repair_best(ckpt_dir, resume)
 

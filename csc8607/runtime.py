@@ -121,6 +121,9 @@ def pick_compile(value: Any, device: torch.device, steps: int) -> tuple[bool, st
     """Resolve trainer.compile (false | true | auto) for a run of `steps` optimizer steps: whether to compile the
     model, and why (for the log and metrics.json). `auto` compiles only where the compile time is paid back
     within the run (COMPILE_AUTO_MIN_STEPS) and the backend can run here."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):  # quoted on the command line: not a bool
+        raise UserError(f"trainer.compile='{value}' is the string '{value}', not a boolean: write "
+                        f"trainer.compile={value.lower()} unquoted")
     if not (isinstance(value, bool) or value == "auto"):
         raise UserError(f"trainer.compile={value} must be false, true or auto")
     if value is False:

@@ -78,6 +78,8 @@ def read_row(job_dir: Path) -> dict[str, Any]:
         value = m["best_value"]
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise ValueError(f"best_value={value!r} is not a finite number")
+        if not checkpoint.is_number(best["val/loss"]):  # it breaks ties between equal values: best_first sorts it
+            raise ValueError(f"val/loss={best['val/loss']!r} of the best epoch is not a number")
         row.update(run=m["run_name"], status="ok", params=m.get("params"), val_metric=value, val_loss=best["val/loss"],
                    best_epoch=m["best_epoch"], wall_time_s=round(m["wall_time_s"], 2),
                    checkpoint=str((job_dir / "checkpoints" / "best.ckpt").resolve()), error="")

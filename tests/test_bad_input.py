@@ -262,6 +262,103 @@ def test_resume_refuses_a_tampered_best_value(trained_run: Path, tmp_path: Path,
         assert snapshot_files(run) == before and not (tmp_path / "new").exists()
 
 
+def without(state: dict, key: str) -> dict:
+    return {k: v for k, v in state.items() if k != key}
+
+
+def partial_epoch(**changes) -> dict:
+    return {"batches_done": 1, "loss_sum": 0.5, "seen": 8, "score_counts": {}, **changes}
+
+
+DAMAGED_LAST = [  # (edit of a real last.ckpt, the reason its one line gives)
+    (lambda s: without(s, "step"), "step=None is not a whole number >= 0"),
+    (lambda s: without(s, "rng"), "`rng` is not the python/numpy/torch random states"),
+    (lambda s: dict(s, rng={"python": 1, "numpy": 2, "torch": 3}), "`rng` is not the python/numpy/torch"),
+    (lambda s: without(s, "optimizer"), "`optimizer` is not an optimizer's state"),
+    (lambda s: dict(s, optimizer={"state": {}, "param_groups": []}), "`optimizer` is not an optimizer's state"),
+    (lambda s: dict(s, progress={"bogus": 1}), "`progress` is not a partial epoch"),
+    (lambda s: dict(s, progress=partial_epoch(batches_done=-3)), "`progress` is not a partial epoch"),
+    (lambda s: dict(s, epoch=-1), "epoch=-1 is not a whole number >= 0"),
+    (lambda s: dict(s, epoch=s["epoch"] - 1), "but its history holds"),
+    (lambda s: dict(s, best_epoch=True), "best_epoch=True is not a whole number >= 0"),
+    (lambda s: dict(s, history=["x", *s["history"][1:]]), "history[0] is not a row of numbers for epoch 1"),
+    # these two fit the checkpoint's types: the run's own loader and optimizer refuse them
+    (lambda s: dict(s, progress=partial_epoch(batches_done=10**9)), "progress.batches_done=1000000000 is more than"),
+    (lambda s: dict(s, optimizer={**s["optimizer"], "param_groups": s["optimizer"]["param_groups"] * 2}),
+     "its `optimizer` cannot be restored (ValueError"),
+]
+
+
+def test_resume_refuses_a_damaged_last_checkpoint(trained_run: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """resume= of a last.ckpt missing or mangling what it restores (step, RNG, optimizer, a partial epoch, the
+    history and its counters) is one line naming the field, not a traceback or a run continued from nonsense."""
+    import shutil
+
+    run = tmp_path / "interrupted"
+    shutil.copytree(trained_run, run)
+    (run / "metrics.json").unlink()
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    for edit, message in DAMAGED_LAST:
+        torch.save(edit(state), last)
+        before = snapshot_files(run / "checkpoints")
+        cfg = composed("config", [f"resume={run}"])
+        code, err = refusal(lambda: run_section(cfg, tmp_path / "new"), capsys)
+        assert code == 2 and message in err and err.count("error:") == 1 and "Traceback" not in err, err
+        assert snapshot_files(run / "checkpoints") == before and not (run / "metrics.json").exists()
+
+
+def test_full_from_sweep_takes_only_a_sweep_dir(trained_run: Path, tmp_path: Path) -> None:
+    """full.from_sweep= of a folder of single runs (outputs/DATE, runs/) exported its best run as M5's winner: it
+    is refused in one line, as is a multirun of another section; a grid's dir (multirun.yaml) is taken."""
+    import shutil
+
+    from conftest import app_config
+    from csc8607.sections.full import sweep_winner
+
+    day = tmp_path / "outputs" / "2026-01-01"
+    shutil.copytree(trained_run, day / "10-00-00")
+    cfg = app_config("experiment=full", f"full.from_sweep={day}")
+    with pytest.raises(UserError, match="is not a sweep dir \\(no multirun.yaml\\)"):
+        sweep_winner(cfg)
+    (day / "multirun.yaml").write_text("section: overfit\n")
+    with pytest.raises(UserError, match="is a multirun of section=overfit, not a grid or Optuna sweep"):
+        sweep_winner(cfg)
+    (day / "multirun.yaml").write_text("section: grid\n")
+    assert sweep_winner(cfg)[1]["job"] == str(day / "10-00-00")
+
+
+def test_compare_and_the_sweep_table_refuse_mangled_metrics(trained_run: Path, tmp_path: Path) -> None:
+    """A metrics.json whose curve holds a dict or whose run name is a list crashed experiment=compare (TypeError
+    traceback, after making its run dir); a job whose best val/loss is a string crashed full.from_sweep's tie
+    break. Now: compare refuses in one line naming the run; the sweep table makes that job a failed row."""
+    import json
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from csc8607.sections.compare import read_runs
+    from csc8607.sweep import job_row
+
+    run = tmp_path / "runs" / "a"
+    shutil.copytree(trained_run, run)
+    metrics = read_json(run / "metrics.json")
+    cfg = OmegaConf.create({"compare": {"runs": str(run.parent)}, "paths": {"root": str(tmp_path)}})
+    assert read_runs(cfg)[0]["name"] == metrics["run_name"]
+    curve = [dict(metrics["history"][0], **{"train/loss": {"a": 1}}), *metrics["history"][1:]]
+    for damaged, reason in [({"history": curve}, "holds {'a': 1}, not a number"),
+                            ({"run_name": ["x"]}, "run_name=['x'] and monitor=")]:
+        (run / "metrics.json").write_text(json.dumps({**metrics, **damaged}))
+        with pytest.raises(UserError) as refused:
+            read_runs(cfg)
+        assert f"records of {run} cannot be read" in str(refused.value) and reason in str(refused.value)
+    history = [dict(row, **{"val/loss": "x"}) for row in metrics["history"]]
+    (run / "metrics.json").write_text(json.dumps({**metrics, "history": history}))
+    row = job_row(run)
+    assert row["status"] == "failed" and "val/loss='x' of the best epoch is not a number" in row["error"]
+
+
 def snapshot_files(run: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 

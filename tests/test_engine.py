@@ -189,6 +189,17 @@ def test_compile_choice_its_record_and_one_line_refusals(trained_run: Path, monk
         pick_compile(True, cpu, enough)
 
 
+def test_compile_quoted_true_is_called_a_string() -> None:
+    """`trainer.compile='true'` said `trainer.compile=true must be false, true or auto`, contradicting itself."""
+    from csc8607.runtime import pick_compile
+
+    for quoted in ("true", "False"):
+        with pytest.raises(UserError) as refused:
+            pick_compile(quoted, torch.device("cpu"), 10)
+        assert str(refused.value) == f"trainer.compile='{quoted}' is the string '{quoted}', not a boolean: write " \
+            f"trainer.compile={quoted.lower()} unquoted"
+
+
 def test_a_compiled_model_saves_and_loads_its_own_state_dict(trained_run: Path) -> None:
     """model.compile() compiles in place: a checkpoint of a compiled model has the module's keys (no
     `_orig_mod.`), so it loads into an uncompiled model and the other way round."""

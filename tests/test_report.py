@@ -398,3 +398,14 @@ def test_a_later_run_on_other_data_is_left_out_and_said(project: Path, tmp_path:
     assert runs["grid"] == root / "multirun" / "grid" and runs["data"] == ours
     assert any(note.startswith("grid : ") and note.endswith(", modèle ResNet) que ce rapport (load_digits, modèle "
                                                             "ConvNet) ; il n'est pas repris") for note in left_out)
+
+
+def test_report_out_a_file_or_runs_not_a_mapping_is_one_line(tmp_path: Path, in_process) -> None:
+    """`report.py out=<a file>` (FileExistsError) and `report.py runs=5` (ValueError) were tracebacks; the file is
+    left as it was."""
+    (tmp_path / "afile").write_text("mine\n")
+    for args, message in [(["out=afile"], "out=afile: "), (["out=afile/sub"], "is a file, not a folder"),
+                          (["runs=5"], "runs=5 must give a run dir per preset")]:
+        err = in_process("report.py", *args, exit_code=2)
+        assert message in err and err.count("error:") == 1 and "Traceback" not in err, err
+    assert (tmp_path / "afile").read_text() == "mine\n"

@@ -300,7 +300,7 @@ def test_full_trains_the_sweeps_winner(grid_sweep: Path, tmp_path: Path) -> None
     assert saved["model"]["width"] == int(best["A"]) and saved["optim"]["lr"] == float(best["lr"])
     assert saved["optim"]["weight_decay"] == 0.01
     proc = run_cli("train.py", "experiment=full", f"full.from_sweep={tmp_path}", cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "no finished job under" in proc.stderr
+    assert proc.returncode == 2 and "is not a sweep dir (no multirun.yaml)" in proc.stderr
 
 
 def test_grid_ties_go_to_the_lower_val_loss(grid_sweep: Path, tmp_path: Path) -> None:

@@ -15,12 +15,19 @@ from csc8607.report.runs import find_runs
 TEMPLATE = Path(__file__).resolve().parents[2] / "conf" / "report_template.md"  # the course template
 
 
-def write_report(root: Path, out: str, template: str | None, chosen: dict[str, Any]) -> None:
+def write_report(root: Path, out: str, template: str | None, chosen: Any) -> None:
     """Fill `template` (None: the course's) from the runs under `root` (`chosen[preset]`: a given run dir) and
     write `root/out/report.md`, saying which runs were used and which sections could not be generated."""
+    out = str(out)  # `out=5` arrives as an int
     template_path = Path(template).expanduser() if template else TEMPLATE
     if not template_path.is_file():
         raise UserError(f"template={template_path} is not a file")
+    if not isinstance(chosen, dict):
+        raise UserError(f"runs={chosen!r} must give a run dir per preset: runs.<preset>=DIR (e.g. "
+                        "runs.full=outputs/DATE/TIME)")
+    existing = next(p for p in [root / out, *(root / out).parents] if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"out={out}: {existing} is a file, not a folder; give a folder for report.md and figures/")
     runs, left_out = find_runs(root, chosen)
     for note in left_out:
         print(f"warning: {note} (runs.<preset>=DIR le choisit ; un dossier par expérience les sépare)", file=sys.stderr)

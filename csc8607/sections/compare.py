@@ -81,6 +81,7 @@ def read_runs(cfg: DictConfig) -> list[dict[str, Any]]:
                    "experiment": {k: OmegaConf.select(conf, k, default=None, throw_on_resolution_failure=False)
                                   for k in EXPERIMENT}}
             rows = [[row["epoch"], row["train/loss"], row["val/loss"], row[run["monitor"]]] for row in run["history"]]
+            check_values(run, rows)
         except Exception as err:  # noqa: BLE001 - a damaged run's records: one line naming it
             raise UserError(f"compare.runs: the records of {path} cannot be read ({type(err).__name__}: "
                             f"{str(err).splitlines()[0][:160] if str(err) else ''}); leave that run out") from None
@@ -88,6 +89,16 @@ def read_runs(cfg: DictConfig) -> list[dict[str, Any]]:
             raise UserError(f"compare.runs: {path} has no epoch in its history; leave that run out")
         runs.append(run)
     return runs
+
+
+def check_values(run: dict[str, Any], rows: list[list[Any]]) -> None:
+    """Names are strings and the plotted curves numbers (a hand-edited metrics.json crashed the sort or the plot)."""
+    if not isinstance(run["name"], str) or not isinstance(run["monitor"], str):
+        raise TypeError(f"run_name={run['name']!r} and monitor={run['monitor']!r} must be strings")
+    for row in rows:
+        bad = [value for value in row if not checkpoint.is_number(value)]
+        if bad:
+            raise TypeError(f"history of epoch {row[0]!r} holds {bad[0]!r}, not a number")
 
 
 def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:

@@ -27,13 +27,31 @@ FROM_SWEEP = ("optim", "model")  # what M6 takes from M5's winner: the learning 
 log = logging.getLogger(__name__)
 
 
+SWEEPS = ("grid", "optuna", "train")  # experiment=grid, experiment=optuna, or `train.py -m` over train jobs
+
+
+def check_sweep_dir(sweep: Path, given: str) -> None:
+    """Only a sweep's jobs were ranked against each other on one val split: a folder of separate runs (outputs/DATE,
+    a runs/ dir) is refused, as is a multirun of other sections (overfit, lr_finder: no trained winner)."""
+    try:
+        section = OmegaConf.load(sweep / "multirun.yaml").get("section", "train")
+    except Exception as err:  # noqa: BLE001 - missing, unreadable or not a mapping: not a sweep dir, said in one line
+        reason = "no multirun.yaml" if not (sweep / "multirun.yaml").is_file() else f"unreadable multirun.yaml: {err}"
+        raise UserError(f"{given}: {sweep} is not a sweep dir ({reason.splitlines()[0][:160]}); give the dir of a "
+                        "grid or Optuna sweep, e.g. multirun/DATE/TIME") from err
+    if section not in SWEEPS:
+        raise UserError(f"{given}: {sweep} is a multirun of section={section}, not a grid or Optuna sweep; give the "
+                        "dir of `python train.py experiment=grid` (or experiment=optuna), e.g. multirun/DATE/TIME")
+
+
 def sweep_winner(cfg: DictConfig) -> tuple[DictConfig, dict]:
     """`cfg` with the optim and model nodes of the best finished job of `full.from_sweep`, and where they came from."""
     from csc8607.sweep import best_first, job_row
 
     sweep = Path(str(cfg.full.from_sweep)).expanduser()
     sweep = sweep if sweep.is_absolute() else Path(cfg.paths.root) / sweep
-    rows = [job_row(p.parent) for p in sorted(sweep.glob("*/.hydra"))] if sweep.is_dir() else []
+    check_sweep_dir(sweep, f"full.from_sweep={cfg.full.from_sweep}")
+    rows = [job_row(p.parent) for p in sorted(sweep.glob("*/.hydra"))]
     ok = [r for r in rows if r["status"] == "ok"]
     if not ok:
         raise UserError(f"full.from_sweep={cfg.full.from_sweep}: no finished job under {sweep} (give a grid or "

@@ -28,7 +28,6 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
     ckpt = (path / "checkpoints" / "last.ckpt" if path.is_dir() else path).absolute()
     state = checkpoint.load(ckpt)
     checkpoint.check_fields(state, ckpt)
-    checkpoint.check_recorded_best(state, ckpt)
     run_dir = ckpt.parent.parent  # the dir the checkpoint is in, not where a link points: that run continues
     if ckpt.name != "last.ckpt" or ckpt.parent.name != "checkpoints" or not (run_dir / ".hydra").is_dir():
         raise UserError(f"resume={cfg.resume}: not a run's checkpoints/last.ckpt; resume takes a run dir (or its "
@@ -37,6 +36,8 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
     if ckpt.is_symlink() or ckpt.parent.is_symlink() or (run_dir / "tb").is_symlink():
         raise UserError(f"resume={cfg.resume}: {ckpt} is a symbolic link; resume continues the run whose dir holds "
                         "the checkpoint itself")
+    checkpoint.check_resumable(state, ckpt)
+    checkpoint.check_recorded_best(state, ckpt)
     overrides = command_line_overrides()
     saved = with_overrides(state["config"], cfg, overrides, skip=("resume",), source=f"checkpoint {ckpt}")
     check_same_split(state["config"], saved, "resume= continues on")
