@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import torch
 
+from csc8607.config import is_number
 from csc8607.errors import UserError, disk_full
 
 FORMAT = "csc8607-checkpoint-v1"
@@ -138,10 +139,6 @@ def check_fields(state: dict[str, Any], path: Path) -> None:
 
 
 PROGRESS_FIELDS = {"batches_done", "loss_sum", "seen", "score_counts"}  # engine.EpochProgress, as asdict() writes it
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def is_count(value: Any) -> bool:

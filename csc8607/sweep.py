@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from csc8607 import axes, checkpoint
-from csc8607.config import monitor_mode, task_monitor
+from csc8607.config import is_number, monitor_mode, task_monitor
 from csc8607.engine import Interrupted
 from csc8607.errors import ExistingRun, UserError
 from csc8607.errors import fail as stop_sweep  # one-line error, exit 2
@@ -78,7 +78,7 @@ def read_row(job_dir: Path) -> dict[str, Any]:
         value = m["best_value"]
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise ValueError(f"best_value={value!r} is not a finite number")
-        if not checkpoint.is_number(best["val/loss"]):  # it breaks ties between equal values: best_first sorts it
+        if not is_number(best["val/loss"]):  # it breaks ties between equal values: best_first sorts it
             raise ValueError(f"val/loss={best['val/loss']!r} of the best epoch is not a number")
         row.update(run=m["run_name"], status="ok", params=m.get("params"), val_metric=value, val_loss=best["val/loss"],
                    best_epoch=m["best_epoch"], wall_time_s=round(m["wall_time_s"], 2),

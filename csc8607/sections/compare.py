@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from csc8607 import axes, checkpoint, figures
-from csc8607.config import monitor_mode
+from csc8607.config import is_number, monitor_mode
 from csc8607.errors import UserError
 from csc8607.report.runs import DATA_KEYS, MODEL_KEYS
 from csc8607.tb import open_writer
@@ -96,7 +96,7 @@ def check_values(run: dict[str, Any], rows: list[list[Any]]) -> None:
     if not isinstance(run["name"], str) or not isinstance(run["monitor"], str):
         raise TypeError(f"run_name={run['name']!r} and monitor={run['monitor']!r} must be strings")
     for row in rows:
-        bad = [value for value in row if not checkpoint.is_number(value)]
+        bad = [value for value in row if not is_number(value)]
         if bad:
             raise TypeError(f"history of epoch {row[0]!r} holds {bad[0]!r}, not a number")
 
