@@ -135,6 +135,10 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
 
 def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> None:
     """Before Hydra writes anything: exit 2 when the run (or any job of the sweep) dir holds a run."""
+    real, lexical = os.path.realpath(directory), os.path.realpath(os.path.abspath(directory))
+    if real != lexical:  # the OS makes `link/../x` beside the link's target, Hydra would write its records elsewhere
+        fail(f"{key}={directory}: '..' after a symlink names {real} for the OS but {lexical} for Hydra's records: "
+             f"write {key} without '..'")
     reason = unwritable_reason(str(directory))
     if reason:
         fail(f"cannot write the output dir {directory} ({reason}): set {key} to a writable path")
@@ -153,8 +157,9 @@ def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> Non
 def nesting(directory: Path, sweep: bool) -> str | None:
     """Why `directory` cannot be a new run's (or sweep's) dir although it holds no run itself: it lies inside
     another run's or sweep's dir (its checkpoints/, tb/, ...), or it holds other runs below it (a date folder,
-    outputs/); None when it does not. Only a run's own records count here, never a bare folder name."""
-    path = Path(os.path.abspath(directory))
+    outputs/); None when it does not. Only a run's own records count here, never a bare folder name. The path is
+    checked where the OS puts it: symlinks followed, `..` after a link taken from the link's target."""
+    path = Path(os.path.realpath(directory))
     for parent in path.parents:
         if (parent / ".hydra" / "config.yaml").is_file():  # a run's record (not a bare checkpoints/ folder)
             return f"it is inside the run dir {parent}"

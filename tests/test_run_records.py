@@ -63,6 +63,30 @@ def test_a_dir_inside_a_run_or_holding_runs_is_refused_before_anything_is_writte
         assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths, args  # no dir made either
 
 
+def test_a_dir_reached_through_a_symlink_is_checked_where_it_really_is(trained_run: Path, tmp_path: Path,
+                                                                        in_process) -> None:
+    """A link into a run's checkpoints/ or tb/ (or `link/..`, which the OS takes from the link's target) was checked
+    as typed: the new run went inside the other run (or Hydra wrote multirun.yaml elsewhere: a traceback)."""
+    base = tmp_path / "runs" / "base"
+    shutil.copytree(trained_run, base)
+    (tmp_path / "runs" / "grid2").mkdir()
+    (tmp_path / "runs" / "grid2" / "multirun.yaml").write_text("hydra: {}\n")
+    for link, target in [("lnk1", "runs/base/checkpoints"), ("lnk4", "runs/base/tb"), ("lnk5", "runs/grid2")]:
+        (tmp_path / link).symlink_to(target)
+    before, paths = snapshot(tmp_path), set(tmp_path.rglob("*"))
+    inside, dotdot = f"it is inside the run dir {base}", "'..' after a symlink names"
+    for args, message in [(["train.py", "hydra.run.dir=lnk1"], inside),
+                          (["train.py", "hydra.run.dir=lnk4/sub"], inside),
+                          (["train.py", "-m", "hydra.sweep.dir=lnk4", "model.width=4,8"], inside),
+                          (["evaluate.py", "ckpt=runs/base", "hydra.run.dir=lnk4/ev"], inside),
+                          (["train.py", "hydra.run.dir=lnk4/../x"], f"{dotdot} {base / 'x'} for the OS"),
+                          (["train.py", "-m", "hydra.sweep.dir=lnk5/../zz", "model.width=4,8"],
+                           f"{dotdot} {tmp_path / 'runs' / 'zz'} for the OS but {tmp_path / 'zz'}")]:
+        err = in_process(*args, *TINY, exit_code=2)
+        assert err.count("error:") == 1 and message in err, (args, err)
+        assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths, args  # no dir made either
+
+
 def test_skip_finished_keeps_only_runs_of_the_same_config(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     command = ["experiment=grid", "optim.lr=1e-3", "optim.weight_decay=0.0", "model.width=4,6", "model.depth=1",
