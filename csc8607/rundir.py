@@ -165,11 +165,33 @@ def nesting(directory: Path, sweep: bool) -> str | None:
             return f"it is inside the run dir {parent}"
         if (parent / "multirun.yaml").is_file():
             return f"it is inside the sweep dir {parent}"
-    for depth in range(2 if sweep else 1, 4):  # a sweep dir holds its own jobs one level down
-        found = next(path.glob("*/" * depth + ".hydra/config.yaml"), None) if path.is_dir() else None
-        if found is not None:
-            return f"it holds other runs ({found.parents[1]})"
+    found = runs_below(path, sweep) if path.is_dir() else None
+    return f"it holds other runs ({found})" if found else None
+
+
+def runs_below(path: Path, sweep: bool, levels: int = 4) -> Path | None:
+    """The first run (a `.hydra/config.yaml`) or sweep (a `multirun.yaml`) in the folders up to `levels` below
+    `path`: deep enough for a project root's multirun/DATE/TIME/JOB. A sweep dir's own jobs (one level down) do
+    not count; hidden folders (.git, .venv, .hydra) and links are not walked, so this stays a few directory reads."""
+    folders = [path]
+    for depth in range(1, levels + 1):
+        folders = [Path(e.path) for f in folders for e in scandir(f)
+                   if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+        for folder in folders:
+            if (depth > 1 or not sweep) and (folder / ".hydra" / "config.yaml").is_file():
+                return folder
+            if depth < levels and (folder / "multirun.yaml").is_file():
+                return folder
     return None
+
+
+def scandir(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of `folder` ([] when it cannot be read: a folder the user cannot list holds none of their runs)."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError:
+        return []
 
 
 class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]

@@ -63,6 +63,24 @@ def test_a_dir_inside_a_run_or_holding_runs_is_refused_before_anything_is_writte
         assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths, args  # no dir made either
 
 
+def test_a_project_root_holding_sweeps_is_refused_as_a_run_dir(trained_run: Path, tmp_path: Path,
+                                                                in_process) -> None:
+    """`hydra.run.dir=.` in a project whose runs are multirun/DATE/TIME/JOB (4 levels down) was taken: the run's
+    .hydra/ at the root then made every later default command there "inside the run dir"."""
+    job = tmp_path / "jobs" / "multirun" / "2026-11-30" / "12-00-00" / "0_model.width=4"
+    shutil.copytree(trained_run, job)
+    sweep = tmp_path / "recorded" / "multirun" / "2026-11-30" / "12-00-00"  # a sweep whose jobs left no record yet
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    before, paths = snapshot(tmp_path), set(tmp_path.rglob("*"))
+    for project, args, held in [("jobs", ["hydra.run.dir=."], job),
+                                ("jobs", ["-m", "hydra.sweep.dir=.", "seed=1,2"], job),
+                                ("recorded", ["hydra.run.dir=."], sweep)]:
+        err = in_process("train.py", *args, *TINY, exit_code=2, cwd=tmp_path / project)
+        assert err.count("error:") == 1 and f"it holds other runs ({held})" in err, (args, err)
+        assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths, args  # no dir made either
+
+
 def test_a_dir_reached_through_a_symlink_is_checked_where_it_really_is(trained_run: Path, tmp_path: Path,
                                                                         in_process) -> None:
     """A link into a run's checkpoints/ or tb/ (or `link/..`, which the OS takes from the link's target) was checked
