@@ -1,7 +1,8 @@
 """A run dir belongs to one run: a command refused or repeated never rewrites another run's records.
 
-Hydra writes a job's `.hydra/` (config, hydra, overrides) before the job starts. Here it writes them to `.hydra-new/`
-(`hydra.output_subdir`), and `claim` makes that the job's record only once the dir is known to be free: a dir
+Hydra writes a job's `.hydra/` (config, hydra, overrides) before the job starts. Here it writes them to this
+process's own `.hydra-new-<pid>-<random>/` (`hydra.output_subdir: ${pending_record:}`: two commands started into one
+dir never write the same files), and `claim` makes that the job's record only once the dir is known to be free: a dir
 that already holds a run is refused (or, with `skip_finished=true`, kept when it ran the same config), and a dir
 another process is writing into is refused. The lock is an advisory `flock` on the dir itself, held while the job
 runs; the kernel drops it when the process dies, so a killed run never leaves a stale lock.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,8 +22,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from csc8607.errors import ExistingRun, UserError, fail, unwritable_reason
 
-PENDING = ".hydra-new"  # hydra.output_subdir: where Hydra writes a job's record until the job claims its dir
+PENDING = f".hydra-new-{os.getpid()}-{secrets.token_hex(3)}"  # ${pending_record:}: this process's record until claimed
 IGNORED_KEYS = {"skip_finished", "resume"}  # how a command treats earlier runs, not what the run is
+
+
+def pending_name() -> str:
+    """The folder where Hydra wrote this process's pending record (its `hydra.output_subdir`, else PENDING)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().output_subdir or PENDING)
+    except ValueError:  # not inside a Hydra app
+        return PENDING
+
+
+if not OmegaConf.has_resolver("pending_record"):
+    OmegaConf.register_new_resolver("pending_record", lambda: PENDING)
 
 
 def resumable(section: str) -> bool:
@@ -101,7 +117,7 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
     """Lock `run_dir` for this job, refuse it if it holds another run, and make Hydra's pending record the job's."""
     run_dir = Path(run_dir)
     hydra_dir = hydra_output_dir() or run_dir
-    pending = hydra_dir / PENDING
+    pending = hydra_dir / pending_name()  # its own: another process's pending record is never taken nor removed
     created = not run_dir.exists()
     claimed = False
     try:
@@ -235,7 +251,7 @@ def discard_unclaimed() -> None:
     if directory is None or not directory.is_dir() or (directory / ".hydra").exists():
         return
     entries = list(directory.iterdir())
-    if all(p.name == PENDING or (p.suffix == ".log" and p.is_file()) for p in entries):
+    if all(p.name == pending_name() or (p.suffix == ".log" and p.is_file()) for p in entries):
         shutil.rmtree(directory, ignore_errors=True)
         sweep_dir = hydra_sweep_dir()
         if sweep_dir is not None:
