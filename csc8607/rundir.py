@@ -21,6 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607.errors import ExistingRun, UserError, fail, unwritable_reason
+from csc8607.placement import nesting, two_places
 
 PENDING = f".hydra-new-{os.getpid()}-{secrets.token_hex(3)}"  # ${pending_record:}: this process's record until claimed
 IGNORED_KEYS = {"skip_finished", "resume"}  # how a command treats earlier runs, not what the run is
@@ -151,10 +152,9 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
 
 def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> None:
     """Before Hydra writes anything: exit 2 when the run (or any job of the sweep) dir holds a run."""
-    real, lexical = os.path.realpath(directory), os.path.realpath(os.path.abspath(directory))
-    if real != lexical:  # the OS makes `link/../x` beside the link's target, Hydra would write its records elsewhere
-        fail(f"{key}={directory}: '..' after a symlink names {real} for the OS but {lexical} for Hydra's records: "
-             f"write {key} without '..'")
+    split = two_places(directory)
+    if split:
+        fail(f"{key}={directory}: {split}: write {key} without '..'")
     reason = unwritable_reason(str(directory))
     if reason:
         fail(f"cannot write the output dir {directory} ({reason}): set {key} to a writable path")
@@ -168,46 +168,6 @@ def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> Non
     if held:
         more = f" (and {len(held) - 1} more job dirs)" if len(held) > 1 else ""
         fail(refusal(held[0][0], held[0][1]) + more)
-
-
-def nesting(directory: Path, sweep: bool) -> str | None:
-    """Why `directory` cannot be a new run's (or sweep's) dir although it holds no run itself: it lies inside
-    another run's or sweep's dir (its checkpoints/, tb/, ...), or it holds other runs below it (a date folder,
-    outputs/); None when it does not. Only a run's own records count here, never a bare folder name. The path is
-    checked where the OS puts it: symlinks followed, `..` after a link taken from the link's target."""
-    path = Path(os.path.realpath(directory))
-    for parent in path.parents:
-        if (parent / ".hydra" / "config.yaml").is_file():  # a run's record (not a bare checkpoints/ folder)
-            return f"it is inside the run dir {parent}"
-        if (parent / "multirun.yaml").is_file():
-            return f"it is inside the sweep dir {parent}"
-    found = runs_below(path, sweep) if path.is_dir() else None
-    return f"it holds other runs ({found})" if found else None
-
-
-def runs_below(path: Path, sweep: bool, levels: int = 4) -> Path | None:
-    """The first run (a `.hydra/config.yaml`) or sweep (a `multirun.yaml`) in the folders up to `levels` below
-    `path`: deep enough for a project root's multirun/DATE/TIME/JOB. A sweep dir's own jobs (one level down) do
-    not count; hidden folders (.git, .venv, .hydra) and links are not walked, so this stays a few directory reads."""
-    folders = [path]
-    for depth in range(1, levels + 1):
-        folders = [Path(e.path) for f in folders for e in scandir(f)
-                   if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
-        for folder in folders:
-            if (depth > 1 or not sweep) and (folder / ".hydra" / "config.yaml").is_file():
-                return folder
-            if depth < levels and (folder / "multirun.yaml").is_file():
-                return folder
-    return None
-
-
-def scandir(folder: Path) -> list[os.DirEntry[str]]:
-    """The entries of `folder` ([] when it cannot be read: a folder the user cannot list holds none of their runs)."""
-    try:
-        with os.scandir(folder) as entries:
-            return list(entries)
-    except OSError:
-        return []
 
 
 class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]
