@@ -1,7 +1,8 @@
 """A run dir belongs to one run: a command refused or repeated never rewrites another run's records.
 
-Hydra writes a job's `.hydra/` (config, hydra, overrides) before the job starts. Here it writes them to `.hydra-new/`
-(`hydra.output_subdir`), and `claim` makes that the job's record only once the dir is known to be free: a dir
+Hydra writes a job's `.hydra/` (config, hydra, overrides) before the job starts. Here it writes them to this
+process's own `.hydra-new-<pid>-<random>/` (`hydra.output_subdir: ${pending_record:}`: two commands started into one
+dir never write the same files), and `claim` makes that the job's record only once the dir is known to be free: a dir
 that already holds a run is refused (or, with `skip_finished=true`, kept when it ran the same config), and a dir
 another process is writing into is refused. The lock is an advisory `flock` on the dir itself, held while the job
 runs; the kernel drops it when the process dies, so a killed run never leaves a stale lock.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,9 +21,24 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from csc8607.errors import ExistingRun, UserError, fail, unwritable_reason
+from csc8607.placement import nesting, two_places
 
-PENDING = ".hydra-new"  # hydra.output_subdir: where Hydra writes a job's record until the job claims its dir
+PENDING = f".hydra-new-{os.getpid()}-{secrets.token_hex(3)}"  # ${pending_record:}: this process's record until claimed
 IGNORED_KEYS = {"skip_finished", "resume"}  # how a command treats earlier runs, not what the run is
+
+
+def pending_name() -> str:
+    """The folder where Hydra wrote this process's pending record (its `hydra.output_subdir`, else PENDING)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().output_subdir or PENDING)
+    except ValueError:  # not inside a Hydra app
+        return PENDING
+
+
+if not OmegaConf.has_resolver("pending_record"):
+    OmegaConf.register_new_resolver("pending_record", lambda: PENDING)
 
 
 def resumable(section: str) -> bool:
@@ -101,7 +118,7 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
     """Lock `run_dir` for this job, refuse it if it holds another run, and make Hydra's pending record the job's."""
     run_dir = Path(run_dir)
     hydra_dir = hydra_output_dir() or run_dir
-    pending = hydra_dir / PENDING
+    pending = hydra_dir / pending_name()  # its own: another process's pending record is never taken nor removed
     created = not run_dir.exists()
     claimed = False
     try:
@@ -135,6 +152,9 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
 
 def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> None:
     """Before Hydra writes anything: exit 2 when the run (or any job of the sweep) dir holds a run."""
+    split = two_places(directory)
+    if split:
+        fail(f"{key}={directory}: {split}: write {key} without '..'")
     reason = unwritable_reason(str(directory))
     if reason:
         fail(f"cannot write the output dir {directory} ({reason}): set {key} to a writable path")
@@ -148,23 +168,6 @@ def refuse_held_dirs(config: Any, directory: Path, key: str, sweep: bool) -> Non
     if held:
         more = f" (and {len(held) - 1} more job dirs)" if len(held) > 1 else ""
         fail(refusal(held[0][0], held[0][1]) + more)
-
-
-def nesting(directory: Path, sweep: bool) -> str | None:
-    """Why `directory` cannot be a new run's (or sweep's) dir although it holds no run itself: it lies inside
-    another run's or sweep's dir (its checkpoints/, tb/, ...), or it holds other runs below it (a date folder,
-    outputs/); None when it does not. Only a run's own records count here, never a bare folder name."""
-    path = Path(os.path.abspath(directory))
-    for parent in path.parents:
-        if (parent / ".hydra" / "config.yaml").is_file():  # a run's record (not a bare checkpoints/ folder)
-            return f"it is inside the run dir {parent}"
-        if (parent / "multirun.yaml").is_file():
-            return f"it is inside the sweep dir {parent}"
-    for depth in range(2 if sweep else 1, 4):  # a sweep dir holds its own jobs one level down
-        found = next(path.glob("*/" * depth + ".hydra/config.yaml"), None) if path.is_dir() else None
-        if found is not None:
-            return f"it holds other runs ({found.parents[1]})"
-    return None
 
 
 class CheckOutputDir(Callback):  # type: ignore[misc,valid-type]
@@ -208,7 +211,7 @@ def discard_unclaimed() -> None:
     if directory is None or not directory.is_dir() or (directory / ".hydra").exists():
         return
     entries = list(directory.iterdir())
-    if all(p.name == PENDING or (p.suffix == ".log" and p.is_file()) for p in entries):
+    if all(p.name == pending_name() or (p.suffix == ".log" and p.is_file()) for p in entries):
         shutil.rmtree(directory, ignore_errors=True)
         sweep_dir = hydra_sweep_dir()
         if sweep_dir is not None:

@@ -2,20 +2,24 @@
 instant best.ckpt and the metrics agree."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from conftest import job_dirs, read_json, run_cli
+from conftest import REPO, job_dirs, read_json, run_cli
 from csc8607 import checkpoint
 from csc8607.data import ImageData
 from csc8607.data.digits import load_digits
 from csc8607.engine import Engine, fit
 from csc8607.errors import UserError
 from csc8607.models import ConvNet
-from csc8607.rundir import lock
+from csc8607.rundir import claim, lock, pending_name
 from csc8607.sections import run_section
 from test_trust import composed
 
@@ -63,6 +67,48 @@ def test_a_dir_inside_a_run_or_holding_runs_is_refused_before_anything_is_writte
         assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths, args  # no dir made either
 
 
+def test_a_project_root_holding_sweeps_is_refused_as_a_run_dir(trained_run: Path, tmp_path: Path,
+                                                                in_process) -> None:
+    """`hydra.run.dir=.` in a project whose runs are multirun/DATE/TIME/JOB (4 levels down) was taken: the run's
+    .hydra/ at the root then made every later default command there "inside the run dir"."""
+    job = tmp_path / "jobs" / "multirun" / "2026-11-30" / "12-00-00" / "0_model.width=4"
+    shutil.copytree(trained_run, job)
+    sweep = tmp_path / "recorded" / "multirun" / "2026-11-30" / "12-00-00"  # a sweep whose jobs left no record yet
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    before, paths = snapshot(tmp_path), set(tmp_path.rglob("*"))
+    for project, args, held in [("jobs", ["hydra.run.dir=."], job),
+                                ("jobs", ["-m", "hydra.sweep.dir=.", "seed=1,2"], job),
+                                ("recorded", ["hydra.run.dir=."], sweep)]:
+        err = in_process("train.py", *args, *TINY, exit_code=2, cwd=tmp_path / project)
+        assert err.count("error:") == 1 and f"it holds other runs ({held})" in err, (args, err)
+        assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths, args  # no dir made either
+
+
+def test_a_dir_reached_through_a_symlink_is_checked_where_it_really_is(trained_run: Path, tmp_path: Path,
+                                                                        in_process) -> None:
+    """A link into a run's checkpoints/ or tb/ (or `link/..`, which the OS takes from the link's target) was checked
+    as typed: the new run went inside the other run (or Hydra wrote multirun.yaml elsewhere: a traceback)."""
+    base = tmp_path / "runs" / "base"
+    shutil.copytree(trained_run, base)
+    (tmp_path / "runs" / "grid2").mkdir()
+    (tmp_path / "runs" / "grid2" / "multirun.yaml").write_text("hydra: {}\n")
+    for link, target in [("lnk1", "runs/base/checkpoints"), ("lnk4", "runs/base/tb"), ("lnk5", "runs/grid2")]:
+        (tmp_path / link).symlink_to(target)
+    before, paths = snapshot(tmp_path), set(tmp_path.rglob("*"))
+    inside, dotdot = f"it is inside the run dir {base}", "'..' after a symlink names"
+    for args, message in [(["train.py", "hydra.run.dir=lnk1"], inside),
+                          (["train.py", "hydra.run.dir=lnk4/sub"], inside),
+                          (["train.py", "-m", "hydra.sweep.dir=lnk4", "model.width=4,8"], inside),
+                          (["evaluate.py", "ckpt=runs/base", "hydra.run.dir=lnk4/ev"], inside),
+                          (["train.py", "hydra.run.dir=lnk4/../x"], f"{dotdot} {base / 'x'} for the OS"),
+                          (["train.py", "-m", "hydra.sweep.dir=lnk5/../zz", "model.width=4,8"],
+                           f"{dotdot} {tmp_path / 'runs' / 'zz'} for the OS but {tmp_path / 'zz'}")]:
+        err = in_process(*args, *TINY, exit_code=2)
+        assert err.count("error:") == 1 and message in err, (args, err)
+        assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths, args  # no dir made either
+
+
 def test_skip_finished_keeps_only_runs_of_the_same_config(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     command = ["experiment=grid", "optim.lr=1e-3", "optim.weight_decay=0.0", "model.width=4,6", "model.depth=1",
@@ -90,6 +136,30 @@ def test_skip_finished_keeps_only_runs_of_the_same_config(tmp_path: Path) -> Non
     assert len(jobs) == 2 and job_dirs(sweep) == jobs
     assert {p: b for p, b in snapshot(sweep).items() if p.name == "metrics.json"} == \
         {p: b for p, b in before.items() if p.name == "metrics.json"}
+
+
+def test_two_commands_into_one_dir_each_keep_their_own_pending_record(tmp_path: Path, in_process) -> None:
+    """Two train.py started at once into one hydra.run.dir both wrote their record to one `.hydra-new/` before
+    either locked the dir: the winner's .hydra/ could record the loser's settings, and the loser's cleanup removed
+    the winner's pending record. Each process now has its own; the rival here is one another process would write."""
+    code = ("import csc8607\nfrom hydra import compose, initialize_config_dir\n"
+            f"with initialize_config_dir(config_dir={str(REPO / 'conf')!r}, version_base='1.3'):\n"
+            "    print(compose('config', return_hydra_config=True).hydra.output_subdir)")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
+    run = tmp_path / "run"
+    rival = run / other / "config.yaml"  # the other process's record, written while this one starts
+    rival.parent.mkdir(parents=True)
+    rival.write_text("optim:\n  lr: 0.022\n")
+    with lock(run):  # the other process holds the dir, its record not yet claimed: this one is refused
+        err = in_process("train.py", f"hydra.run.dir={run}", "optim.lr=0.011", *TINY, exit_code=2)
+    assert f"{run} is in use" in err and rival.read_text() == "optim:\n  lr: 0.022\n"  # its record left alone
+    mine = run / pending_name() / "config.yaml"  # what Hydra wrote for this process when it wins the dir
+    mine.parent.mkdir()
+    mine.write_text("optim:\n  lr: 0.011\n")
+    with claim(OmegaConf.create({}), run, "train"):
+        assert (run / ".hydra" / "config.yaml").read_text() == "optim:\n  lr: 0.011\n"  # its own, not the rival's
+    assert rival.read_text() == "optim:\n  lr: 0.022\n"  # the loser removes it when refused, no one else
 
 
 def test_a_second_process_into_a_locked_run_dir_is_refused(trained_run: Path, tmp_path: Path) -> None:
