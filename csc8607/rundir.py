@@ -61,10 +61,13 @@ def held_state(run_dir: Path) -> str | None:
     return None
 
 
-def refusal(run_dir: Path, state: str) -> str:
-    return (f"{run_dir} already holds {'a' if state == 'a' else 'a ' + state} run: choose a new hydra.run.dir / "
-            "hydra.sweep.dir, continue it with resume=<dir>, or add skip_finished=true to keep finished jobs of the "
-            "same config and resume interrupted ones")
+def refusal(run_dir: Path, state: str, skipping: bool = False) -> str:
+    """`skipping`: skip_finished=true was given, and cannot keep this run (not a training section's)."""
+    held = f"{run_dir} already holds {'a' if state == 'a' else 'a ' + state} run"
+    if skipping:
+        return f"{held}, which skip_finished does not keep (training runs only): choose a new hydra.run.dir"
+    return (f"{held}: choose a new hydra.run.dir / hydra.sweep.dir, continue it with resume=<dir>, or add "
+            "skip_finished=true to keep finished jobs of the same config and resume interrupted ones")
 
 
 def recorded_differences(run_dir: Path, cfg: DictConfig) -> list[str]:
@@ -127,7 +130,7 @@ def claim(cfg: DictConfig, run_dir: Path | str, section: str) -> Iterator[None]:
             if state and requeued():
                 pass  # SLURM requeued this very job (time limit, preemption): its dir is its own, to continue
             elif state and (not cfg.get("skip_finished") or not resumable(section) or state == "a"):
-                raise ExistingRun(refusal(run_dir, state))
+                raise ExistingRun(refusal(run_dir, state, skipping=bool(cfg.get("skip_finished"))))
             if state:
                 changed = recorded_differences(run_dir, cfg)
                 if changed:

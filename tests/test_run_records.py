@@ -276,3 +276,14 @@ def test_input_refused_while_the_data_is_built_leaves_no_run_behind(tmp_path: Pa
     proc = run_cli("train.py", "data=image_folder", f"data.root={tmp_path / 'empty'}", cwd=tmp_path / "elsewhere",
                    check=False)
     assert proc.returncode == 2 and not (tmp_path / "elsewhere" / "outputs").exists()
+
+
+def test_skip_finished_over_a_run_it_cannot_keep_does_not_advise_skip_finished(tmp_path: Path, in_process) -> None:
+    """A data run (not a training section) under `skip_finished=true`: the refusal said "add skip_finished=true"."""
+    run = tmp_path / "data_run"
+    in_process("train.py", "experiment=data", "trainer.threads=1", f"hydra.run.dir={run}")
+    err = in_process("train.py", "experiment=data", "trainer.threads=1", "skip_finished=true", f"hydra.run.dir={run}",
+                     exit_code=2)
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "which skip_finished does not keep (training runs only): choose a new hydra.run.dir" in line
+    assert "add skip_finished=true" not in line
