@@ -225,7 +225,8 @@ def bar_chart(path: Path | str, groups: dict[str, Sequence[float]], labels: Sequ
     step = max(1, len(labels) // 60)  # at most ~60 tick labels (200 classes: every 4th)
     ax.set_xticks(x[::step])
     many = len(labels) > 20
-    vertical = many or max((len(str(label)) for label in labels), default=0) > 6  # e.g. layer names
+    # long labels stand up when there are several (layer names); two or three read better flat
+    vertical = many or (len(labels) > 4 and max((len(str(label)) for label in labels), default=0) > 6)
     ax.set_xticklabels(list(labels)[::step], rotation=90 if vertical else 0, fontsize=6 if many else 8)
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)

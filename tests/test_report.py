@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import job_dirs, read_json, run_cli
+from test_figures import english_figures
 from image_fixtures import ODD_TRAIN, WNIDS, WORDS, tiny_imagenet_files, write_tiny_imagenet_folder
 from csc8607.report.runs import command
 from csc8607.sections import REPORTED
@@ -165,7 +166,8 @@ def test_report_is_french_prose_without_reprs(project: Path) -> None:
     report = (project / "report" / "report.md").read_text()
     prose = generated_prose(report)
     assert len(prose) > 3000 and "Tailles : train 1\u202f257, val 270, test 270 ; 10 classes." in prose
-    assert not decimal_slips(report)
+    assert not decimal_slips(report) and re.search(r"LR de `[\d.e+-]+` à `[\d.e+-]+`", report)  # typed: code spans
+    assert not english_figures(project / "report" / "figures")  # M0's bars, M2's title (a decimal comma) included
     for pattern in (ENGLISH, REPR, UNGROUPED):
         found = [line for line in prose.splitlines() if pattern.search(line)]
         assert not found, (pattern.pattern, found[:5])

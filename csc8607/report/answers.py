@@ -71,7 +71,7 @@ def lr_finder(c: Context) -> str:
     low, high = j["stable_window"]
     rows = [[k, v["suggestion"]["lr"], v["suggestion"]["window_low"], v["suggestion"]["window_high"], v["steps"]]
             for k, v in j["curves"].items()]
-    return (f"- **Méthode** : {plural(j['iterations'], 'itération')}, LR de {fmt(j['lr_min'])} à {fmt(j['lr_max'])} "
+    return (f"- **Méthode** : {plural(j['iterations'], 'itération')}, LR de `{fmt(j['lr_min'])}` à `{fmt(j['lr_max'])}` "
             f"(échelle log) ; règle : {RULES.get(j['rule'], j['rule'])}\n"
             f"- **Fenêtre stable retenue** : `{fmt(low)} → {fmt(high)}`\n"
             f"- **Choix pour la suite** :\n  - **LR** = `{fmt(j['suggested_lr'])}` (suggéré)\n"

@@ -175,7 +175,7 @@ def particularities(c: Context) -> str:
                  + ", ".join(f"{s} : {num(round(v, 2))}" for s, v in cardinality.items()) + "\n")
     ratio = j["imbalance_ratio_train"]
     return (f"- {notes}\n{grey}- Tailles décodées : {sizes}"
-            + ("" if ratio is None else f"\n- Déséquilibre train (max/min) : {num(round(ratio, 3))}"))
+            + ("" if ratio is None else f"\n- Déséquilibre train (max/min) : {num(round(ratio, 2))}"))
 
 
 def texts_read(c: Context) -> str:

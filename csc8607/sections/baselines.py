@@ -26,6 +26,11 @@ from csc8607.tb import open_writer
 log = logging.getLogger(__name__)
 
 
+# the figure's bar labels (the records keep the keys)
+SHOWN = {"majority": "classe majoritaire", "uniform_random": "aléatoire uniforme", "train_mean": "moyenne de train",
+         "always_0": "toujours 0", "always_1": "toujours 1"}
+
+
 class Constant(nn.Module):
     """Returns the same logits for every input, plus seeded noise of scale `noise` (0 = none)."""
 
@@ -84,7 +89,8 @@ def regression(s: Any, cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                          "expected": {"train_mean": {"loss": loss, "rmse": math.sqrt(mse), "mae": (y - mean).abs().mean(
                          ).item(), "r2": 1.0 - mse / max(y.var(unbiased=False).item(), 1e-12)}}}
     rmse = {split: [result[split]["measured"]["train_mean"]["rmse"]] for split in cfg.baselines.splits}
-    bars = figures.bar_chart(run_dir / "baselines.png", rmse, ["train_mean"], "RMSE", title="M0 : moyenne de train")
+    bars = figures.bar_chart(run_dir / "baselines.png", rmse, [SHOWN["train_mean"]], "RMSE",
+                             title="M0 : moyenne de train")
     result["figures"] = [bars.name]
     checkpoint.write_json(run_dir / "baselines.json", result)
     for split in cfg.baselines.splits:
@@ -147,7 +153,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     names = list(baselines)
     metric = "f1" if task == "multilabel" else "accuracy"  # multi-label: always-0 has a high accuracy, F1 0
     scores = {split: [result[split]["measured"][n][metric] for n in names] for split in cfg.baselines.splits}
-    bars = figures.bar_chart(run_dir / "baselines.png", scores, names, metric, title="M0 : références")
+    bars = figures.bar_chart(run_dir / "baselines.png", scores, [SHOWN.get(n, n) for n in names], metric,
+                             title="M0 : références")
     result["figures"] = [bars.name]
     figures.to_tensorboard(writer, f"baselines/{metric}", bars)
     writer.close()

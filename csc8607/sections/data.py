@@ -144,7 +144,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
                            {split: [label_of(meta, y) for y in ys] for split, (_, ys) in shown.items()})
     bars = figures.bar_chart(run_dir / "class_distribution.png", counts, names, "exemples",
                              title=f"{meta['name']} : histogramme de la cible" if regression else
-                             f"{meta['name']} : distribution des classes (déséquilibre train {imbalance:.2f})")
+                             f"{meta['name']} : distribution des classes (déséquilibre train "
+                             f"{format(imbalance, '.2f').replace('.', ',')})")
     result = {
         "dataset": {k: meta[k] for k in ("name", "source", "modality", "task", "num_classes", "input_shape", "input",
                                          "notes")},

@@ -119,7 +119,8 @@ def run(cfg: DictConfig, run_dir: Path | str) -> dict[str, Any]:
     }
     bars = figures.bar_chart(run_dir / "grad_norms.png", {"norme L2": list(norms.values())}, list(norms),
                              "norme L2 du gradient",
-                             title=f"M2 : normes des gradients après une rétropropagation (loss {loss.item():.3f})")
+                             title="M2 : normes des gradients après une rétropropagation (loss "
+                             f"{loss.item():.3f})".replace(".", ","))  # only the number has a point
     result["figures"] = [bars.name]
     checkpoint.write_json(run_dir / "sanity.json", result)
     writer = open_writer(run_dir)
