@@ -174,15 +174,29 @@ def resume_problems(state: dict[str, Any]) -> list[str]:
                                      and is_count(progress["batches_done"]) and is_count(progress["seen"])
                                      and is_number(progress["loss_sum"]) and isinstance(progress["score_counts"], dict)):
         problems.append(f"`progress` is not a partial epoch ({', '.join(sorted(PROGRESS_FIELDS))} >= 0)")
-    return problems
+    return problems + best_problems(state, history)
+
+
+def best_problems(state: dict[str, Any], history: list) -> list[str]:
+    """resume= goes on choosing best.ckpt against the best value a last.ckpt recorded: it must be a finite number,
+    the monitored value its history holds at `best_epoch` (else an edited file, or a run that diverged)."""
+    best, epoch, monitor = state.get("best_value"), state.get("best_epoch"), state.get("monitor")
+    if best is None and not history:
+        return []  # stopped before its first epoch ended: no best yet
+    if not (is_number(best) and math.isfinite(best)):
+        return [f"best_value={best!r} is not a finite number"]
+    row = history[epoch - 1] if is_count(epoch) and 1 <= epoch <= len(history) else None
+    if monitor is not None and not (isinstance(row, dict) and row.get(monitor) == best):
+        return [f"best_value={best!r} is not the {monitor} of its history at best_epoch={epoch}"]
+    return []
 
 
 def check_resumable(state: dict[str, Any], path: Path) -> None:
     """Refuse, before anything runs, a last.ckpt that resume= cannot continue exactly (see resume_problems)."""
     problems = resume_problems(state)
     if problems:
-        raise UserError(f"checkpoint {path} cannot be resumed, it is damaged or edited ({'; '.join(problems)}): "
-                        "train a new run")
+        raise UserError(f"checkpoint {path} cannot be resumed, it is damaged, edited or diverged "
+                        f"({'; '.join(problems)}): train a new run")
 
 
 @contextlib.contextmanager
@@ -194,23 +208,6 @@ def restoring(path: Path | str, field: str) -> Iterator[None]:
         reason = (str(err).strip().splitlines() or [""])[0][:200]
         raise UserError(f"checkpoint {path}: its `{field}` cannot be restored ({type(err).__name__}: {reason}): "
                         "damaged, edited, or written by another optimizer/scheduler; train a new run") from err
-
-
-def check_recorded_best(state: dict[str, Any], path: Path) -> None:
-    """resume= goes on choosing best.ckpt against the best value a last.ckpt recorded: refuse one that is not a
-    finite number or not the monitored value its history holds at `best_epoch` (an edited file, a diverged run)."""
-    best, epoch, history, monitor = (state.get(k) for k in ("best_value", "best_epoch", "history", "monitor"))
-    if best is None and not history:
-        return  # stopped before its first epoch ended: no best yet
-    row = history[epoch - 1] if isinstance(epoch, int) and 1 <= epoch <= len(history or []) else None
-    if isinstance(best, bool) or not isinstance(best, (int, float)) or not math.isfinite(best):
-        problem = f"best_value={best!r} is not a finite number"
-    elif monitor is not None and not (isinstance(row, dict) and row.get(monitor) == best):
-        problem = f"best_value={best!r} is not the {monitor} of its history at best_epoch={epoch}"
-    else:
-        return
-    raise UserError(f"checkpoint {path}: {problem} (edited, or a run that diverged): resume= would rank every later "
-                    "epoch against it; train a new run")
 
 
 def write_text(path: Path | str, text: str) -> Path:

@@ -37,7 +37,6 @@ def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, dict]:
         raise UserError(f"resume={cfg.resume}: {ckpt} is a symbolic link; resume continues the run whose dir holds "
                         "the checkpoint itself")
     checkpoint.check_resumable(state, ckpt)
-    checkpoint.check_recorded_best(state, ckpt)
     overrides = command_line_overrides()
     saved = with_overrides(state["config"], cfg, overrides, skip=("resume",), source=f"checkpoint {ckpt}")
     check_same_split(state["config"], saved, "resume= continues on")
